@@ -1,0 +1,251 @@
+"""Analyse one video: frames -> mapped analysis -> OpenSearch detections, segments, video document."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from reko.assets import VIDEO_ANALYSED
+from reko.config import ANALYSES, BACKENDS, REPO_ROOT, default_backend
+
+DOC_MD = """
+### video_analysis
+Turns one video into searchable frames.
+
+1. **probe** checks the Params and reads the video (duration, fps, size); anything that is not a
+   readable video fails here, before anything is written.
+2. **extract_frames** cuts frame images every `frame_interval_s` (local: ffmpeg; aws: MediaConvert
+   frame capture; same names and timestamps).
+3. **analyse_frames** runs once per batch of frames (named by frame range). Each frame's result is
+   stored next to the frames; clearing a failed batch re-analyses only frames without a result.
+4. **load_detections** indexes every stored result (also after partial failure), **build_segments**
+   merges them into appearance segments, **write_video_document** records the summary and announces
+   the `reko_video_analysed` asset.
+"""
+
+SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
+
+
+def _fail_without_retry(exc: Exception) -> None:
+    """Bad input will not get better on retry: fail the task at once, with the message."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id="video_analysis",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=8,
+    tags=["reko", "video"],
+    doc_md=DOC_MD,
+    default_args={"owner": "reko", "retries": 2, "retry_delay": timedelta(seconds=15)},
+    params={
+        "video_uri": Param(
+            SAMPLE_URI,
+            type="string",
+            title="Video URI",
+            description="The video to analyse: file:///path/video.mp4 or s3://bucket/key.mp4.",
+            minLength=8,
+        ),
+        "backend": Param(
+            default_backend(),
+            type="string",
+            enum=list(BACKENDS),
+            title="Backend",
+            description="local: ffmpeg and packaged models; aws: MediaConvert and Rekognition.",
+        ),
+        "frame_interval_s": Param(
+            1.0,
+            type="number",
+            minimum=0.04,
+            maximum=3600,
+            title="Frame interval (s)",
+            description="Seconds between captured frames (MediaConvert frame-capture rate).",
+        ),
+        "analyses": Param(
+            ["text"],
+            type="array",
+            items={"type": "string", "enum": list(ANALYSES)},
+            uniqueItems=True,
+            minItems=1,
+            title="Analyses",
+            description="What to detect in each frame: text (bib numbers, captions), faces, labels.",
+        ),
+        "min_confidence": Param(
+            50.0,
+            type="number",
+            minimum=0,
+            maximum=100,
+            title="Minimum confidence (%)",
+            description="Detections below this confidence are not indexed (results keep them).",
+        ),
+        "batch_size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Frames per batch",
+            description="Frames per mapped analysis task. Empty: chosen from the frame count.",
+        ),
+        "reprocess_frames": Param(
+            [],
+            type="array",
+            items={"type": "integer", "minimum": 0},
+            title="Frames to re-analyse",
+            description="Frame indexes to analyse again even if a stored result exists.",
+        ),
+    },
+)
+def video_analysis() -> None:
+    @task(retries=0)
+    def probe(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from reko.config import work_uri
+        from reko.pipeline import RunConfig, probe_video
+
+        try:
+            cfg = RunConfig.from_params(params or {})
+            return {"cfg": cfg.__dict__, **probe_video(cfg, work_uri())}
+        except (ValueError, NotImplementedError) as exc:
+            _fail_without_retry(exc)
+
+    @task
+    def extract_frames(probed: dict[str, Any]) -> dict[str, Any]:
+        from reko.media import InvalidVideoError, VideoInfo
+        from reko.pipeline import RunConfig, extract
+        from reko.storage import VideoStore
+
+        try:
+            return extract(
+                RunConfig(**probed["cfg"]), VideoStore(**probed["store"]), VideoInfo(**probed["info"])
+            )
+        except InvalidVideoError as exc:
+            _fail_without_retry(exc)
+
+    @task
+    def plan_batches(manifest: dict[str, Any], probed: dict[str, Any]) -> list[dict[str, int]]:
+        from reko.pipeline import plan_batches as plan
+
+        batches = plan(manifest["frame_count"], probed["cfg"]["batch_size"])
+        print(f"{manifest['frame_count']} frames in {len(batches)} batches")
+        return batches
+
+    @task(map_index_template="{{ batch_label }}")
+    def analyse_frames(batch: dict[str, int], probed: dict[str, Any]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        from reko.pipeline import RunConfig, analyse_batch
+        from reko.storage import VideoStore
+
+        context = get_current_context()
+        context["batch_label"] = f"frames {batch['start']}-{batch['end'] - 1}"  # type: ignore[typeddict-unknown-key]
+        cfg = RunConfig(**probed["cfg"])
+        started = context["dag_run"].start_date
+        report = analyse_batch(
+            VideoStore(**probed["store"]),
+            batch["start"],
+            batch["end"],
+            backend=cfg.backend,
+            analyses=cfg.analyses,
+            interval_s=cfg.frame_interval_s,
+            reprocess=cfg.reprocess_frames,
+            not_before=started.isoformat() if started else None,
+        )
+        context["ti"].xcom_push(key="report", value=report)
+        print(
+            f"analysed {report['made']}, skipped {report['skipped']} (cached), failed {len(report['failed'])}"
+        )
+        if report["failed"]:
+            for failure in report["failed"]:
+                print(f"frame {failure['frame_index']} ({failure['kind']}): {failure['reason']}")
+            message = f"{len(report['failed'])} of {batch['end'] - batch['start']} frames failed"
+            if any(f.get("retryable") for f in report["failed"]):
+                raise AirflowException(message)
+            raise AirflowFailException(message + "; retrying will not help (see reasons above)")
+        return report
+
+    @task(trigger_rule="all_done")
+    def load_detections() -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from reko.index.client import IndexNames, get_client
+        from reko.pipeline import load_detections as load
+        from reko.storage import VideoStore
+
+        ti = get_current_context()["ti"]
+        probed, manifest = ti.xcom_pull(task_ids="probe"), ti.xcom_pull(task_ids="extract_frames")
+        if not probed or not manifest:
+            raise AirflowSkipException("no frames were extracted: nothing to index")
+        cfg = probed["cfg"]
+        return load(
+            get_client(),
+            IndexNames.current(),
+            VideoStore(**probed["store"]),
+            frame_count=manifest["frame_count"],
+            backend=cfg["backend"],
+            analyses=cfg["analyses"],
+            min_confidence=cfg["min_confidence"],
+        )
+
+    @task
+    def build_segments(probed: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+        from reko.index.client import IndexNames, get_client
+        from reko.pipeline import load_segments
+        from reko.storage import VideoStore
+
+        cfg = probed["cfg"]
+        return load_segments(
+            get_client(),
+            IndexNames.current(),
+            VideoStore(**probed["store"]),
+            backend=cfg["backend"],
+            analyses=cfg["analyses"],
+        )
+
+    @task(outlets=[VIDEO_ANALYSED])
+    def write_video_document(
+        probed: dict[str, Any], manifest: dict[str, Any], loaded: dict[str, Any], segments: dict[str, Any]
+    ) -> dict[str, Any]:
+        from reko.index.client import IndexNames, get_client
+        from reko.media import VideoInfo
+        from reko.pipeline import RunConfig, video_document
+        from reko.storage import VideoStore
+
+        context = get_current_context()
+        reports = context["ti"].xcom_pull(task_ids="analyse_frames", key="report")
+        doc = video_document(
+            cfg=RunConfig(**probed["cfg"]),
+            store=VideoStore(**probed["store"]),
+            info=VideoInfo(**probed["info"]),
+            manifest=manifest,
+            load=loaded,
+            segments=segments,
+            batch_reports=reports if isinstance(reports, list) else [reports],
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+        )
+        names = IndexNames.current()
+        get_client().index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
+        context["outlet_events"][VIDEO_ANALYSED].extra = {
+            "video_id": doc["video_id"],
+            "source_uri": doc["source_uri"],
+            "status": doc["status"],
+            "frame_count": doc["frame_count"],
+            **doc["counts"],
+        }
+        print(f"{doc['video_id']}: {doc['status']}, {doc['counts']}, calls {doc['api_calls']}")
+        return {k: doc[k] for k in ("video_id", "status", "counts", "api_calls")}
+
+    probed = probe()
+    manifest = extract_frames(probed)
+    analysed = analyse_frames.partial(probed=probed).expand(batch=plan_batches(manifest, probed))
+    loaded = load_detections()
+    analysed >> loaded
+    write_video_document(probed, manifest, loaded, build_segments(probed, loaded))
+
+
+video_analysis()

@@ -1,0 +1,43 @@
+"""Runtime settings read from the environment, with defaults that work out of the box.
+
+Kept free of Airflow imports so DAG files can read defaults at parse time cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = ("local", "aws")
+ANALYSES = ("text", "faces", "labels")
+
+
+def default_backend() -> str:
+    """The backend a run uses when its Param is left alone (`REKO_BACKEND`, else `local`)."""
+    backend = os.environ.get("REKO_BACKEND", "local")
+    if backend not in BACKENDS:
+        raise ValueError(f"REKO_BACKEND={backend!r} is not one of {BACKENDS}")
+    return backend
+
+
+def work_uri() -> str:
+    """Where frames and per-frame results are stored (`REKO_WORK_URI`)."""
+    return os.environ.get("REKO_WORK_URI", (REPO_ROOT / ".data" / "work").as_uri())
+
+
+def index_prefix() -> str:
+    """Prefix of the OpenSearch indices, so several deployments (or test runs) share a cluster."""
+    return os.environ.get("REKO_INDEX_PREFIX", "reko")
+
+
+def opensearch_conn_id() -> str:
+    return os.environ.get("REKO_OPENSEARCH_CONN_ID", "opensearch_default")
+
+
+def analyser_override(kind: str) -> str | None:
+    """A `module:Class` path replacing the local analyser for `kind` (`REKO_LOCAL_<KIND>_ANALYSER`).
+
+    Lets a deployment plug in its own model without editing code.
+    """
+    return os.environ.get(f"REKO_LOCAL_{kind.upper()}_ANALYSER") or None

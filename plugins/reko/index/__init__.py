@@ -1,0 +1,1 @@
+"""The OpenSearch side: index templates, documents with deterministic ids, segments, bulk loading."""

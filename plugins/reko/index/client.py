@@ -1,0 +1,68 @@
+"""OpenSearch access through an Airflow connection, and the index names of the contract."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from reko.config import REPO_ROOT, index_prefix, opensearch_conn_id
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+TEMPLATE_DIR = REPO_ROOT / "include" / "index_templates"
+INDEX_KINDS = ("detections", "segments", "videos")
+
+
+@dataclass(frozen=True)
+class IndexNames:
+    """The three indices of the contract, under one prefix."""
+
+    prefix: str
+
+    @property
+    def detections(self) -> str:
+        return f"{self.prefix}-detections"
+
+    @property
+    def segments(self) -> str:
+        return f"{self.prefix}-segments"
+
+    @property
+    def videos(self) -> str:
+        return f"{self.prefix}-videos"
+
+    @classmethod
+    def current(cls) -> IndexNames:
+        return cls(index_prefix())
+
+
+def get_client(conn_id: str | None = None) -> OpenSearch:
+    """A client from the Airflow connection (opensearch provider's hook: host, port, auth, TLS)."""
+    from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
+
+    hook = OpenSearchHook(open_search_conn_id=conn_id or opensearch_conn_id(), log_query=False)
+    return hook.client
+
+
+@cache
+def _template_text(kind: str) -> str:
+    return (TEMPLATE_DIR / f"{kind}.json").read_text()
+
+
+def index_template(kind: str, prefix: str) -> dict:
+    """The shipped template for `kind`, its patterns bound to `prefix`."""
+    return json.loads(_template_text(kind).replace("{{prefix}}", prefix))
+
+
+def ensure_templates(client: OpenSearch, names: IndexNames) -> None:
+    """Install the templates and create the indices (idempotent), so mappings are never guessed."""
+    for kind in INDEX_KINDS:
+        client.indices.put_index_template(
+            name=f"{names.prefix}-{kind}", body=index_template(kind, names.prefix)
+        )
+        index = getattr(names, kind)
+        if not client.indices.exists(index=index):
+            client.indices.create(index=index, params={"ignore": 400})

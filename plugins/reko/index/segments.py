@@ -1,0 +1,77 @@
+"""Merge detections of one value into continuous appearance segments.
+
+Two sightings of a value belong to one segment when they are at most `gap_factor` x the
+capture interval apart (default 1.2: one missed frame splits a segment, jitter does not).
+The input arrives sorted by (value, time), so only the open segment is held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_GAP_FACTOR = 1.2
+
+
+@dataclass(frozen=True)
+class Sighting:
+    value_norm: str
+    value: str
+    frame_index: int
+    timestamp_ms: int
+    confidence: float
+    frame_uri: str
+
+
+def segment_id(video_id: str, kind: str, value_norm: str, start_frame: int) -> str:
+    digest = hashlib.sha1(value_norm.encode()).hexdigest()[:12]
+    return f"{video_id}:{kind}:{digest}:{start_frame:07d}"
+
+
+def build_segments(
+    sightings: Iterable[Sighting],
+    *,
+    video_id: str,
+    kind: str,
+    backend: str,
+    interval_ms: int,
+    gap_factor: float = DEFAULT_GAP_FACTOR,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (id, segment document) from sightings sorted by value_norm then time."""
+    max_gap = gap_factor * interval_ms
+    run: list[Sighting] = []
+    for s in sightings:
+        if run and (s.value_norm != run[-1].value_norm or s.timestamp_ms - run[-1].timestamp_ms > max_gap):
+            yield _segment(run, video_id, kind, backend)
+            run = []
+        if run and s.frame_index == run[-1].frame_index:
+            if s.confidence > run[-1].confidence:
+                run[-1] = s  # the same value twice in a frame: keep the better sighting
+            continue
+        run.append(s)
+    if run:
+        yield _segment(run, video_id, kind, backend)
+
+
+def _segment(run: list[Sighting], video_id: str, kind: str, backend: str) -> tuple[str, dict[str, Any]]:
+    first, last = run[0], run[-1]
+    best = max(run, key=lambda s: (s.confidence, -s.frame_index))
+    doc = {
+        "video_id": video_id,
+        "kind": kind,
+        "value": best.value,
+        "value_norm": first.value_norm,
+        "start_ms": first.timestamp_ms,
+        "end_ms": last.timestamp_ms,
+        "duration_ms": last.timestamp_ms - first.timestamp_ms,
+        "start_frame": first.frame_index,
+        "end_frame": last.frame_index,
+        "frame_count": len(run),
+        "best_confidence": round(best.confidence, 3),
+        "thumbnail_frame_index": best.frame_index,
+        "thumbnail_uri": best.frame_uri,
+        "backend": backend,
+    }
+    return segment_id(video_id, kind, first.value_norm, first.frame_index), doc

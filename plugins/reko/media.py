@@ -1,0 +1,180 @@
+"""Video probing and frame extraction with ffmpeg, following MediaConvert frame-capture rules.
+
+MediaConvert's FRAME_CAPTURE output writes `<name>.NNNNNNN.jpg` (0-based, 7 digits) and capture i
+is taken at i x Denominator/Numerator seconds. The local backend reproduces both, so everything
+downstream sees the same frame indexes and timestamps whichever backend cut the frames.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+FRAME_INDEX_DIGITS = 7
+FRAME_NAME_RE = re.compile(r"^(?P<stem>.+)\.(?P<index>\d{7})\.jpg$")
+# Frames captured this long before their nominal time still count, absorbing timebase rounding.
+_CAPTURE_TOLERANCE_S = 0.0005
+
+
+class InvalidVideoError(ValueError):
+    """The input is not a readable video; the message names the input and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the pipeline needs to know about a source video."""
+
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+    size_bytes: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def capture_rate(interval_s: float) -> Fraction:
+    """Frame-capture rate as MediaConvert's FramerateNumerator/FramerateDenominator."""
+    if not interval_s or interval_s <= 0:
+        raise ValueError(f"frame_interval_s must be positive, got {interval_s!r}")
+    rate = Fraction(1) / Fraction(str(interval_s))
+    return rate.limit_denominator(1001)
+
+
+def frame_timestamp_ms(index: int, interval_s: float) -> int:
+    """Capture time of frame `index` in milliseconds: index x Denominator/Numerator seconds."""
+    return round(Fraction(index) / capture_rate(interval_s) * 1000)
+
+
+def expected_frame_count(duration_s: float, interval_s: float) -> int:
+    """Captures at 0, I, 2I, ... strictly before the end of the video."""
+    period = 1 / capture_rate(interval_s)
+    count = 0
+    while count * period < Fraction(str(duration_s)) - Fraction(_CAPTURE_TOLERANCE_S):
+        count += 1
+    return max(count, 1)
+
+
+def frame_name(stem: str, index: int) -> str:
+    return f"{stem}.{index:0{FRAME_INDEX_DIGITS}d}.jpg"
+
+
+def frame_stem(video_name: str) -> str:
+    """MediaConvert names captures after the input file's base name, without its extension."""
+    stem = Path(video_name).stem or "frame"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem)
+
+
+def parse_frame_name(name: str) -> tuple[str, int] | None:
+    match = FRAME_NAME_RE.match(name)
+    return (match["stem"], int(match["index"])) if match else None
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no error output"
+
+
+def probe(path: Path, label: str) -> VideoInfo:
+    """Read duration, frame rate and size, and check the end of the video decodes.
+
+    `label` is what the user passed (the URI), so errors name it rather than a temp path.
+    A file with its index up front but cut short passes ffprobe, so the last second is decoded too.
+    """
+    if not path.exists():
+        raise InvalidVideoError(f"video not found: {label}")
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidVideoError(f"video is empty (0 bytes): {label}")
+    result = _run(["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)])
+    if result.returncode != 0:
+        raise InvalidVideoError(f"not a readable video: {label}: {_last_line(result.stderr)}")
+    meta = json.loads(result.stdout or b"{}")
+    video = next((s for s in meta.get("streams", []) if s.get("codec_type") == "video"), None)
+    if video is None or video.get("codec_name") in {None, "mjpeg", "png"} and _is_still(meta):
+        raise InvalidVideoError(f"no video stream in {label}")
+    duration = _float(meta.get("format", {}).get("duration")) or _float(video.get("duration"))
+    if not duration or duration <= 0:
+        raise InvalidVideoError(f"cannot determine the duration of {label}")
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    if not fps:
+        raise InvalidVideoError(f"cannot determine the frame rate of {label}")
+    info = VideoInfo(
+        duration_s=round(duration, 6),
+        fps=round(fps, 6),
+        width=int(video.get("width") or 0),
+        height=int(video.get("height") or 0),
+        codec=str(video.get("codec_name")),
+        size_bytes=size,
+    )
+    _check_tail_decodes(path, label, info)
+    return info
+
+
+def _is_still(meta: dict) -> bool:
+    return meta.get("format", {}).get("format_name", "").startswith(("image2", "png_pipe", "jpeg"))
+
+
+def _check_tail_decodes(path: Path, label: str, info: VideoInfo) -> None:
+    start = max(0.0, info.duration_s - 1.5)
+    result = _run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-ss", f"{start:.3f}", "-i", str(path)]
+        + ["-map", "0:v:0", "-frames:v", "1", "-s", "16x16", "-pix_fmt", "gray"]
+        + ["-f", "rawvideo", "-"]
+    )
+    if len(result.stdout) < 256:
+        detail = _last_line(result.stderr) if result.stderr else "no frame could be decoded"
+        raise InvalidVideoError(
+            f"video is truncated or damaged: {label}: its last second does not decode ({detail})"
+        )
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate(value: str | None) -> float | None:
+    if not value or value in {"0/0", "0/1"}:
+        return None
+    try:
+        return float(Fraction(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def extract_frames(source: Path, out_dir: Path, stem: str, interval_s: float, jpeg_quality: int = 3) -> int:
+    """Write captures i = 0, 1, ... as `<stem>.NNNNNNN.jpg` into `out_dir`; return how many.
+
+    Capture i is the first decoded frame whose zero-based time is at or after i x interval,
+    the same instant MediaConvert captures. ffmpeg streams frames straight to disk, so memory
+    does not grow with the video's length.
+    """
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg is not installed (apt-get install ffmpeg)")
+    rate = capture_rate(interval_s)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    select = (
+        f"setpts=PTS-STARTPTS,"
+        f"select='gte(t\\,selected_n*{rate.denominator}/{rate.numerator}-{_CAPTURE_TOLERANCE_S})'"
+    )
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source), "-map", "0:v:0"]
+    cmd += ["-vf", select, "-fps_mode", "passthrough", "-q:v", str(jpeg_quality)]
+    cmd += ["-start_number", "0", str(out_dir / f"{stem}.%0{FRAME_INDEX_DIGITS}d.jpg")]
+    result = _run(cmd)
+    if result.returncode != 0:
+        raise InvalidVideoError(f"frame extraction failed for {source.name}: {_last_line(result.stderr)}")
+    return sum(1 for p in out_dir.iterdir() if parse_frame_name(p.name))

@@ -1,0 +1,461 @@
+"""The steps of `video_analysis` as plain functions, so tests and benchmarks call them directly.
+
+The DAG file only wires these into tasks; nothing here needs a running Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
+from reko.config import ANALYSES
+from reko.index.client import IndexNames, ensure_templates
+from reko.index.docs import detection_docs
+from reko.index.segments import Sighting, build_segments
+from reko.media import (
+    InvalidVideoError,
+    VideoInfo,
+    expected_frame_count,
+    extract_frames,
+    frame_timestamp_ms,
+    parse_frame_name,
+    probe,
+)
+from reko.storage import VideoStore, local_copy, local_path, parse_uri, read_json, write_json
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+log = logging.getLogger(__name__)
+
+MAX_BATCHES = 500  # well under Airflow's default max_map_length of 1024
+MAX_FAILED_FRAMES_IN_DOC = 1000
+FRAME_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's validated Params."""
+
+    video_uri: str
+    backend: str
+    frame_interval_s: float
+    analyses: list[str]
+    min_confidence: float
+    batch_size: int | None = None
+    reprocess_frames: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RunConfig:
+        """Check every Param and say exactly which one is wrong."""
+        uri = params.get("video_uri")
+        parse_uri(uri or "")
+        interval = float(params.get("frame_interval_s") or 0)
+        if not 0.04 <= interval <= 3600:
+            raise ValueError(f"frame_interval_s must be between 0.04 and 3600 s, got {interval}")
+        analyses = list(params.get("analyses") or [])
+        check_available(params.get("backend", ""), analyses)
+        confidence = float(params.get("min_confidence", 0))
+        if not 0 <= confidence <= 100:
+            raise ValueError(f"min_confidence must be between 0 and 100, got {confidence}")
+        batch_size = params.get("batch_size")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        frames = [int(i) for i in params.get("reprocess_frames") or []]
+        if any(i < 0 for i in frames):
+            raise ValueError(f"reprocess_frames must be frame indexes >= 0, got {frames}")
+        return cls(
+            video_uri=uri,
+            backend=params["backend"],
+            frame_interval_s=interval,
+            analyses=[a for a in ANALYSES if a in analyses],
+            min_confidence=confidence,
+            batch_size=int(batch_size) if batch_size is not None else None,
+            reprocess_frames=sorted(set(frames)),
+        )
+
+
+def probe_video(cfg: RunConfig, work_uri: str) -> dict[str, Any]:
+    """Read the video's facts; a clear error for anything that is not a readable video."""
+    source = parse_uri(cfg.video_uri)
+    store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
+    with local_copy(source) as path:
+        info = probe(path, cfg.video_uri)
+    return {"store": asdict(store), "info": info.as_dict()}
+
+
+def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
+    """Cut frames once per video and interval; a manifest written last marks them complete."""
+    manifest = read_json(store.manifest)
+    if manifest and manifest.get("source_size") == info.size_bytes:
+        log.info("frames already extracted for %s (%d frames)", store.video_id, manifest["frame_count"])
+        return manifest
+    started = time.monotonic()
+    with local_copy(parse_uri(cfg.video_uri)) as source:
+        frames_dir = local_path(store.frames_dir)
+        if frames_dir is not None:
+            count = extract_frames(source, frames_dir, store.stem, cfg.frame_interval_s)
+        else:
+            count = _extract_and_upload(source, store, cfg.frame_interval_s)
+    expected = expected_frame_count(info.duration_s, cfg.frame_interval_s)
+    if count == 0:
+        raise InvalidVideoError(f"no frames could be decoded from {cfg.video_uri}")
+    if abs(count - expected) > 1:
+        log.warning("extracted %d frames, expected %d from the duration", count, expected)
+    manifest = {
+        "video_id": store.video_id,
+        "frame_count": count,
+        "frames_uri": str(store.frames_dir),
+        "stem": store.stem,
+        "interval_ms": store.interval_ms,
+        "source_uri": cfg.video_uri,
+        "source_size": info.size_bytes,
+        "extract_s": round(time.monotonic() - started, 3),
+    }
+    write_json(store.manifest, manifest)
+    return manifest
+
+
+def _extract_and_upload(source: Any, store: VideoStore, interval_s: float) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="reko-frames-") as tmp:
+        count = extract_frames(source, Path(tmp), store.stem, interval_s)
+        for path in sorted(Path(tmp).iterdir()):
+            parsed = parse_frame_name(path.name)
+            if parsed:
+                with path.open("rb") as src, store.frame(parsed[1]).open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    return count
+
+
+def auto_batch_size(frame_count: int) -> int:
+    """About 8+ batches for short videos, ~100 frames a batch for long ones, never > MAX_BATCHES.
+
+    Each mapped task costs ~0.1-0.2 s of scheduling plus a model load, so one task per frame wastes
+    minutes per video; ~100 frames a task amortises it while still spreading over workers.
+    """
+    size = min(100, max(10, math.ceil(frame_count / 8)))
+    return max(size, math.ceil(frame_count / MAX_BATCHES))
+
+
+def plan_batches(frame_count: int, batch_size: int | None) -> list[dict[str, int]]:
+    size = batch_size or auto_batch_size(frame_count)
+    if math.ceil(frame_count / size) > MAX_BATCHES:
+        raise ValueError(
+            f"batch_size {size} gives {math.ceil(frame_count / size)} batches for {frame_count} frames;"
+            f" the limit is {MAX_BATCHES}: raise batch_size or leave it empty"
+        )
+    return [{"start": s, "end": min(s + size, frame_count)} for s in range(0, frame_count, size)]
+
+
+def analyse_batch(
+    store: VideoStore,
+    start: int,
+    end: int,
+    *,
+    backend: str,
+    analyses: list[str],
+    interval_s: float,
+    reprocess: Iterable[int] = (),
+    not_before: str | None = None,
+    analysis_factory: Callable[[str, str], Analysis] = get_analysis,
+) -> dict[str, Any]:
+    """Analyse frames [start, end) that have no stored result; record each failure with its reason.
+
+    `reprocess` frames are analysed again unless their result is newer than `not_before` (the run's
+    start), so a retried task does not redo a re-analysis it already finished.
+    """
+    again = set(reprocess)
+    bound: dict[str, Analysis] = {}
+    report: dict[str, Any] = {"start": start, "end": end, "made": 0, "skipped": 0, "failed": []}
+    for index in range(start, end):
+        for kind in analyses:
+            result_path = store.result(backend, kind, index)
+            if _is_cached(result_path, index in again, not_before):
+                report["skipped"] += 1
+                continue
+            if kind not in bound:
+                bound[kind] = analysis_factory(backend, kind)
+            outcome = _analyse_frame(store, index, bound[kind], interval_s)
+            report["made"] += outcome["calls"]
+            error_path = store.error(backend, kind, index)
+            if "error" in outcome:
+                failure = {"frame_index": index, "kind": kind, "reason": outcome["error"]}
+                failure["retryable"] = outcome["retryable"]
+                write_json(error_path, failure)
+                report["failed"].append(failure)
+                continue
+            write_json(result_path, outcome["result"])
+            if error_path.exists():
+                error_path.unlink()
+    return report
+
+
+def _is_cached(result_path: Any, reprocess: bool, not_before: str | None) -> bool:
+    if not reprocess:
+        return result_path.exists()
+    if not_before is None:
+        return False
+    cached = read_json(result_path)
+    return bool(cached) and cached.get("analysed_at", "") >= not_before
+
+
+def _analyse_frame(store: VideoStore, index: int, analysis: Analysis, interval_s: float) -> dict[str, Any]:
+    frame = store.frame(index)
+    try:
+        image = frame.read_bytes()
+    except FileNotFoundError:
+        return {"calls": 0, "retryable": False, "error": f"frame image missing: {frame}"}
+    calls = 0
+    for attempt in range(1, FRAME_ATTEMPTS + 1):
+        calls += 1
+        try:
+            response = analysis.run(image)
+            break
+        except RetryableAnalysisError as exc:
+            if attempt == FRAME_ATTEMPTS:
+                reason = f"{type(exc).__name__} after {attempt} attempts: {exc}"
+                return {"calls": calls, "retryable": True, "error": reason}
+            time.sleep(2 ** (attempt - 1))
+        except Exception as exc:  # noqa: BLE001 - any analyser failure is recorded against its frame
+            log.warning("frame %d (%s) failed: %s", index, analysis.kind, exc)
+            return {"calls": calls, "retryable": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "calls": calls,
+        "result": {
+            "frame_index": index,
+            "timestamp_ms": frame_timestamp_ms(index, interval_s),
+            "frame_uri": str(frame),
+            "kind": analysis.kind,
+            "backend": analysis.backend,
+            "model": analysis.model_version,
+            "analysed_at": datetime.now(UTC).isoformat(),
+            "response": response,
+        },
+    }
+
+
+def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]]) -> int:
+    """Stream actions in bounded requests; back off on 429; fail loudly on any rejected document."""
+    from opensearchpy.helpers import streaming_bulk
+
+    done, errors = 0, []
+    for ok, item in streaming_bulk(
+        client,
+        actions,
+        chunk_size=500,
+        max_chunk_bytes=5 * 1024 * 1024,
+        max_retries=6,
+        initial_backoff=1,
+        max_backoff=30,
+        raise_on_error=False,
+    ):
+        if ok:
+            done += 1
+        elif len(errors) < 5:
+            errors.append(item)
+        else:
+            errors.append(None)
+    if errors:
+        shown = [e for e in errors if e]
+        raise RuntimeError(f"{len(errors)} documents were rejected by OpenSearch, e.g. {shown}")
+    return done
+
+
+def load_detections(
+    client: OpenSearch,
+    names: IndexNames,
+    store: VideoStore,
+    *,
+    frame_count: int,
+    backend: str,
+    analyses: list[str],
+    min_confidence: float,
+) -> dict[str, Any]:
+    """Index every stored result, record every failed frame, then delete this video's stale ids.
+
+    Reads results from storage rather than XCom, so what a failed batch did finish is indexed
+    and a re-run converges to the same index as a clean run.
+    """
+    ensure_templates(client, names)
+    counts: dict[str, list[int]] = {kind: [0] * frame_count for kind in analyses}
+    failed: list[dict[str, Any]] = []
+    frames_with_results = set()
+    models: set[str] = set()
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for index in range(frame_count):
+            for kind in analyses:
+                result = read_json(store.result(backend, kind, index))
+                if result is None:
+                    error = read_json(store.error(backend, kind, index)) or {}
+                    reason = error.get("reason", "not analysed (its batch did not run to the end)")
+                    failed.append({"frame_index": index, "kind": kind, "reason": reason})
+                    continue
+                frames_with_results.add(index)
+                models.add(result["model"])
+                docs = detection_docs(
+                    video_id=store.video_id,
+                    frame_index=index,
+                    timestamp_ms=result["timestamp_ms"],
+                    frame_uri=result["frame_uri"],
+                    kind=kind,
+                    response=result["response"],
+                    backend=result["backend"],
+                    model=result["model"],
+                    min_confidence=min_confidence,
+                )
+                counts[kind][index] = len(docs)
+                for doc_id, doc in docs:
+                    yield {"_index": names.detections, "_id": doc_id, "_source": doc}
+
+    indexed = _bulk(client, actions())
+    stale = _delete_stale(
+        client,
+        names.detections,
+        store.video_id,
+        lambda hit: (
+            hit["_source"]["ordinal"]
+            >= _count_at(counts, hit["_source"]["kind"], hit["_source"]["frame_index"])
+        ),
+        ["kind", "frame_index", "ordinal"],
+    )
+    client.indices.refresh(index=names.detections)
+    log.info("indexed %d detections, deleted %d stale, %d failed frames", indexed, stale, len(failed))
+    return {
+        "detections": indexed,
+        "stale_deleted": stale,
+        "frames_with_results": len(frames_with_results),
+        "failed_frames": failed,
+        "models": sorted(models),
+    }
+
+
+def _count_at(counts: dict[str, list[int]], kind: str, index: int) -> int:
+    per_frame = counts.get(kind)
+    return per_frame[index] if per_frame is not None and index < len(per_frame) else 0
+
+
+def _delete_stale(
+    client: OpenSearch,
+    index: str,
+    video_id: str,
+    is_stale: Callable[[dict[str, Any]], bool],
+    fields: list[str] | None = None,
+) -> int:
+    """Delete this video's documents that the load just done did not write (scan, bulk delete)."""
+    from opensearchpy.helpers import scan
+
+    client.indices.refresh(index=index)
+    hits = scan(
+        client,
+        index=index,
+        query={"query": {"term": {"video_id": video_id}}, "_source": fields or False},
+        size=1000,
+    )
+    return _bulk(
+        client,
+        ({"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits if is_stale(h)),
+    )
+
+
+def _sightings(client: OpenSearch, index: str, video_id: str, kind: str) -> Iterator[Sighting]:
+    """This video's detections of `kind`, sorted by value then time, paged with search_after."""
+    filters: list[dict] = [{"term": {"video_id": video_id}}, {"term": {"kind": kind}}]
+    if kind == "text":
+        filters.append({"term": {"text_type": "WORD"}})  # bibs are words; lines would double them
+    body: dict[str, Any] = {
+        "size": 2000,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"value_norm": "asc"}, {"frame_index": "asc"}, {"ordinal": "asc"}],
+        "_source": ["value", "value_norm", "frame_index", "timestamp_ms", "confidence", "frame_uri"],
+    }
+    while True:
+        hits = client.search(index=index, body=body)["hits"]["hits"]
+        for hit in hits:
+            yield Sighting(**hit["_source"])
+        if len(hits) < body["size"]:
+            return
+        body["search_after"] = hits[-1]["sort"]
+
+
+def load_segments(
+    client: OpenSearch,
+    names: IndexNames,
+    store: VideoStore,
+    *,
+    backend: str,
+    analyses: list[str],
+) -> dict[str, Any]:
+    """Merge this video's indexed detections into segments, replace its old segments."""
+    emitted: set[str] = set()
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for kind in analyses:
+            sightings = _sightings(client, names.detections, store.video_id, kind)
+            for seg_id, doc in build_segments(
+                sightings, video_id=store.video_id, kind=kind, backend=backend, interval_ms=store.interval_ms
+            ):
+                emitted.add(seg_id)
+                yield {"_index": names.segments, "_id": seg_id, "_source": doc}
+
+    indexed = _bulk(client, actions())
+    stale = _delete_stale(client, names.segments, store.video_id, lambda hit: hit["_id"] not in emitted)
+    client.indices.refresh(index=names.segments)
+    return {"segments": indexed, "stale_deleted": stale}
+
+
+def video_document(
+    *,
+    cfg: RunConfig,
+    store: VideoStore,
+    info: VideoInfo,
+    manifest: dict[str, Any],
+    load: dict[str, Any],
+    segments: dict[str, Any],
+    batch_reports: Iterable[dict[str, Any] | None],
+    dag_id: str,
+    run_id: str,
+) -> dict[str, Any]:
+    """The per-video summary the search page, Dashboards and the clip DAG read."""
+    reports = [r for r in batch_reports if r]
+    failed = load["failed_frames"]
+    return {
+        "video_id": store.video_id,
+        "source_uri": cfg.video_uri,
+        "frames_uri": manifest["frames_uri"],
+        "duration_ms": round(info.duration_s * 1000),
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "frame_interval_ms": store.interval_ms,
+        "frame_count": manifest["frame_count"],
+        "status": "complete" if not failed else "partial",
+        "backend": cfg.backend,
+        "analyses": cfg.analyses,
+        "models": load["models"],
+        "min_confidence": cfg.min_confidence,
+        "counts": {
+            "detections": load["detections"],
+            "segments": segments["segments"],
+            "frames_with_results": load["frames_with_results"],
+            "failed_frames": len(failed),
+        },
+        "failed_frames": failed[:MAX_FAILED_FRAMES_IN_DOC],
+        "api_calls": {
+            "made": sum(r["made"] for r in reports),
+            "skipped": sum(r["skipped"] for r in reports),
+        },
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "processed_at": datetime.now(UTC).isoformat(),
+    }

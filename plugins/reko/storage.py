@@ -1,0 +1,135 @@
+"""Where a video's frames and per-frame results live, for `file://` and `s3://` alike.
+
+Layout under the work root (one folder per video and capture interval, so a new interval never
+mixes with old frames):
+
+    <root>/<video_id>/i<interval_ms>ms/frames/<stem>.NNNNNNN.jpg
+    <root>/<video_id>/i<interval_ms>ms/frames/manifest.json        written last: frames complete
+    <root>/<video_id>/i<interval_ms>ms/results/<backend>/<kind>/<stem>.NNNNNNN.json
+    <root>/<video_id>/i<interval_ms>ms/results/<backend>/<kind>/<stem>.NNNNNNN.error.json
+
+A result object is the cache that makes a retried batch skip the frames it already analysed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reko.media import InvalidVideoError, frame_name, frame_stem
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+SUPPORTED_SCHEMES = ("file", "s3")
+
+
+def parse_uri(uri: str, what: str = "video_uri") -> ObjectStoragePath:
+    """An ObjectStoragePath for a `file://` or `s3://` URI, or a clear error naming the problem."""
+    from airflow.sdk import ObjectStoragePath
+
+    if not uri or not isinstance(uri, str):
+        raise InvalidVideoError(f"{what} is empty: give a file:// or s3:// URI")
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme not in SUPPORTED_SCHEMES:
+        raise InvalidVideoError(
+            f"{what} {uri!r} has unsupported scheme {scheme or '(none)'!r}: use file:// or s3://"
+        )
+    return ObjectStoragePath(uri)
+
+
+def local_path(path: ObjectStoragePath) -> Path | None:
+    """The filesystem path behind a `file://` ObjectStoragePath, else None."""
+    return Path(path.path) if path.protocol in ("file", "local") else None
+
+
+@contextmanager
+def local_copy(path: ObjectStoragePath) -> Iterator[Path]:
+    """A local file with the object's bytes: the file itself when local, else a streamed copy."""
+    direct = local_path(path)
+    if direct is not None:
+        yield direct
+        return
+    with tempfile.TemporaryDirectory(prefix="reko-") as tmp:
+        target = Path(tmp) / (path.name or "video")
+        if not path.exists():
+            raise InvalidVideoError(f"video not found: {path}")
+        with path.open("rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, length=8 * 1024 * 1024)
+        yield target
+
+
+def video_id_for(uri: str) -> str:
+    """Stable, readable id: the file's stem plus a hash of the whole URI (same name, other folder)."""
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(uri.split("?", 1)[0]).stem.lower()).strip("-")[:48]
+    digest = hashlib.sha1(uri.encode()).hexdigest()[:10]
+    return f"{stem or 'video'}-{digest}"
+
+
+def write_json(path: ObjectStoragePath, obj: Any) -> None:
+    """Write JSON so a reader never sees half an object (rename locally; S3 PUTs are atomic)."""
+    data = json.dumps(obj, ensure_ascii=False, sort_keys=True).encode()
+    direct = local_path(path)
+    if direct is None:
+        path.write_bytes(data)
+        return
+    direct.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=direct.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, direct)
+
+
+def read_json(path: ObjectStoragePath) -> Any | None:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class VideoStore:
+    """Paths of one video's frames and results for one capture interval."""
+
+    root_uri: str
+    video_id: str
+    interval_ms: int
+    stem: str
+
+    @classmethod
+    def for_video(cls, root_uri: str, video_uri: str, interval_s: float) -> VideoStore:
+        name = video_uri.rstrip("/").rsplit("/", 1)[-1]
+        return cls(root_uri, video_id_for(video_uri), round(interval_s * 1000), frame_stem(name))
+
+    @property
+    def base(self) -> ObjectStoragePath:
+        return parse_uri(self.root_uri, "REKO_WORK_URI") / self.video_id / f"i{self.interval_ms}ms"
+
+    @property
+    def frames_dir(self) -> ObjectStoragePath:
+        return self.base / "frames"
+
+    @property
+    def manifest(self) -> ObjectStoragePath:
+        return self.frames_dir / "manifest.json"
+
+    def frame(self, index: int) -> ObjectStoragePath:
+        return self.frames_dir / frame_name(self.stem, index)
+
+    def results_dir(self, backend: str, kind: str) -> ObjectStoragePath:
+        return self.base / "results" / backend / kind
+
+    def result(self, backend: str, kind: str, index: int) -> ObjectStoragePath:
+        return self.results_dir(backend, kind) / f"{self.stem}.{index:07d}.json"
+
+    def error(self, backend: str, kind: str, index: int) -> ObjectStoragePath:
+        return self.results_dir(backend, kind) / f"{self.stem}.{index:07d}.error.json"

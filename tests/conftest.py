@@ -1,0 +1,101 @@
+"""Shared fixtures: a real OpenSearch node, an isolated Airflow home, and the sample video.
+
+The environment is set before anything imports Airflow, so every test (and every Airflow
+component a test starts) uses a throw-away AIRFLOW_HOME, work root and index prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="reko-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "REKO_WORK_URI": (_SESSION_DIR / "work").as_uri(),
+        "REKO_INDEX_PREFIX": f"reko-test-{uuid.uuid4().hex[:8]}",
+        "REKO_BACKEND": "local",
+    }
+)
+
+SAMPLE_VIDEO = REPO / "include" / "sample" / "race.mp4"
+SAMPLE_TRUTH = REPO / "include" / "sample" / "race.truth.json"
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """A real OpenSearch 2.19 node started from Maven Central jars (or OPENSEARCH_URL if set)."""
+    from reko.localdev.opensearch import build_launcher, free_port, start_node, wait_for_health
+
+    url = os.environ.get("OPENSEARCH_URL")
+    proc = None
+    if not url:
+        build_launcher()
+        port = free_port()
+        home = _SESSION_DIR / "opensearch"
+        proc = start_node(port, home, log_file=_SESSION_DIR / "opensearch.log")
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, timeout_s=180)
+    host, port = url.split("://", 1)[1].rstrip("/").split(":")
+    scheme = url.split("://", 1)[0]
+    os.environ["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = json.dumps(
+        {"conn_type": "opensearch", "host": host, "port": int(port), "extra": {"scheme": scheme}}
+    )
+    yield url
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def os_client(opensearch_url):
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(hosts=[opensearch_url], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True
+    )
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_truth() -> dict:
+    return json.loads(SAMPLE_TRUTH.read_text())
+
+
+@pytest.fixture
+def index_names():
+    from reko.index.client import IndexNames
+
+    return IndexNames.current()

@@ -39,7 +39,7 @@ SAMPLE_VIDEO = REPO / "include" / "sample" / "race.mp4"
 SAMPLE_TRUTH = REPO / "include" / "sample" / "race.truth.json"
 
 
-def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature
+def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
@@ -99,3 +99,18 @@ def index_names():
     from reko.index.client import IndexNames
 
     return IndexNames.current()
+
+
+@pytest.fixture(scope="session")
+def analysis_dag(airflow_db, opensearch_url):
+    """The `video_analysis` DAG as the DAG processor parses it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags" / "video_analysis.py")).dags["video_analysis"]
+
+
+def snapshot(client, index: str, video_id: str) -> dict[str, dict]:
+    """Every document of one video in `index`, by id."""
+    client.indices.refresh(index=index)
+    hits = client.search(index=index, body={"size": 10000, "query": {"term": {"video_id": video_id}}})
+    return {h["_id"]: h["_source"] for h in hits["hits"]["hits"]}

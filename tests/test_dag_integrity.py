@@ -46,8 +46,8 @@ def test_dag_files_import_fast_without_heavy_modules(dag_file):
     probe = (
         "import sys, time, runpy; sys.path.insert(0, 'plugins'); import airflow.sdk; t = time.perf_counter();"
         f"runpy.run_path({str(dag_file)!r}); print(time.perf_counter() - t);"
-        "heavy = [m for m in ('rapidocr', 'onnxruntime', 'cv2', 'opensearchpy', 'reko.pipeline', 'reko.media')"
-        " if m in sys.modules]; print(heavy)"
+        "heavy = ('rapidocr', 'onnxruntime', 'cv2', 'opensearchpy', 'reko.pipeline', 'reko.media');"
+        "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     seconds, heavy = out.stdout.strip().splitlines()[-2:]

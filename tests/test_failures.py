@@ -1,0 +1,146 @@
+"""Partial failure and frame-level retry; bad inputs fail the first task and write nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from reko.media import extract_frames
+from reko.storage import video_id_for
+from tests.conftest import SAMPLE_VIDEO, snapshot
+
+pytestmark = pytest.mark.slow
+FAILING_FRAMES = [3, 4, 21]  # with 5-frame batches: batches "frames 0-4" and "frames 20-24" fail
+
+
+def task_states(dag_run) -> dict[str, list[str]]:
+    states: dict[str, list[str]] = {}
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
+        states.setdefault(ti.task_id, []).append(str(ti.state))
+    return states
+
+
+def test_failed_frames_fail_their_batch_and_the_rest_is_indexed_then_a_rerun_converges(
+    analysis_dag, os_client, index_names, tmp_path, monkeypatch
+):
+    from airflow.utils.state import DagRunState
+
+    video = tmp_path / "race-copy.mp4"
+    shutil.copy(SAMPLE_VIDEO, video)
+    frames = tmp_path / "frames"
+    extract_frames(video, frames, "race-copy", 1.0)
+    hashes = [
+        hashlib.sha1((frames / f"race-copy.{i:07d}.jpg").read_bytes()).hexdigest() for i in FAILING_FRAMES
+    ]
+    fail_file, calls_log = tmp_path / "fail.json", tmp_path / "calls.log"
+    fail_file.write_text(json.dumps(hashes))
+    monkeypatch.setenv("REKO_LOCAL_TEXT_ANALYSER", "tests.support.faulty:FaultyTextAnalyser")
+    monkeypatch.setenv("REKO_TEST_FAIL_HASHES", str(fail_file))
+    monkeypatch.setenv("REKO_TEST_CALLS_LOG", str(calls_log))
+    conf = {"video_uri": video.as_uri(), "batch_size": 5}
+
+    dag_run = analysis_dag.test(run_conf=conf)
+    assert dag_run.state == DagRunState.FAILED
+    states = task_states(dag_run)
+    assert states["analyse_frames"].count("failed") == 2 and states["analyse_frames"].count("success") == 6
+    assert states["load_detections"] == ["success"] and states["write_video_document"] == ["success"]
+    video_id = video_id_for(video.as_uri())
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert doc["status"] == "partial"
+    assert [f["frame_index"] for f in doc["failed_frames"]] == FAILING_FRAMES
+    assert all("InjectedFault: injected failure" in f["reason"] for f in doc["failed_frames"])
+    indexed_frames = {
+        d["frame_index"] for d in snapshot(os_client, index_names.detections, video_id).values()
+    }
+    assert indexed_frames.isdisjoint(FAILING_FRAMES) and len(indexed_frames) > 30
+    assert len(calls_log.read_text().split()) == 38
+
+    # the fault is gone: a re-run analyses only the three frames without a result
+    fail_file.write_text("[]")
+    calls_log.write_text("")
+    dag_run = analysis_dag.test(run_conf=conf)
+    assert dag_run.state == DagRunState.SUCCESS
+    assert sorted(calls_log.read_text().split()) == sorted(hashes)
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert doc["status"] == "complete" and doc["failed_frames"] == []
+    assert doc["api_calls"] == {"made": 3, "skipped": 35}
+
+    # and the index equals a clean run's: analyse the same video from scratch under another name
+    clean = tmp_path / "clean" / "race-copy.mp4"
+    clean.parent.mkdir()
+    shutil.copy(video, clean)
+    monkeypatch.delenv("REKO_LOCAL_TEXT_ANALYSER")
+    assert (
+        analysis_dag.test(run_conf={"video_uri": clean.as_uri(), "batch_size": 5}).state
+        == DagRunState.SUCCESS
+    )
+    clean_id = video_id_for(clean.as_uri())
+
+    def comparable(index: str, vid: str) -> list[tuple]:
+        docs = snapshot(os_client, index, vid)
+        return sorted(
+            (
+                doc_id.replace(vid, "V"),
+                json.dumps(
+                    {k: v for k, v in d.items() if k not in ("video_id", "frame_uri", "thumbnail_uri")},
+                    sort_keys=True,
+                ),
+            )
+            for doc_id, d in docs.items()
+        )
+
+    assert comparable(index_names.detections, video_id) == comparable(index_names.detections, clean_id)
+    assert comparable(index_names.segments, video_id) == comparable(index_names.segments, clean_id)
+
+
+def bad_input(case: str, tmp) -> str:
+    """Write the bad input for `case` and return its URI."""
+    if case == "not-a-video":
+        (tmp / "notes.mp4").write_text("hello\n" * 50)
+        return (tmp / "notes.mp4").as_uri()
+    if case == "zero-bytes":
+        (tmp / "empty.mp4").write_bytes(b"")
+        return (tmp / "empty.mp4").as_uri()
+    if case == "truncated":
+        (tmp / "cut.mp4").write_bytes(SAMPLE_VIDEO.read_bytes()[: SAMPLE_VIDEO.stat().st_size // 3])
+        return (tmp / "cut.mp4").as_uri()
+    if case == "missing":
+        return (tmp / "missing.mp4").as_uri()
+    return "http://example.invalid/video.mp4"
+
+
+MESSAGES = {
+    "not-a-video": "not a readable video",
+    "zero-bytes": "empty (0 bytes)",
+    "truncated": "truncated or damaged",
+    "missing": "video not found",
+    "wrong-scheme": "unsupported scheme 'http'",
+}
+
+
+@pytest.mark.parametrize("case", list(MESSAGES))
+def test_bad_input_fails_the_first_task_with_a_clear_message_and_writes_nothing(
+    case, analysis_dag, os_client, index_names, tmp_path
+):
+    from airflow.utils.state import DagRunState
+
+    from reko.config import work_uri
+    from reko.pipeline import RunConfig, probe_video
+
+    uri = bad_input(case, tmp_path)
+    params = {p: analysis_dag.params[p] for p in analysis_dag.params} | {"video_uri": uri}
+    with pytest.raises(ValueError, match=MESSAGES[case]):
+        probe_video(RunConfig.from_params(params), work_uri())
+
+    dag_run = analysis_dag.test(run_conf={"video_uri": uri})
+    assert dag_run.state == DagRunState.FAILED
+    states = task_states(dag_run)
+    assert states["probe"] == ["failed"]
+    assert all(s[0] in ("upstream_failed", "skipped") for t, s in states.items() if t != "probe"), states
+    vid = video_id_for(uri)
+    for index in (index_names.detections, index_names.segments):
+        assert snapshot(os_client, index, vid) == {}
+    assert not os_client.exists(index=index_names.videos, id=vid)

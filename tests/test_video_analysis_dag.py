@@ -1,0 +1,92 @@
+"""`video_analysis` end to end with dag.test(): real ffmpeg, real OCR, a real OpenSearch node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_VIDEO, snapshot
+
+pytestmark = pytest.mark.slow
+INTERVAL_MS = 1000
+
+
+def run(dag, **conf):
+    from airflow.utils.state import DagRunState
+
+    dag_run = dag.test(run_conf={"video_uri": SAMPLE_VIDEO.as_uri(), **conf})
+    return dag_run, dag_run.state == DagRunState.SUCCESS
+
+
+def only_video(client, names) -> str:
+    hits = client.search(index=names.videos, body={"query": {"match_all": {}}})["hits"]["hits"]
+    assert len(hits) == 1
+    return hits[0]["_id"]
+
+
+@pytest.fixture(scope="module")
+def first_run(analysis_dag, os_client):
+    from reko.index.client import IndexNames
+
+    dag_run, ok = run(analysis_dag)
+    assert ok, f"video_analysis ended {dag_run.state}"
+    names = IndexNames.current()
+    video_id = only_video(os_client, names)
+    return {
+        "video_id": video_id,
+        "detections": snapshot(os_client, names.detections, video_id),
+        "segments": snapshot(os_client, names.segments, video_id),
+        "video": os_client.get(index=names.videos, id=video_id)["_source"],
+    }
+
+
+def test_every_bib_is_found_with_segments_at_the_true_times(first_run, sample_truth):
+    segments = [s for s in first_run["segments"].values() if s["kind"] == "text"]
+    report = {}
+    for bib in sample_truth["bibs"]:
+        found = sorted((s["start_ms"], s["end_ms"]) for s in segments if s["value_norm"] == bib["text"])
+        truth = [(round(t["start_s"] * 1000), round(t["end_s"] * 1000)) for t in bib["segments"]]
+        report[bib["text"]] = {"found": found, "truth": truth}
+        assert len(found) == len(truth), report[bib["text"]]
+        for (start, end), (t_start, t_end) in zip(found, truth, strict=True):
+            assert abs(start - t_start) <= INTERVAL_MS, (bib["text"], start, t_start)
+            assert abs(end - t_end) <= INTERVAL_MS, (bib["text"], end, t_end)
+    print(json.dumps(report))
+
+
+def test_document_counts_match_what_the_analyser_returned(first_run):
+    video = first_run["video"]
+    work = Path(video["frames_uri"].removeprefix("file://")).parent / "results" / "local" / "text"
+    expected = 0
+    for result_file in sorted(work.glob("*.json")):
+        response = json.loads(result_file.read_text())["response"]
+        expected += sum(
+            1
+            for d in response["TextDetections"]
+            if d["Confidence"] >= video["min_confidence"] and d["DetectedText"].strip()
+        )
+    assert len(list(work.glob("*.json"))) == video["frame_count"] == 38
+    assert len(first_run["detections"]) == expected == video["counts"]["detections"]
+    assert len(first_run["segments"]) == video["counts"]["segments"]
+    assert video["status"] == "complete" and video["failed_frames"] == []
+    assert video["api_calls"] == {"made": 38, "skipped": 0}
+    assert video["duration_ms"] == 38000 and video["fps"] == 25
+
+
+def test_a_second_run_leaves_the_index_the_same(analysis_dag, os_client, first_run):
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    dag_run, ok = run(analysis_dag)
+    assert ok
+    video_id = first_run["video_id"]
+    assert snapshot(os_client, names.detections, video_id) == first_run["detections"]
+    assert snapshot(os_client, names.segments, video_id) == first_run["segments"]
+    video = os_client.get(index=names.videos, id=video_id)["_source"]
+    assert video["api_calls"] == {"made": 0, "skipped": 38}
+    volatile = {"processed_at", "run_id", "api_calls"}
+    assert {k: v for k, v in video.items() if k not in volatile} == {
+        k: v for k, v in first_run["video"].items() if k not in volatile
+    }

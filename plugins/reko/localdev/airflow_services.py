@@ -1,0 +1,178 @@
+"""Run Airflow's real services for development and tests, bound to 127.0.0.1 only.
+
+Never `airflow standalone`: it binds 0.0.0.0. Here the api-server listens on loopback, the log
+servers are skipped (LocalExecutor logs are local files the api-server reads directly), and the
+JWT secret is shared by every component through the environment, as Airflow 3 requires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ADMIN_USER = "admin"
+SERVICES = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+def _secret(home: Path, name: str) -> str:
+    """A random secret kept in AIRFLOW_HOME, so restarts keep sessions and tokens valid."""
+    path = home / f".{name}"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Airflow component of one local deployment."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API__SECRET_KEY": _secret(home, "api_secret_key"),
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home, "jwt_secret"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def admin_password(home: Path) -> str:
+    """The admin password: generated once and kept in AIRFLOW_HOME (never printed by default)."""
+    path = home / "passwords.json"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
+        path.chmod(0o600)
+    return json.loads(path.read_text())[ADMIN_USER]
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+@dataclass
+class AirflowServices:
+    """The four services of one local deployment, started and stopped together."""
+
+    home: Path
+    port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return airflow_env(self.home, self.port, self.extra_env)
+
+    def migrate(self) -> None:
+        subprocess.run([_airflow_bin(), "db", "migrate"], env=self.env, check=True, capture_output=True)
+
+    def start(self, timeout_s: float = 180) -> None:
+        admin_password(self.home)
+        self.migrate()
+        logs = self.home / "service-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = self.env
+        for name, args in SERVICES.items():
+            out = (logs / f"{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(
+                [_airflow_bin(), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.wait_healthy(timeout_s)
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            dead = [n for n, p in self.procs.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"Airflow {dead} exited; see {self.home / 'service-logs'}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as resp:
+                    health = json.load(resp)
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"Airflow at {self.url} not healthy after {timeout_s}s")
+
+    def token(self) -> str:
+        """A bearer token for the REST API, from the auth manager's own token endpoint."""
+        body = json.dumps({"username": ADMIN_USER, "password": admin_password(self.home)}).encode()
+        req = urllib.request.Request(
+            f"{self.url}/auth/token", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)["access_token"]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run Airflow's services on 127.0.0.1 for reko.")
+    parser.add_argument("--home", type=Path, default=REPO_ROOT / ".airflow")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    services = AirflowServices(args.home.resolve(), args.port)
+    services.start()
+    print(f"Airflow is up: {services.url}  (user {ADMIN_USER}, password in {args.home / 'passwords.json'})")
+    print(f"Logs: {args.home / 'service-logs'}. Ctrl-C stops all four services.")
+    stop = lambda *_: (services.stop(), sys.exit(0))  # noqa: E731
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        time.sleep(5)
+        dead = [n for n, p in services.procs.items() if p.poll() is not None]
+        if dead:
+            services.stop()
+            sys.exit(f"Airflow {dead} exited; see {args.home / 'service-logs'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -24,6 +24,8 @@ Turns one video into searchable frames.
 4. **load_detections** indexes every stored result (also after partial failure), **build_segments**
    merges them into appearance segments, **write_video_document** records the summary and announces
    the `reko_video_analysed` asset.
+5. **fail_run_on_failed_frames** runs only when a batch failed, and fails the run so it shows red
+   while everything that succeeded is already indexed.
 """
 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
@@ -240,11 +242,24 @@ def video_analysis() -> None:
         print(f"{doc['video_id']}: {doc['status']}, {doc['counts']}, calls {doc['api_calls']}")
         return {k: doc[k] for k in ("video_id", "status", "counts", "api_calls")}
 
+    @task(trigger_rule="one_failed", retries=0)
+    def fail_run_on_failed_frames() -> None:
+        """Leaf that turns the run red when batches failed (the load after them still succeeds)."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        reports = get_current_context()["ti"].xcom_pull(task_ids="analyse_frames", key="report") or []
+        failed = [f for r in reports if r for f in r["failed"]]
+        if not failed:
+            raise AirflowSkipException("no frame failed (an earlier step did; see it)")
+        frames = sorted({f["frame_index"] for f in failed})
+        raise AirflowFailException(f"{len(frames)} frames have no result: {frames[:50]}")
+
     probed = probe()
     manifest = extract_frames(probed)
     analysed = analyse_frames.partial(probed=probed).expand(batch=plan_batches(manifest, probed))
     loaded = load_detections()
     analysed >> loaded
+    analysed >> fail_run_on_failed_frames()
     write_video_document(probed, manifest, loaded, build_segments(probed, loaded))
 
 

@@ -110,7 +110,9 @@ def analysis_dag(airflow_db, opensearch_url):
 
 
 def snapshot(client, index: str, video_id: str) -> dict[str, dict]:
-    """Every document of one video in `index`, by id."""
+    """Every document of one video in `index`, by id (none when the index does not exist)."""
+    if not client.indices.exists(index=index):
+        return {}
     client.indices.refresh(index=index)
     hits = client.search(index=index, body={"size": 10000, "query": {"term": {"video_id": video_id}}})
     return {h["_id"]: h["_source"] for h in hits["hits"]["hits"]}

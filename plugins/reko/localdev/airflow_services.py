@@ -30,6 +30,15 @@ SERVICES = {
 }
 
 
+def opensearch_connection(url: str) -> str:
+    """Airflow connection JSON for an OpenSearch URL (the provider reads `scheme` from extra)."""
+    scheme, rest = url.split("://", 1)
+    host, port = rest.rstrip("/").rsplit(":", 1)
+    return json.dumps(
+        {"conn_type": "opensearch", "host": host, "port": int(port), "extra": {"scheme": scheme}}
+    )
+
+
 def _secret(home: Path, name: str) -> str:
     """A random secret kept in AIRFLOW_HOME, so restarts keep sessions and tokens valid."""
     path = home / f".{name}"
@@ -66,6 +75,7 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
         }
     )
+    env.setdefault("AIRFLOW_CONN_OPENSEARCH_DEFAULT", opensearch_connection("http://127.0.0.1:9200"))
     env.update(extra or {})
     return env
 
@@ -133,6 +143,9 @@ class AirflowServices:
             time.sleep(1)
         raise TimeoutError(f"Airflow at {self.url} not healthy after {timeout_s}s")
 
+    def client(self) -> AirflowClient:
+        return AirflowClient(self.url, self.token())
+
     def token(self) -> str:
         """A bearer token for the REST API, from the auth manager's own token endpoint."""
         body = json.dumps({"username": ADMIN_USER, "password": admin_password(self.home)}).encode()
@@ -152,6 +165,55 @@ class AirflowServices:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
+
+
+@dataclass
+class AirflowClient:
+    """The few REST API v2 calls reko's demo, tests and benchmarks make, with a bearer token."""
+
+    url: str
+    token: str
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            f"{self.url}/api/v2{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            payload = resp.read()
+        return json.loads(payload) if payload else {}
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 120) -> None:
+        """Wait until the DAG processor has parsed the DAG, then unpause it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        return run["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900) -> str:
+        """Poll until the run ends; return its final state."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} run {run_id} still running after {timeout_s}s")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
 
 
 def main() -> None:

@@ -1,0 +1,75 @@
+# reko: `make demo` and `make test` do all the set-up on a fresh machine (Debian/Ubuntu).
+# Prerequisites: Python 3.11+, Java 17 and Maven (for the local OpenSearch node).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-nanum fonts-dejavu-core
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PYTHONPATH := $(CURDIR)/plugins
+
+.PHONY: help install system-deps venv opensearch-build opensearch airflow demo stop test test-fast lint format bench clean
+
+help:
+	@echo "make demo     install, start OpenSearch + Airflow on 127.0.0.1, analyse the sample, print the bibs"
+	@echo "make test     install, then run every test (real OpenSearch, Airflow, ffmpeg, OCR)"
+	@echo "make opensearch | make airflow   run one local service in the foreground"
+	@echo "make stop     stop what make demo started;  make lint | make bench"
+
+install: system-deps venv opensearch-build
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+		{ echo "Java 17 and Maven are required for the local OpenSearch node (apt-get install openjdk-17-jdk-headless maven)"; exit 1; }
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	@touch $@
+
+opensearch-build: venv
+	$(PY) -m reko.localdev.opensearch --build-only
+
+opensearch: opensearch-build
+	$(PY) -m reko.localdev.opensearch --port 9200
+
+airflow: venv
+	$(PY) -m reko.localdev.airflow_services --port 8080
+
+demo: install
+	$(PY) -m reko.localdev.demo
+
+stop:
+	@for name in airflow opensearch; do \
+		f=.data/run/$$name.pid; [ -f $$f ] || continue; \
+		pid=$$(cat $$f); kill -TERM -- -$$pid 2>/dev/null || kill -TERM $$pid 2>/dev/null; \
+		for i in $$(seq 30); do kill -0 $$pid 2>/dev/null || break; sleep 1; done; \
+		rm -f $$f; echo "stopped $$name"; \
+	done
+
+test: install
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) bench/bench_analysis.py
+
+clean: stop
+	rm -rf .data .airflow include/opensearch/launcher/target

@@ -1,0 +1,138 @@
+"""`video_analysis` under the real scheduler, driven through the REST API v2 like a user would.
+
+Also the frame-level retry: clearing one failed mapped task re-analyses only its frames that
+have no stored result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reko.media import extract_frames
+from reko.storage import video_id_for
+from tests.conftest import SAMPLE_VIDEO
+
+pytestmark = pytest.mark.slow
+DAG_ID = "video_analysis"
+
+
+@pytest.fixture(scope="module")
+def deployment(opensearch_url, tmp_path_factory):
+    """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with a fault-injecting analyser."""
+    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
+    from reko.localdev.opensearch import free_port
+
+    root = tmp_path_factory.mktemp("scheduler")
+    faults = {"fail": root / "fail.json", "calls": root / "calls.log"}
+    faults["fail"].write_text("[]")
+    services = AirflowServices(
+        root / "airflow",
+        free_port(),
+        extra_env={
+            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(opensearch_url),
+            "REKO_WORK_URI": (root / "work").as_uri(),
+            "REKO_INDEX_PREFIX": os.environ["REKO_INDEX_PREFIX"],
+            "REKO_LOCAL_TEXT_ANALYSER": "tests.support.faulty:FaultyTextAnalyser",
+            "REKO_TEST_FAIL_HASHES": str(faults["fail"]),
+            "REKO_TEST_CALLS_LOG": str(faults["calls"]),
+        },
+    )
+    services.start()
+    try:
+        client = services.client()
+        client.wait_for_dag(DAG_ID)
+        yield client, root, faults
+    finally:
+        services.stop()
+
+
+def copy_sample(root: Path, name: str) -> Path:
+    """A copy under its own URI, so its frames and results are not shared with other tests."""
+    target = root / name / "race.mp4"
+    target.parent.mkdir(parents=True)
+    shutil.copy(SAMPLE_VIDEO, target)
+    return target
+
+
+def map_states(client, run_id: str) -> dict[str, dict[int, str]]:
+    states: dict[str, dict[int, str]] = {}
+    for ti in client.task_instances(DAG_ID, run_id):
+        states.setdefault(ti["task_id"], {})[ti["map_index"]] = ti["state"]
+    return states
+
+
+def test_triggered_through_the_rest_api_the_run_succeeds(deployment, os_client, index_names):
+    client, root, _ = deployment
+    video = copy_sample(root, "plain")
+    run_id = client.trigger(DAG_ID, {"video_uri": video.as_uri()})
+    assert client.wait_for_run(DAG_ID, run_id) == "success"
+    states = map_states(client, run_id)
+    assert set(states["analyse_frames"].values()) == {"success"} and len(states["analyse_frames"]) > 1
+    assert states["fail_run_on_failed_frames"] == {-1: "skipped"}
+    doc = os_client.get(index=index_names.videos, id=video_id_for(video.as_uri()))["_source"]
+    assert doc["status"] == "complete" and doc["run_id"] == run_id and doc["counts"]["detections"] > 100
+    names = {ti["rendered_map_index"] for ti in client.task_instances(DAG_ID, run_id) if ti["map_index"] >= 0}
+    assert "frames 0-9" in names
+
+
+def test_clearing_one_failed_map_index_reanalyses_only_its_missing_frames(deployment, os_client, index_names):
+    client, root, faults = deployment
+    video = copy_sample(root, "retry")
+    frames = root / "retry-frames"
+    extract_frames(video, frames, "race", 1.0)
+    digest = {i: hashlib.sha1((frames / f"race.{i:07d}.jpg").read_bytes()).hexdigest() for i in (3, 21)}
+    faults["fail"].write_text(json.dumps(list(digest.values())))
+    faults["calls"].write_text("")
+
+    run_id = client.trigger(DAG_ID, {"video_uri": video.as_uri(), "batch_size": 5})
+    assert client.wait_for_run(DAG_ID, run_id) == "failed"
+    states = map_states(client, run_id)
+    assert [i for i, s in sorted(states["analyse_frames"].items()) if s == "failed"] == [0, 4]
+    assert states["load_detections"] == {-1: "success"} and states["write_video_document"] == {-1: "success"}
+    video_id = video_id_for(video.as_uri())
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert [f["frame_index"] for f in doc["failed_frames"]] == [3, 21]
+    assert len(faults["calls"].read_text().split()) == 38
+
+    # the fault is fixed; clear only map index 0 (frames 0-4) and what depends on it
+    faults["fail"].write_text("[]")
+    faults["calls"].write_text("")
+    client.call(
+        "POST",
+        f"/dags/{DAG_ID}/clearTaskInstances",
+        {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [["analyse_frames", 0]],
+            "only_failed": False,
+            "include_downstream": True,
+        },
+    )
+    assert client.wait_for_run(DAG_ID, run_id) == "failed"  # map index 4 is still failed
+    assert faults["calls"].read_text().split() == [digest[3]]  # only frame 3 was analysed again
+    states = map_states(client, run_id)
+    assert states["analyse_frames"][0] == "success" and states["analyse_frames"][4] == "failed"
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert [f["frame_index"] for f in doc["failed_frames"]] == [21]
+
+    client.call(
+        "POST",
+        f"/dags/{DAG_ID}/clearTaskInstances",
+        {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [["analyse_frames", 4]],
+            "include_downstream": True,
+            "only_failed": False,
+        },
+    )
+    assert client.wait_for_run(DAG_ID, run_id) == "success"
+    assert faults["calls"].read_text().split() == [digest[3], digest[21]]
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert doc["status"] == "complete" and doc["failed_frames"] == []

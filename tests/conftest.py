@@ -46,6 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def opensearch_url() -> Iterator[str]:
     """A real OpenSearch 2.19 node started from Maven Central jars (or OPENSEARCH_URL if set)."""
+    from reko.localdev.airflow_services import opensearch_connection
     from reko.localdev.opensearch import build_launcher, free_port, start_node, wait_for_health
 
     url = os.environ.get("OPENSEARCH_URL")
@@ -57,11 +58,7 @@ def opensearch_url() -> Iterator[str]:
         proc = start_node(port, home, log_file=_SESSION_DIR / "opensearch.log")
         url = f"http://127.0.0.1:{port}"
         wait_for_health(url, timeout_s=180)
-    host, port = url.split("://", 1)[1].rstrip("/").split(":")
-    scheme = url.split("://", 1)[0]
-    os.environ["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = json.dumps(
-        {"conn_type": "opensearch", "host": host, "port": int(port), "extra": {"scheme": scheme}}
-    )
+    os.environ["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = opensearch_connection(url)
     yield url
     if proc is not None:
         proc.terminate()

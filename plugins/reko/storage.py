@@ -69,9 +69,14 @@ def local_copy(path: ObjectStoragePath) -> Iterator[Path]:
 
 
 def video_id_for(uri: str) -> str:
-    """Stable, readable id: the file's stem plus a hash of the whole URI (same name, other folder)."""
+    """Stable, readable id: the file's stem plus a hash of the URI (same name, other folder).
+
+    The connection id in `s3://conn_id@bucket/key` is not part of the identity: the same object
+    read through another connection is the same video.
+    """
+    identity = re.sub(r"^(s3://)[^@/]+@", r"\1", uri)
     stem = re.sub(r"[^a-z0-9]+", "-", Path(uri.split("?", 1)[0]).stem.lower()).strip("-")[:48]
-    digest = hashlib.sha1(uri.encode()).hexdigest()[:10]
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:10]
     return f"{stem or 'video'}-{digest}"
 
 

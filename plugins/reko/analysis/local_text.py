@@ -28,9 +28,11 @@ from typing import Any
 __all__ = ["LocalTextAnalyser"]
 
 # --- tuning (measured on rendered 720p frames; see tests/fixtures/render_frames.py) -------------
-_LINE_HEIGHT = 48  # recognition crops are scaled to this height (px) ...
-_MAX_UPSCALE = 3.0  # ... but never enlarged more than this ...
-_PAD = 12  # ... and padded by this many background pixels on every side
+_LINE_HEIGHT = 56  # recognition crops are scaled to this height (px) ...
+_MAX_UPSCALE = 4.0  # ... but never enlarged more than this ...
+_PAD = 12  # ... and padded by this many white pixels on every side
+_GOOD_SCORE = 80.0  # mean confidence x ink coverage that ends the search over variants
+_HANGUL_SPACE = 0.29  # ink-free gap (x ink height) that separates two Hangul words
 _MIN_WORD_CONFIDENCE = 10.0  # Tesseract word confidence (0-100) below which a word is dropped
 _DET_BOX_THRESH = 0.5  # PP-OCR DB detector box score threshold (RapidOCR default)
 _ORT_THREADS = 1  # onnxruntime intra-op threads; frames are parallelised by Airflow tasks
@@ -104,15 +106,11 @@ class _Engine:
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
         )
-        self.tess = tesserocr.PyTessBaseAPI(
-            path=str(tessdata) + os.sep,
-            lang=languages,
-            psm=tesserocr.PSM.SINGLE_LINE,
-            oem=tesserocr.OEM.LSTM_ONLY,
-        )
-        # Crops are scaled to a known size; tell Tesseract so it does not guess (and warn).
-        self.tess.SetVariable("user_defined_dpi", "300")
         self.tesserocr = tesserocr
+        self.languages = languages
+        self.tessdata = tessdata
+        self.tess = self._new_api(languages)
+        self._single: list | None = None
 
     # -- detection --------------------------------------------------------------------------
     def detect_lines(self, bgr):
@@ -125,6 +123,48 @@ class _Engine:
         return [np.asarray(b, dtype=np.float32).reshape(4, 2) for b in boxes]
 
     # -- recognition ------------------------------------------------------------------------
+    def single_language_apis(self) -> list:
+        """For lines the combined model reads badly (e.g. it reads Hangul as Latin garbage):
+        one API per language, created on first need."""
+        if self._single is None:
+            langs = self.languages.split("+")
+            self._single = [] if len(langs) < 2 else [self._new_api(lang) for lang in langs]
+        return self._single
+
+    def _new_api(self, lang: str):
+        tr = self.tesserocr
+        api = tr.PyTessBaseAPI(
+            path=str(self.tessdata) + os.sep, lang=lang, psm=tr.PSM.SINGLE_LINE, oem=tr.OEM.LSTM_ONLY
+        )
+        api.SetVariable("user_defined_dpi", "300")
+        return api
+
+    def _tesseract(self, img, api):
+        """Recognise one prepared line image (text black on white) with ``api``.
+        Returns symbols [(text, x0, x1, word index, word confidence)] in image pixels."""
+        tr = self.tesserocr
+        api.SetImageBytes(img.tobytes(), img.shape[1], img.shape[0], 1, img.shape[1])
+        api.SetSourceResolution(300)
+        api.Recognize()
+        symbols = []  # (text, x0, x1, word index, word confidence)
+        ri = api.GetIterator()
+        if ri is not None:
+            word_idx, word_conf = -1, 0.0
+            for r in tr.iterate_level(ri, tr.RIL.SYMBOL):
+                try:
+                    text = r.GetUTF8Text(tr.RIL.SYMBOL)
+                except RuntimeError:  # tesserocr raises when an element has no text
+                    continue
+                box = r.BoundingBox(tr.RIL.SYMBOL)
+                if not text or box is None:
+                    continue
+                if r.IsAtBeginningOf(tr.RIL.WORD) or word_idx < 0:
+                    word_idx += 1
+                    word_conf = float(r.Confidence(tr.RIL.WORD))
+                symbols.append((text, box[0], box[2], word_idx, word_conf))
+        api.Clear()
+        return symbols
+
     def read_line(self, gray, quad):
         """Read one detected line. Returns [(text, confidence, corners(4x2) in frame px)]."""
         import cv2
@@ -145,46 +185,186 @@ class _Engine:
         scale = min(_LINE_HEIGHT / ch, _MAX_UPSCALE)
         if abs(scale - 1.0) > 0.05:
             interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
-            crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))), interpolation=interp)
+            crop = cv2.resize(
+                crop, (max(1, round(cw * scale)), max(1, round(ch * scale))), interpolation=interp
+            )
         else:
             scale = 1.0
-        # Normalise polarity to dark text on a light background (what Tesseract is trained on):
-        # the crop's border is background.
-        border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-        if float(np.median(border)) < 128:
-            crop = 255 - crop
-        bg = int(np.median(np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])))
-        crop = cv2.copyMakeBorder(crop, _PAD, _PAD, _PAD, _PAD, cv2.BORDER_CONSTANT, value=bg)
 
-        api = self.tess
-        api.SetImageBytes(crop.tobytes(), crop.shape[1], crop.shape[0], 1, crop.shape[1])
-        api.SetSourceResolution(300)
-        api.Recognize()
-        ri = api.GetIterator()
-        words = []
-        level = self.tesserocr.RIL.WORD
-        if ri is not None:
-            for r in self.tesserocr.iterate_level(ri, level):
-                text = r.GetUTF8Text(level)
-                if text is None:
-                    continue
-                bbox = r.BoundingBox(level)
-                if bbox is None:
-                    continue
-                words.append((text, float(r.Confidence(level)), bbox))
-        api.Clear()
-
+        # Try preprocessing variants (then single languages) until one reads the whole line
+        # confidently; otherwise keep the best. Score = mean word confidence x the share of the
+        # line's ink that the kept words cover (so a confident fragment does not win).
+        best = (-1.0, [], None)
+        apis = [self.tess] + self.single_language_apis()
+        for api_idx, api in enumerate(apis):
+            images = list(_candidates(crop)) if api_idx == 0 else ([best[2]] if best[2] is not None else [])
+            for img in images:
+                kept = [
+                    wd
+                    for wd in _words(self._tesseract(img, api), img)
+                    if wd[1] >= _MIN_WORD_CONFIDENCE and not _is_garbage(wd[0])
+                ]
+                score = _score(kept, img)
+                if score > best[0] + 1e-9:
+                    best = (score, kept, img)
+                if score >= _GOOD_SCORE:
+                    break
+            if best[0] >= _GOOD_SCORE:
+                break
+        if not best[1]:
+            return []
         inv = np.linalg.inv(m)
         result = []
-        for text, conf, (x0, y0, x1, y1) in words:
+        for text, conf, (x0, y0, x1, y1) in best[1]:
             pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
             pts = (pts - _PAD) / scale  # back to crop pixels (possibly rotated)
-            if rotated:  # np.rot90 (counter-clockwise): rotated (x, y) <- original (w-1-y... )
+            if rotated:  # undo np.rot90 (counter-clockwise): original (x, y) = (w - y', x')
                 pts = np.stack([w - pts[:, 1], pts[:, 0]], axis=1)
             hom = np.concatenate([pts, np.ones((4, 1))], axis=1) @ inv.T
-            frame_pts = hom[:, :2] / hom[:, 2:3]
-            result.append((text, conf, frame_pts))
+            result.append((text, conf, hom[:, :2] / hom[:, 2:3]))
         return result
+
+
+def _score(words, img) -> float:
+    if not words:
+        return 0.0
+    import numpy as np
+
+    cols = (img < 128).any(axis=0)
+    covered = np.zeros_like(cols)
+    for _, _, (x0, _, x1, _) in words:
+        covered[max(0, x0) : max(0, x1)] = True
+    coverage = float((cols & covered).sum()) / max(1, int(cols.sum()))
+    return sum(wd[1] for wd in words) / len(words) * coverage
+
+
+def _border(a):
+    import numpy as np
+
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
+def _clear_border(mask):
+    """mask: bool text pixels. Drop components that are crop edges, rules or boxes, not glyphs."""
+    import cv2
+    import numpy as np
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    hh, ww = mask.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    at_side = (x == 0) | (x + bw == ww)
+    at_top_bottom = (y == 0) | (y + bh == hh)
+    # Glyph ascenders/descenders may graze the top/bottom edge: drop those only if they look
+    # like rules (frame/box edges: spanning the crop's height, or long and flat).
+    # Anywhere: a component as tall as the crop or long and flat is a rule or a box, not a glyph.
+    drop = (
+        at_side | (at_top_bottom & ((bh >= 0.8 * hh) | (bw >= 2 * hh))) | (bh >= 0.85 * hh) | (bw >= 2.5 * hh)
+    )
+    drop[0] = False
+    touching = drop
+    if not touching.any():
+        return mask
+    return mask & ~touching[labels]
+
+
+def _candidates(crop):
+    """Prepared images to try, best guess first: the crop binarised to its bright extreme and to
+    its dark extreme (the likelier text polarity first; handles outlined captions, bands and
+    boxes), then the plain grey crop with normalised polarity."""
+    import cv2
+    import numpy as np
+
+    lo, hi = float(np.percentile(crop, 2)), float(np.percentile(crop, 98))
+    pad = lambda a: cv2.copyMakeBorder(a, _PAD, _PAD, _PAD, _PAD, cv2.BORDER_CONSTANT, value=255)  # noqa: E731
+    if hi - lo < 24:  # no contrast: nothing to read
+        return
+    bright = crop >= hi - 0.25 * (hi - lo)
+    dark = crop <= lo + 0.25 * (hi - lo)
+    # Text is the minority: less of the border and less of the area (a bib's white box is not).
+    b_score = _border(bright).mean() + bright.mean()
+    d_score = _border(dark).mean() + dark.mean()
+    masks = [bright, dark] if b_score <= d_score else [dark, bright]
+    for mask in masks:
+        yield pad(np.where(_clear_border(mask), 0, 255).astype(np.uint8))
+    grey = 255 - crop if np.median(_border(crop)) < 128 else crop
+    yield pad(np.ascontiguousarray(grey))
+
+
+def _is_hangul(ch: str) -> bool:
+    return bool(ch) and ("\uac00" <= ch[0] <= "\ud7a3" or "\u3131" <= ch[0] <= "\u318e")
+
+
+_EDGE_MARKS = {"|": None, "[": "]", "]": "[", "(": ")", ")": "(", "{": "}", "}": "{", "‘": "’", "’": "‘"}
+
+
+def _strip_edge_marks(group):
+    """Drop '|' and unbalanced brackets/quotes at a word's ends: box edges and frame lines that
+    Tesseract reads as glyphs (a caption's own '(...)' stays)."""
+    text = "".join(s[0] for s in group)
+    while group and group[0][0] in _EDGE_MARKS and (_EDGE_MARKS[group[0][0]] or "|") not in text[1:]:
+        group, text = group[1:], text[1:]
+    while group and group[-1][0] in _EDGE_MARKS and (_EDGE_MARKS[group[-1][0]] or "|") not in text[:-1]:
+        group, text = group[:-1], text[:-1]
+    return group
+
+
+def _words(symbols, img):
+    """Group Tesseract symbols into words with tight ink boxes.
+
+    Tesseract's Korean model often puts a space between every syllable; next to a Hangul
+    symbol a word break is decided from the image instead: an ink-free gap of at least
+    ``_HANGUL_SPACE`` x the line's ink height. Other breaks are Tesseract's.
+    Returns [(text, confidence, (x0, y0, x1, y1))] in image pixels.
+    """
+    import numpy as np
+
+    if not symbols:
+        return []
+    ink = img < 128
+    cols = ink.any(axis=0)
+    rows = np.flatnonzero(ink.sum(axis=1) > 0.01 * img.shape[1])
+    ink_h = float(rows[-1] - rows[0] + 1) if len(rows) else float(img.shape[0])
+    groups = [[symbols[0]]]
+    for prev, cur in zip(symbols, symbols[1:], strict=False):
+        if _is_hangul(prev[0]) or _is_hangul(cur[0]):
+            a, b = (prev[1] + prev[2]) // 2, (cur[1] + cur[2]) // 2
+            run = best = 0
+            for v in cols[max(0, a) : max(a, b)]:
+                run = 0 if v else run + 1
+                best = max(best, run)
+            new_word = best >= _HANGUL_SPACE * ink_h
+        else:
+            new_word = cur[3] != prev[3]
+        if new_word:
+            groups.append([cur])
+        else:
+            groups[-1].append(cur)
+    words = []
+    for g in groups:
+        g = _strip_edge_marks(g)
+        if not g:
+            continue
+        text = "".join(s[0] for s in g).strip()
+        confs = {s[3]: s[4] for s in g}
+        conf = sum(confs.values()) / len(confs)
+        x0, x1 = min(s[1] for s in g), max(s[2] for s in g)
+        sub = ink[:, max(0, x0) : max(x0 + 1, x1)].copy()
+        if sub.shape[1] >= 8:  # ignore straight rules (edges of a bib's box, a band's border)
+            sub[sub.mean(axis=1) > 0.85] = False
+        rows_with_ink = np.flatnonzero(sub.any(axis=1))
+        if len(rows_with_ink) >= 8:
+            span = sub[rows_with_ink[0] : rows_with_ink[-1] + 1]
+            sub[:, span.mean(axis=0) > 0.85] = False
+        ys = np.flatnonzero(sub.any(axis=1))
+        xs = np.flatnonzero(sub.any(axis=0))
+        if len(ys) and len(xs):
+            box = (x0 + int(xs[0]), int(ys[0]), x0 + int(xs[-1]) + 1, int(ys[-1]) + 1)
+        else:
+            box = (x0, 0, x1, img.shape[0])
+        words.append((" ".join(text.split()), conf, box))
+    return words
 
 
 def _order_quad(quad):
@@ -345,11 +525,7 @@ class LocalTextAnalyser:
         lines: list[dict] = []
         with engine.lock:
             for quad in engine.detect_lines(bgr):
-                words = [
-                    (" ".join(text.split()), conf, pts)
-                    for text, conf, pts in engine.read_line(gray, quad)
-                    if conf >= _MIN_WORD_CONFIDENCE and not _is_garbage(text)
-                ]
+                words = engine.read_line(gray, quad)
                 if not words:
                     continue
                 import numpy as np

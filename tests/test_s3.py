@@ -1,0 +1,117 @@
+"""The S3 code paths for real: moto's S3 server on loopback, s3fs under ObjectStoragePath."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from reko.storage import VideoStore, local_copy, parse_uri, read_json, video_id_for, write_json
+from tests.conftest import SAMPLE_VIDEO
+
+BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
+
+
+@pytest.fixture(scope="module")
+def s3(monkeypatch_module):
+    """A moto S3 server on 127.0.0.1 and an `aws_default` connection pointing at it."""
+    import boto3
+
+    from reko.localdev.opensearch import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    monkeypatch_module.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    for bucket in (BUCKET_VIDEOS, BUCKET_WORK):
+        client.create_bucket(Bucket=bucket)
+    client.upload_file(str(SAMPLE_VIDEO), BUCKET_VIDEOS, "races/race.mp4")
+    yield client
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_storage_round_trips_through_s3(s3):
+    video = parse_uri(f"s3://aws_default@{BUCKET_VIDEOS}/races/race.mp4")
+    with local_copy(video) as path:
+        assert path.read_bytes() == SAMPLE_VIDEO.read_bytes()
+    store = VideoStore.for_video(f"s3://aws_default@{BUCKET_WORK}/reko", str(video), 1.0)
+    assert store.frame(7).name == "race.0000007.jpg"
+    write_json(store.result("local", "text", 7), {"ok": "서울"})
+    assert read_json(store.result("local", "text", 7)) == {"ok": "서울"}
+    assert read_json(store.result("local", "text", 8)) is None
+    key = f"reko/{store.video_id}/i1000ms/results/local/text/race.0000007.json"
+    assert json.loads(s3.get_object(Bucket=BUCKET_WORK, Key=key)["Body"].read()) == {"ok": "서울"}
+    assert video_id_for(str(video)) == video_id_for(f"s3://other_conn@{BUCKET_VIDEOS}/races/race.mp4")
+
+
+@pytest.mark.slow
+def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
+    s3, analysis_dag, os_client, index_names, monkeypatch
+):
+    from airflow.utils.state import DagRunState
+
+    monkeypatch.setenv("REKO_WORK_URI", f"s3://aws_default@{BUCKET_WORK}/runs")
+    uri = f"s3://aws_default@{BUCKET_VIDEOS}/races/race.mp4"
+    assert analysis_dag.test(run_conf={"video_uri": uri}).state == DagRunState.SUCCESS
+
+    video_id = video_id_for(uri)
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET_WORK, Prefix=f"runs/{video_id}/"
+        )
+        for o in page.get("Contents", [])
+    ]
+    frames = sorted(k for k in keys if k.endswith(".jpg"))
+    assert frames == [f"runs/{video_id}/i1000ms/frames/race.{i:07d}.jpg" for i in range(38)]
+    assert sum(1 for k in keys if "/results/local/text/" in k and k.endswith(".json")) == 38
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert doc["status"] == "complete" and doc["source_uri"] == uri and doc["frame_count"] == 38
+    assert doc["frames_uri"].startswith(f"s3://aws_default@{BUCKET_WORK}/runs/{video_id}/")
+    hits = os_client.search(
+        index=index_names.segments,
+        body={
+            "query": {
+                "bool": {"filter": [{"term": {"video_id": video_id}}, {"term": {"value_norm": "1042"}}]}
+            }
+        },
+    )["hits"]["hits"]
+    assert len(hits) == 1

@@ -27,6 +27,10 @@ system-deps:
 	fi
 	@command -v java >/dev/null && command -v mvn >/dev/null || \
 		{ echo "Java 17 and Maven are required for the local OpenSearch node (apt-get install openjdk-17-jdk-headless maven)"; exit 1; }
+	@if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then \
+		echo "Building the docker compose v2 plugin (tests validate docker-compose.yaml with it) ..."; \
+		bash include/docker/install-compose-plugin.sh; \
+	fi
 
 venv: $(VENV)/.installed
 

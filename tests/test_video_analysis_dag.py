@@ -90,3 +90,22 @@ def test_a_second_run_leaves_the_index_the_same(analysis_dag, os_client, first_r
     assert {k: v for k, v in video.items() if k not in volatile} == {
         k: v for k, v in first_run["video"].items() if k not in volatile
     }
+
+
+def test_the_run_announces_the_video_as_an_asset_event(first_run):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == "reko_video_analysed")
+            .order_by(AssetEvent.id.desc())
+        ).first()
+        extra = dict(event.extra)
+    video = first_run["video"]
+    assert extra["video_id"] == first_run["video_id"]
+    assert extra["status"] == "complete" and extra["frame_count"] == video["frame_count"]
+    assert extra["detections"] == video["counts"]["detections"]

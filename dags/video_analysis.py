@@ -104,7 +104,7 @@ def _fail_without_retry(exc: Exception) -> None:
     },
 )
 def video_analysis() -> None:
-    @task(retries=0)
+    @task
     def probe(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from reko.config import work_uri
         from reko.pipeline import RunConfig, probe_video

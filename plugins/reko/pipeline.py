@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
@@ -122,11 +125,8 @@ def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any
     return manifest
 
 
-def _extract_and_upload(source: Any, store: VideoStore, interval_s: float) -> int:
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+def _extract_and_upload(source: Path, store: VideoStore, interval_s: float) -> int:
+    """Remote work roots: ffmpeg writes to a temp folder, each frame is then copied up."""
     with tempfile.TemporaryDirectory(prefix="reko-frames-") as tmp:
         count = extract_frames(source, Path(tmp), store.stem, interval_s)
         for path in sorted(Path(tmp).iterdir()):

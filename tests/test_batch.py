@@ -1,0 +1,91 @@
+"""One analysis batch: the result cache, re-analysis on request, and failures recorded per frame."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reko.analysis.base import Analysis, get_analysis
+from reko.media import extract_frames
+from reko.pipeline import analyse_batch
+from reko.storage import VideoStore, read_json
+from tests.conftest import SAMPLE_VIDEO
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("work")
+    store = VideoStore.for_video(root.as_uri(), SAMPLE_VIDEO.as_uri(), 4.0)
+    extract_frames(SAMPLE_VIDEO, root / store.video_id / "i4000ms" / "frames", store.stem, 4.0)
+    return store
+
+
+class Counting:
+    """The real local analyser, counting calls and failing on chosen frames."""
+
+    def __init__(self, fail_on: set[int] | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_on = fail_on or set()
+        self.real = get_analysis("local", "text")
+
+    def factory(self, backend: str, kind: str) -> Analysis:
+        def run(image: bytes) -> dict:
+            index = len(self.calls)
+            self.calls.append(index)
+            if index in self.fail_on:
+                raise OSError("disk on fire")
+            return self.real.run(image)
+
+        return Analysis(kind, backend, self.real.model_version, run)
+
+
+def batch(store, counting, **kwargs):
+    return analyse_batch(
+        store,
+        0,
+        3,
+        backend="local",
+        analyses=["text"],
+        interval_s=4.0,
+        analysis_factory=counting.factory,
+        **kwargs,
+    )
+
+
+def test_cache_reprocess_and_failure_records(store):
+    first = Counting(fail_on={1})  # the second call (frame 1) fails
+    report = batch(store, first)
+    assert (report["made"], report["skipped"]) == (3, 0)
+    assert report["failed"] == [
+        {"frame_index": 1, "kind": "text", "reason": "OSError: disk on fire", "retryable": False}
+    ]
+    assert read_json(store.error("local", "text", 1))["reason"] == "OSError: disk on fire"
+    result = read_json(store.result("local", "text", 0))
+    assert (
+        result["frame_index"] == 0
+        and result["timestamp_ms"] == 0
+        and result["model"] == first.real.model_version
+    )
+    assert read_json(store.result("local", "text", 2))["timestamp_ms"] == 8000
+
+    second = Counting()
+    report = batch(store, second)
+    assert (report["made"], report["skipped"], report["failed"]) == (1, 2, [])
+    assert not store.error("local", "text", 1).exists() and store.result("local", "text", 1).exists()
+
+    third = Counting()
+    started = datetime.now(UTC).isoformat()
+    report = batch(store, third, reprocess=[2], not_before=started)
+    assert (report["made"], report["skipped"]) == (1, 2)
+    # a retry of the same run does not redo the re-analysis it already finished
+    report = batch(store, Counting(), reprocess=[2], not_before=started)
+    assert (report["made"], report["skipped"]) == (0, 3)
+
+
+def test_a_missing_frame_image_is_a_recorded_failure(store, tmp_path):
+    empty = VideoStore.for_video(tmp_path.as_uri(), SAMPLE_VIDEO.as_uri(), 4.0)
+    report = batch(empty, Counting())
+    assert report["made"] == 0
+    assert [f["frame_index"] for f in report["failed"]] == [0, 1, 2]
+    assert report["failed"][0]["reason"].startswith("frame image missing:")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO, snapshot
 
 pytestmark = pytest.mark.slow
@@ -20,12 +21,6 @@ def run(dag, **conf):
     return dag_run, dag_run.state == DagRunState.SUCCESS
 
 
-def only_video(client, names) -> str:
-    hits = client.search(index=names.videos, body={"query": {"match_all": {}}})["hits"]["hits"]
-    assert len(hits) == 1
-    return hits[0]["_id"]
-
-
 @pytest.fixture(scope="module")
 def first_run(analysis_dag, os_client):
     from reko.index.client import IndexNames
@@ -33,7 +28,7 @@ def first_run(analysis_dag, os_client):
     dag_run, ok = run(analysis_dag)
     assert ok, f"video_analysis ended {dag_run.state}"
     names = IndexNames.current()
-    video_id = only_video(os_client, names)
+    video_id = video_id_for(SAMPLE_VIDEO.as_uri())
     return {
         "video_id": video_id,
         "detections": snapshot(os_client, names.detections, video_id),

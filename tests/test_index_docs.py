@@ -102,6 +102,7 @@ def test_batches_cover_every_frame_once_and_stay_under_the_map_limit(frames):
     covered = [i for b in batches for i in range(b["start"], b["end"])]
     assert covered == list(range(frames))
     assert auto_batch_size(frames) <= max(100, -(-frames // MAX_BATCHES))
+    assert len(batches) == 1 or auto_batch_size(frames) >= 25
 
 
 def test_a_batch_size_that_floods_the_scheduler_is_refused():

@@ -138,12 +138,13 @@ def _extract_and_upload(source: Path, store: VideoStore, interval_s: float) -> i
 
 
 def auto_batch_size(frame_count: int) -> int:
-    """About 8+ batches for short videos, ~100 frames a batch for long ones, never > MAX_BATCHES.
+    """25-100 frames a batch (about 8 batches for mid-length videos), never more than MAX_BATCHES.
 
-    Each mapped task costs ~0.1-0.2 s of scheduling plus a model load, so one task per frame wastes
-    minutes per video; ~100 frames a task amortises it while still spreading over workers.
+    Each mapped task pays ~0.1-0.2 s of scheduling plus ~2.4 s of model loading (measured in
+    bench/), so one task per frame wastes minutes per video and batches under ~25 frames spend
+    more than 10% of their time loading; large batches still spread over workers.
     """
-    size = min(100, max(10, math.ceil(frame_count / 8)))
+    size = min(100, max(25, math.ceil(frame_count / 8)))
     return max(size, math.ceil(frame_count / MAX_BATCHES))
 
 

@@ -42,8 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,6 +57,9 @@ LONG_SECONDS = 600
 INTERVAL_S = 1.0
 RSS_BATCH = 100  # frames in the analysis batch whose peak RSS is measured (the DAG's batch size)
 DAG_ID = "video_analysis"
+sys.path.insert(0, str(PLUGINS))
+
+from reko.localdev.airflow_services import AirflowClient, opensearch_connection  # noqa: E402 - needs PLUGINS
 
 GOAL_EXTRACT = 1.3
 GOAL_DAG = 1.15
@@ -217,7 +218,6 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def _step_main(name: str, args_json: str) -> None:
-    sys.path.insert(0, str(PLUGINS))
     result = STEPS[name](json.loads(args_json))
     result["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result["children_maxrss_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -247,7 +247,7 @@ class Bench:
         )
         self.env.pop("REKO_LOCAL_TEXT_ANALYSER", None)
         if os_url:
-            self.env["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = opensearch_conn(os_url)
+            self.env["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = opensearch_connection(os_url)
 
     def step(self, name: str, **args: Any) -> dict[str, Any]:
         """Run one step in a fresh interpreter; add its wall time (with start-up) and peak RSS."""
@@ -276,13 +276,6 @@ class Bench:
 
 def log(msg: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def opensearch_conn(url: str) -> str:
-    host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
-    return json.dumps(
-        {"conn_type": "opensearch", "host": host, "port": int(port), "extra": {"scheme": "http"}}
-    )
 
 
 def loadavg() -> list[float]:
@@ -414,49 +407,15 @@ def measure_direct(
 # ----------------------------------------------------------------------------- the real scheduler
 
 
-class Api:
-    """Minimal REST API v2 client (bearer token), polling finely so wall times are not quantised."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        req = urllib.request.Request(
-            f"{self.url}/api/v2{path}",
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            payload = resp.read()
-        return json.loads(payload) if payload else {}
-
-    def unpause_when_parsed(self, timeout_s: float = 300) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
-                return
-            except urllib.error.HTTPError as exc:
-                if exc.code != 404 or time.monotonic() > deadline:
-                    raise
-            time.sleep(1)
-
-    def run_dag(self, conf: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        run_id = self.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})[
-            "dag_run_id"
-        ]
-        state = "running"
-        while time.perf_counter() - t0 < timeout_s:
-            run = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
-            state = run["state"]
-            if state in ("success", "failed"):
-                break
-            time.sleep(0.5)
-        wall = time.perf_counter() - t0
-        tis = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
-        return {"run_id": run_id, "state": state, "client_wall_s": wall, "run": run, "task_instances": tis}
+def run_dag(api: AirflowClient, conf: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Trigger and wait, polling finely so wall times are not quantised."""
+    t0 = time.perf_counter()
+    run_id = api.trigger(DAG_ID, conf)
+    state = api.wait_for_run(DAG_ID, run_id, timeout_s=timeout_s, poll_s=0.5)
+    wall = time.perf_counter() - t0
+    run = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+    tis = api.task_instances(DAG_ID, run_id)
+    return {"run_id": run_id, "state": state, "client_wall_s": wall, "run": run, "task_instances": tis}
 
 
 def _ts(value: str | None) -> float | None:
@@ -528,7 +487,7 @@ def run_scheduler(bench: Bench, videos: dict[str, Path], timeouts: dict[str, flo
         bench.root / "airflow",
         free_port(),
         extra_env={
-            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_conn(bench.os_url),
+            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(bench.os_url),
             "REKO_WORK_URI": work.as_uri(),
             "REKO_INDEX_PREFIX": prefix,
             "REKO_BACKEND": "local",
@@ -539,8 +498,8 @@ def run_scheduler(bench: Bench, videos: dict[str, Path], timeouts: dict[str, flo
     t0 = time.perf_counter()
     services.start(timeout_s=300)
     try:
-        api = Api(services.url, services.token())
-        api.unpause_when_parsed()
+        api = services.client()
+        api.wait_for_dag(DAG_ID, timeout_s=300)
         out["services_start_s"] = round(time.perf_counter() - t0, 1)
         out["config"] = {
             k: v
@@ -557,7 +516,7 @@ def run_scheduler(bench: Bench, videos: dict[str, Path], timeouts: dict[str, flo
             }
             log(f"{label}: triggering {DAG_ID} (timeout {timeouts[label]:.0f}s)")
             la = loadavg()
-            res = api.run_dag(conf, timeouts[label])
+            res = run_dag(api, conf, timeouts[label])
             res["loadavg_start"], res["loadavg_end"] = la, loadavg()
             res["profile"] = profile_run(res)
             log(
@@ -752,7 +711,6 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
 
-    sys.path.insert(0, str(PLUGINS))
     from reko.localdev.opensearch import build_launcher, free_port, start_node, stop_node, wait_for_health
 
     started = time.perf_counter()

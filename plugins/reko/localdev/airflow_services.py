@@ -203,14 +203,14 @@ class AirflowClient:
         run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run["dag_run_id"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900) -> str:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900, poll_s: float = 2) -> str:
         """Poll until the run ends; return its final state."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
             if state in ("success", "failed"):
                 return state
-            time.sleep(2)
+            time.sleep(poll_s)
         raise TimeoutError(f"{dag_id} run {run_id} still running after {timeout_s}s")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:

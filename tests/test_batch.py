@@ -89,3 +89,28 @@ def test_a_missing_frame_image_is_a_recorded_failure(store, tmp_path):
     assert report["made"] == 0
     assert [f["frame_index"] for f in report["failed"]] == [0, 1, 2]
     assert report["failed"][0]["reason"].startswith("frame image missing:")
+
+
+def test_a_changed_source_video_drops_its_old_frames_and_results(tmp_path):
+    import os
+    import shutil
+
+    from reko.media import probe
+    from reko.pipeline import RunConfig, extract
+
+    video = tmp_path / "race.mp4"
+    shutil.copy(SAMPLE_VIDEO, video)
+    cfg = RunConfig(video.as_uri(), "local", 4.0, ["text"], 50.0)
+    store = VideoStore.for_video(tmp_path.as_uri(), video.as_uri(), 4.0)
+    first = extract(cfg, store, probe(video, "v"))
+    assert first["frame_count"] == 10
+    marker = store.result("local", "text", 0)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("{}")
+    assert extract(cfg, store, probe(video, "v")) == first  # unchanged: reused, cache kept
+    assert marker.exists()
+
+    os.utime(video, (1, 1))  # the object at the same URI is now another version
+    again = extract(cfg, store, probe(video, "v"))
+    assert again["frame_count"] == 10 and again["source_fingerprint"] != first["source_fingerprint"]
+    assert not marker.exists()

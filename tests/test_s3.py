@@ -10,7 +10,15 @@ import urllib.request
 
 import pytest
 
-from reko.storage import VideoStore, local_copy, parse_uri, read_json, video_id_for, write_json
+from reko.storage import (
+    VideoStore,
+    local_copy,
+    parse_uri,
+    read_json,
+    source_fingerprint,
+    video_id_for,
+    write_json,
+)
 from tests.conftest import SAMPLE_VIDEO
 
 BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
@@ -72,6 +80,8 @@ def test_storage_round_trips_through_s3(s3):
     video = parse_uri(f"s3://aws_default@{BUCKET_VIDEOS}/races/race.mp4")
     with local_copy(video) as path:
         assert path.read_bytes() == SAMPLE_VIDEO.read_bytes()
+    etag = s3.head_object(Bucket=BUCKET_VIDEOS, Key="races/race.mp4")["ETag"]
+    assert source_fingerprint(video) == f"{SAMPLE_VIDEO.stat().st_size}:{etag}"
     store = VideoStore.for_video(f"s3://aws_default@{BUCKET_WORK}/reko", str(video), 1.0)
     assert store.frame(7).name == "race.0000007.jpg"
     write_json(store.result("local", "text", 7), {"ok": "서울"})

@@ -30,7 +30,16 @@ from reko.media import (
     parse_frame_name,
     probe,
 )
-from reko.storage import VideoStore, local_copy, local_path, parse_uri, read_json, write_json
+from reko.storage import (
+    VideoStore,
+    local_copy,
+    local_path,
+    parse_uri,
+    read_json,
+    remove_tree,
+    source_fingerprint,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -94,13 +103,22 @@ def probe_video(cfg: RunConfig, work_uri: str) -> dict[str, Any]:
 
 
 def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
-    """Cut frames once per video and interval; a manifest written last marks them complete."""
+    """Cut frames once per video and interval; a manifest written last marks them complete.
+
+    If the source object changed since (another size, ETag or mtime), its old frames and cached
+    results no longer describe it: they are removed before cutting again.
+    """
+    source_path = parse_uri(cfg.video_uri)
+    fingerprint = source_fingerprint(source_path)
     manifest = read_json(store.manifest)
-    if manifest and manifest.get("source_size") == info.size_bytes:
+    if manifest and manifest.get("source_fingerprint") == fingerprint:
         log.info("frames already extracted for %s (%d frames)", store.video_id, manifest["frame_count"])
         return manifest
+    if manifest:
+        log.warning("%s changed since its frames were cut: removing %s", cfg.video_uri, store.base)
+        remove_tree(store.base)
     started = time.monotonic()
-    with local_copy(parse_uri(cfg.video_uri)) as source:
+    with local_copy(source_path) as source:
         frames_dir = local_path(store.frames_dir)
         if frames_dir is not None:
             count = extract_frames(source, frames_dir, store.stem, cfg.frame_interval_s)
@@ -118,7 +136,7 @@ def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any
         "stem": store.stem,
         "interval_ms": store.interval_ms,
         "source_uri": cfg.video_uri,
-        "source_size": info.size_bytes,
+        "source_fingerprint": fingerprint,
         "extract_s": round(time.monotonic() - started, 3),
     }
     write_json(store.manifest, manifest)

@@ -68,6 +68,19 @@ def local_copy(path: ObjectStoragePath) -> Iterator[Path]:
         yield target
 
 
+def source_fingerprint(path: ObjectStoragePath) -> str:
+    """What identifies this version of an object: size plus ETag (S3) or modification time."""
+    info = dict(path.stat())
+    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    return f"{info.get('size')}:{version}"
+
+
+def remove_tree(path: ObjectStoragePath) -> None:
+    """Delete a folder and everything under it (a no-op when it does not exist)."""
+    if path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
 def video_id_for(uri: str) -> str:
     """Stable, readable id: the file's stem plus a hash of the URI (same name, other folder).
 

@@ -9,7 +9,7 @@ APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-n
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: help install system-deps venv opensearch-build opensearch airflow demo stop test test-fast lint format bench clean
+.PHONY: help install system-deps venv opensearch-build opensearch airflow demo stop compose-plugin test test-fast lint format bench clean
 
 help:
 	@echo "make demo     install, start OpenSearch + Airflow on 127.0.0.1, analyse the sample, print the bibs"
@@ -27,10 +27,7 @@ system-deps:
 	fi
 	@command -v java >/dev/null && command -v mvn >/dev/null || \
 		{ echo "Java 17 and Maven are required for the local OpenSearch node (apt-get install openjdk-17-jdk-headless maven)"; exit 1; }
-	@if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then \
-		echo "Building the docker compose v2 plugin (tests validate docker-compose.yaml with it) ..."; \
-		bash include/docker/install-compose-plugin.sh; \
-	fi
+
 
 venv: $(VENV)/.installed
 
@@ -60,7 +57,14 @@ stop:
 		rm -f $$f; echo "stopped $$name"; \
 	done
 
-test: install
+# tests validate docker-compose.yaml with `docker compose config` (no engine needed)
+compose-plugin:
+	@if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1; then \
+		echo "Building the docker compose v2 CLI plugin from its Go module ..."; \
+		bash include/docker/install-compose-plugin.sh; \
+	fi
+
+test: install compose-plugin
 	$(PY) -m pytest
 
 test-fast: venv

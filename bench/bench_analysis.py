@@ -103,7 +103,7 @@ def step_probe(a: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     out = probe_video(_run_config(a["video"]), a["work_uri"])
-    return {"seconds": time.perf_counter() - t0, "info": out["info"]}
+    return {"seconds": time.perf_counter() - t0, "info": out.info.as_dict()}
 
 
 def step_extract(a: dict[str, Any]) -> dict[str, Any]:

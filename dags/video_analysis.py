@@ -110,21 +110,18 @@ def video_analysis() -> None:
         from reko.pipeline import RunConfig, probe_video
 
         try:
-            cfg = RunConfig.from_params(params or {})
-            return {"cfg": cfg.__dict__, **probe_video(cfg, work_uri())}
+            return probe_video(RunConfig.from_params(params or {}), work_uri()).to_xcom()
         except (ValueError, NotImplementedError) as exc:
             _fail_without_retry(exc)
 
     @task
     def extract_frames(probed: dict[str, Any]) -> dict[str, Any]:
-        from reko.media import InvalidVideoError, VideoInfo
-        from reko.pipeline import RunConfig, extract
-        from reko.storage import VideoStore
+        from reko.media import InvalidVideoError
+        from reko.pipeline import Job, extract
 
+        job = Job.from_xcom(probed)
         try:
-            return extract(
-                RunConfig(**probed["cfg"]), VideoStore(**probed["store"]), VideoInfo(**probed["info"])
-            )
+            return extract(job.cfg, job.store, job.info)
         except InvalidVideoError as exc:
             _fail_without_retry(exc)
 
@@ -140,15 +137,15 @@ def video_analysis() -> None:
     def analyse_frames(batch: dict[str, int], probed: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-        from reko.pipeline import RunConfig, analyse_batch
-        from reko.storage import VideoStore
+        from reko.pipeline import Job, analyse_batch
 
         context = get_current_context()
         context["batch_label"] = f"frames {batch['start']}-{batch['end'] - 1}"  # type: ignore[typeddict-unknown-key]
-        cfg = RunConfig(**probed["cfg"])
+        job = Job.from_xcom(probed)
+        cfg = job.cfg
         started = context["dag_run"].start_date
         report = analyse_batch(
-            VideoStore(**probed["store"]),
+            job.store,
             batch["start"],
             batch["end"],
             backend=cfg.backend,
@@ -175,37 +172,32 @@ def video_analysis() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from reko.index.client import IndexNames, get_client
+        from reko.pipeline import Job
         from reko.pipeline import load_detections as load
-        from reko.storage import VideoStore
 
         ti = get_current_context()["ti"]
         probed, manifest = ti.xcom_pull(task_ids="probe"), ti.xcom_pull(task_ids="extract_frames")
         if not probed or not manifest:
             raise AirflowSkipException("no frames were extracted: nothing to index")
-        cfg = probed["cfg"]
+        job = Job.from_xcom(probed)
         return load(
             get_client(),
             IndexNames.current(),
-            VideoStore(**probed["store"]),
+            job.store,
             frame_count=manifest["frame_count"],
-            backend=cfg["backend"],
-            analyses=cfg["analyses"],
-            min_confidence=cfg["min_confidence"],
+            backend=job.cfg.backend,
+            analyses=job.cfg.analyses,
+            min_confidence=job.cfg.min_confidence,
         )
 
     @task
     def build_segments(probed: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
-        from reko.pipeline import load_segments
-        from reko.storage import VideoStore
+        from reko.pipeline import Job, load_segments
 
-        cfg = probed["cfg"]
+        job = Job.from_xcom(probed)
         return load_segments(
-            get_client(),
-            IndexNames.current(),
-            VideoStore(**probed["store"]),
-            backend=cfg["backend"],
-            analyses=cfg["analyses"],
+            get_client(), IndexNames.current(), job.store, backend=job.cfg.backend, analyses=job.cfg.analyses
         )
 
     @task(outlets=[VIDEO_ANALYSED])
@@ -213,16 +205,12 @@ def video_analysis() -> None:
         probed: dict[str, Any], manifest: dict[str, Any], loaded: dict[str, Any], segments: dict[str, Any]
     ) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
-        from reko.media import VideoInfo
-        from reko.pipeline import RunConfig, video_document
-        from reko.storage import VideoStore
+        from reko.pipeline import Job, video_document
 
         context = get_current_context()
         reports = context["ti"].xcom_pull(task_ids="analyse_frames", key="report")
         doc = video_document(
-            cfg=RunConfig(**probed["cfg"]),
-            store=VideoStore(**probed["store"]),
-            info=VideoInfo(**probed["info"]),
+            job=Job.from_xcom(probed),
             manifest=manifest,
             load=loaded,
             segments=segments,

@@ -93,13 +93,31 @@ class RunConfig:
         )
 
 
-def probe_video(cfg: RunConfig, work_uri: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Job:
+    """What every task of one run needs: its Params, its storage layout and the video's facts.
+
+    Passed between tasks as XCom (plain dicts), rebuilt with `from_xcom`.
+    """
+
+    cfg: RunConfig
+    store: VideoStore
+    info: VideoInfo
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {"cfg": asdict(self.cfg), "store": asdict(self.store), "info": asdict(self.info)}
+
+    @classmethod
+    def from_xcom(cls, data: dict[str, Any]) -> Job:
+        return cls(RunConfig(**data["cfg"]), VideoStore(**data["store"]), VideoInfo(**data["info"]))
+
+
+def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     """Read the video's facts; a clear error for anything that is not a readable video."""
-    source = parse_uri(cfg.video_uri)
     store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
-    with local_copy(source) as path:
+    with local_copy(parse_uri(cfg.video_uri)) as path:
         info = probe(path, cfg.video_uri)
-    return {"store": asdict(store), "info": info.as_dict()}
+    return Job(cfg, store, info)
 
 
 def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
@@ -435,9 +453,7 @@ def load_segments(
 
 def video_document(
     *,
-    cfg: RunConfig,
-    store: VideoStore,
-    info: VideoInfo,
+    job: Job,
     manifest: dict[str, Any],
     load: dict[str, Any],
     segments: dict[str, Any],
@@ -446,6 +462,7 @@ def video_document(
     run_id: str,
 ) -> dict[str, Any]:
     """The per-video summary the search page, Dashboards and the clip DAG read."""
+    cfg, store, info = job.cfg, job.store, job.info
     reports = [r for r in batch_reports if r]
     failed = load["failed_frames"]
     return {

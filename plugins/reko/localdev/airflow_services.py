@@ -1,8 +1,9 @@
 """Run Airflow's real services for development and tests, bound to 127.0.0.1 only.
 
-Never `airflow standalone`: it binds 0.0.0.0. Here the api-server listens on loopback, the log
-servers are skipped (LocalExecutor logs are local files the api-server reads directly), and the
-JWT secret is shared by every component through the environment, as Airflow 3 requires.
+Never the all-in-one `standalone` command: it binds 0.0.0.0. Here the api-server listens on
+loopback, the log servers are skipped (LocalExecutor logs are local files the api-server reads
+directly), and the JWT secret is shared by every component through the environment, as Airflow 3
+requires.
 """
 
 from __future__ import annotations

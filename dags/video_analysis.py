@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
@@ -31,7 +31,7 @@ Turns one video into searchable frames.
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
 
 
-def _fail_without_retry(exc: Exception) -> None:
+def _fail_without_retry(exc: Exception) -> NoReturn:
     """Bad input will not get better on retry: fail the task at once, with the message."""
     from airflow.sdk.exceptions import AirflowFailException
 

@@ -128,10 +128,16 @@ def test_responses_have_rekognition_shape(results, analyser):
         assert resp["TextModelVersion"] == analyser.model_version
 
 
-def test_english_and_bib_lines_are_read(results):
-    pairs = [(gt, d) for gt, d in _matches(results) if gt.lang == "eng"]
+def _read_lines(results, lang: str):
+    """(drawn line, detection) pairs of one language, the texts read exactly, and the misses."""
+    pairs = [(gt, d) for gt, d in _matches(results) if gt.lang == lang]
     read = [gt.text for gt, d in pairs if d is not None and _norm(d["DetectedText"]) == _norm(gt.text)]
     missed = [(gt.text, d and d["DetectedText"]) for gt, d in pairs if gt.text not in read]
+    return pairs, read, missed
+
+
+def test_english_and_bib_lines_are_read(results):
+    pairs, read, missed = _read_lines(results, "eng")
     assert len(pairs) >= 30
     assert len(read) / len(pairs) >= 0.90, missed
     bibs = [gt for gt, _ in pairs if gt.kind == "bib"]
@@ -141,9 +147,7 @@ def test_english_and_bib_lines_are_read(results):
 def test_korean_lines_are_read(results):
     # Tesseract's Korean (tessdata_fast, Debian) is the weak spot: syllable misreads and word
     # spacing. Measured ~81% on this set (see the analysis report for a larger, held-out set).
-    pairs = [(gt, d) for gt, d in _matches(results) if gt.lang == "kor"]
-    read = [gt.text for gt, d in pairs if d is not None and _norm(d["DetectedText"]) == _norm(gt.text)]
-    missed = [(gt.text, d and d["DetectedText"]) for gt, d in pairs if gt.text not in read]
+    pairs, read, missed = _read_lines(results, "kor")
     assert len(pairs) >= 10
     assert len(read) / len(pairs) >= 0.75, missed
     # ignoring spaces, Hangul recognition itself must be better still

@@ -8,6 +8,7 @@ downstream sees the same frame indexes and timestamps whichever backend cut the 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -55,11 +56,8 @@ def frame_timestamp_ms(index: int, interval_s: float) -> int:
 
 def expected_frame_count(duration_s: float, interval_s: float) -> int:
     """Captures at 0, I, 2I, ... strictly before the end of the video."""
-    period = 1 / capture_rate(interval_s)
-    count = 0
-    while count * period < Fraction(str(duration_s)) - Fraction(_CAPTURE_TOLERANCE_S):
-        count += 1
-    return max(count, 1)
+    usable = Fraction(str(duration_s)) - Fraction(str(_CAPTURE_TOLERANCE_S))
+    return max(math.ceil(usable * capture_rate(interval_s)), 1)
 
 
 def frame_name(stem: str, index: int) -> str:

@@ -226,8 +226,12 @@ def analyse_batch(
             report["made"] += outcome["calls"]
             error_path = store.error(backend, kind, index)
             if "error" in outcome:
-                failure = {"frame_index": index, "kind": kind, "reason": outcome["error"]}
-                failure["retryable"] = outcome["retryable"]
+                failure = {
+                    "frame_index": index,
+                    "kind": kind,
+                    "reason": outcome["error"],
+                    "retryable": outcome["retryable"],
+                }
                 write_json(error_path, failure)
                 report["failed"].append(failure)
                 continue
@@ -285,7 +289,7 @@ def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]]) -> int:
     """Stream actions in bounded requests; back off on 429; fail loudly on any rejected document."""
     from opensearchpy.helpers import streaming_bulk
 
-    done, errors = 0, []
+    done, rejected, samples = 0, 0, []
     for ok, item in streaming_bulk(
         client,
         actions,
@@ -298,13 +302,12 @@ def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]]) -> int:
     ):
         if ok:
             done += 1
-        elif len(errors) < 5:
-            errors.append(item)
-        else:
-            errors.append(None)
-    if errors:
-        shown = [e for e in errors if e]
-        raise RuntimeError(f"{len(errors)} documents were rejected by OpenSearch, e.g. {shown}")
+            continue
+        rejected += 1
+        if len(samples) < 5:
+            samples.append(item)
+    if rejected:
+        raise RuntimeError(f"{rejected} documents were rejected by OpenSearch, e.g. {samples}")
     return done
 
 

@@ -30,12 +30,12 @@ class Counting:
         self.real = get_analysis("local", "text")
 
     def factory(self, backend: str, kind: str) -> Analysis:
-        def run(image: bytes) -> dict:
+        def run(frame) -> dict:
             index = len(self.calls)
             self.calls.append(index)
             if index in self.fail_on:
                 raise OSError("disk on fire")
-            return self.real.run(image)
+            return self.real.run(frame)
 
         return Analysis(kind, backend, self.real.model_version, run)
 

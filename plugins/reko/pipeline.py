@@ -252,16 +252,14 @@ def _is_cached(result_path: Any, reprocess: bool, not_before: str | None) -> boo
 
 def _analyse_frame(store: VideoStore, index: int, analysis: Analysis, interval_s: float) -> dict[str, Any]:
     frame = store.frame(index)
-    try:
-        image = frame.read_bytes()
-    except FileNotFoundError:
-        return {"calls": 0, "retryable": False, "error": f"frame image missing: {frame}"}
     calls = 0
     for attempt in range(1, FRAME_ATTEMPTS + 1):
         calls += 1
         try:
-            response = analysis.run(image)
+            response = analysis.run(frame)
             break
+        except FileNotFoundError:
+            return {"calls": calls - 1, "retryable": False, "error": f"frame image missing: {frame}"}
         except RetryableAnalysisError as exc:
             if attempt == FRAME_ATTEMPTS:
                 reason = f"{type(exc).__name__} after {attempt} attempts: {exc}"

@@ -9,8 +9,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reko.config import ANALYSES, BACKENDS, analyser_override
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 
 class FrameAnalysisError(Exception):
@@ -23,12 +27,16 @@ class RetryableAnalysisError(Exception):
 
 @dataclass(frozen=True)
 class Analysis:
-    """One analysis bound to its implementation: `run(image_bytes)` returns a Rekognition-shaped dict."""
+    """One analysis bound to its implementation: `run(frame)` returns a Rekognition-shaped dict.
+
+    `run` takes the frame's storage path, not its bytes, so a backend that reads the image where it
+    lies (Rekognition on an S3 object) never downloads it; local models read the bytes themselves.
+    """
 
     kind: str
     backend: str
     model_version: str
-    run: Callable[[bytes], dict]
+    run: Callable[[ObjectStoragePath], dict]
 
 
 def _load_object(path: str) -> object:
@@ -36,6 +44,9 @@ def _load_object(path: str) -> object:
     if not module or not attr:
         raise ValueError(f"analyser path {path!r} must look like 'package.module:ClassName'")
     return getattr(importlib.import_module(module), attr)
+
+
+_METHODS = {"text": "detect_text", "faces": "detect_faces", "labels": "detect_labels"}
 
 
 def _local(kind: str) -> Analysis:
@@ -48,8 +59,8 @@ def _local(kind: str) -> Analysis:
         analyser = LocalTextAnalyser()
     else:
         raise NotImplementedError(f"analysis {kind!r} has no local model yet; available locally: ['text']")
-    method = {"text": "detect_text", "faces": "detect_faces", "labels": "detect_labels"}[kind]
-    return Analysis(kind, "local", analyser.model_version, getattr(analyser, method))
+    method = getattr(analyser, _METHODS[kind])
+    return Analysis(kind, "local", analyser.model_version, lambda frame: method(frame.read_bytes()))
 
 
 def check_available(backend: str, analyses: list[str]) -> None:

@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
 TEMPLATE_DIR = REPO_ROOT / "include" / "index_templates"
-INDEX_KINDS = ("detections", "segments", "videos")
+INDEX_KINDS = ("detections", "segments", "videos", "clips")
 
 
 @dataclass(frozen=True)
 class IndexNames:
-    """The three indices of the contract, under one prefix."""
+    """The indices of the contract, under one prefix."""
 
     prefix: str
 
@@ -33,6 +33,10 @@ class IndexNames:
     @property
     def videos(self) -> str:
         return f"{self.prefix}-videos"
+
+    @property
+    def clips(self) -> str:
+        return f"{self.prefix}-clips"
 
     @classmethod
     def current(cls) -> IndexNames:

@@ -1,0 +1,370 @@
+"""The steps of `video_clips` as plain functions: find a subject's segments, plan, cut, register.
+
+A subject is a value as the index stores it (a bib number, a caption word); its segments are
+continuous appearances in a video. Segments closer than `merge_gap` are joined, then padded and
+clamped to the video, so each planned range becomes one clip. Clip ids are deterministic
+(video, kind, subject, range): a re-run overwrites the same clip, and a range that changed
+replaces the old clip (its document and file are removed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reko.config import BACKENDS
+from reko.index.client import IndexNames, ensure_templates
+from reko.index.docs import normalise
+from reko.storage import local_copy, local_path, parse_uri
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+log = logging.getLogger(__name__)
+
+CLIP_KINDS = ("text",)  # faces and labels join when their analyses exist
+MAX_CLIPS_PER_RUN = 1000  # well under Airflow's max_map_length of 1024
+
+
+class ClipInputError(ValueError):
+    """A run's input names something that does not exist or cannot be cut; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """A run's validated Params."""
+
+    subjects: list[str]
+    kind: str = "text"
+    video_ids: list[str] = field(default_factory=list)
+    padding_ms: int = 2000
+    merge_gap_ms: int = 3000
+    min_confidence: float = 80.0
+    backend: str = "local"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], watchlist: Iterable[str] = ()) -> ClipConfig:
+        """Check every Param and say which one is wrong; no `subject` means the watch-list."""
+        subject = str(params.get("subject") or "").strip()
+        subjects = [subject] if subject else [s.strip() for s in watchlist if str(s).strip()]
+        kind = params.get("kind", "text")
+        if kind not in CLIP_KINDS:
+            raise ClipInputError(f"kind {kind!r} cannot be clipped yet; expected one of {list(CLIP_KINDS)}")
+        backend = params.get("backend", "local")
+        if backend not in BACKENDS:
+            raise ClipInputError(f"backend {backend!r} is not one of {list(BACKENDS)}")
+        padding = float(params.get("padding_s", 2.0))
+        merge_gap = float(params.get("merge_gap_s", 3.0))
+        if not 0 <= padding <= 600:
+            raise ClipInputError(f"padding_s must be between 0 and 600 s, got {padding}")
+        if not 0 <= merge_gap <= 3600:
+            raise ClipInputError(f"merge_gap_s must be between 0 and 3600 s, got {merge_gap}")
+        confidence = float(params.get("min_confidence", 80.0))
+        if not 0 <= confidence <= 100:
+            raise ClipInputError(f"min_confidence must be between 0 and 100, got {confidence}")
+        video_ids = [str(v).strip() for v in params.get("video_ids") or [] if str(v).strip()]
+        return cls(
+            subjects=list(dict.fromkeys(subjects)),
+            kind=kind,
+            video_ids=list(dict.fromkeys(video_ids)),
+            padding_ms=round(padding * 1000),
+            merge_gap_ms=round(merge_gap * 1000),
+            min_confidence=confidence,
+            backend=backend,
+        )
+
+
+def _subject_key(subject_norm: str) -> str:
+    """A file- and id-safe form of a subject: readable slug plus a hash (Korean, spaces, slashes)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", subject_norm.lower()).strip("-")[:32]
+    digest = hashlib.sha1(subject_norm.encode()).hexdigest()[:10]
+    return f"{slug}-{digest}" if slug else digest
+
+
+def clip_id(video_id: str, kind: str, subject_norm: str, start_ms: int, end_ms: int) -> str:
+    return f"{video_id}:{kind}:{_subject_key(subject_norm)}:{start_ms:09d}-{end_ms:09d}"
+
+
+def videos_by_id(client: OpenSearch, names: IndexNames, video_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The video documents for `video_ids`; an id the index does not know is a clear error."""
+    if not video_ids:
+        return {}
+    found = client.mget(index=names.videos, body={"ids": video_ids})["docs"]
+    videos = {d["_id"]: d["_source"] for d in found if d.get("found")}
+    unknown = [v for v in video_ids if v not in videos]
+    if unknown:
+        raise ClipInputError(f"unknown video ids {unknown}: not in index {names.videos} (analyse them first)")
+    return videos
+
+
+def find_segments(
+    client: OpenSearch,
+    names: IndexNames,
+    *,
+    subject_norm: str,
+    kind: str,
+    min_confidence: float,
+    video_ids: list[str],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, segment) of the subject, sorted by video then time, paged with search_after."""
+    filters: list[dict[str, Any]] = [
+        {"term": {"kind": kind}},
+        {"term": {"value_norm": subject_norm}},
+        {"range": {"best_confidence": {"gte": min_confidence}}},
+    ]
+    if video_ids:
+        filters.append({"terms": {"video_id": video_ids}})
+    body: dict[str, Any] = {
+        "size": 1000,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"video_id": "asc"}, {"start_ms": "asc"}, {"_id": "asc"}],
+    }
+    while True:
+        hits = client.search(index=names.segments, body=body)["hits"]["hits"]
+        for hit in hits:
+            yield hit["_id"], hit["_source"]
+        if len(hits) < body["size"]:
+            return
+        body["search_after"] = hits[-1]["sort"]
+
+
+@dataclass
+class _Range:
+    start_ms: int
+    end_ms: int
+    segment_ids: list[str]
+
+
+def plan_ranges(
+    segments: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    interval_ms: int,
+    duration_ms: int,
+    padding_ms: int,
+    merge_gap_ms: int,
+) -> list[_Range]:
+    """Cut ranges [start, end) for one video's segments of one subject.
+
+    A segment's last sighting stands for its whole capture interval (the subject was seen at
+    `end_ms` and no longer one interval later), so its range ends at `end_ms + interval`.
+    Segments at most `merge_gap_ms` apart are joined; padding is added, ranges that then
+    overlap are joined too, and everything is clamped to the video.
+    """
+    merged: list[_Range] = []
+    for seg_id, seg in sorted(segments, key=lambda s: s[1]["start_ms"]):
+        start, end = seg["start_ms"], seg["end_ms"] + interval_ms
+        if merged and start - merged[-1].end_ms <= merge_gap_ms:
+            merged[-1].end_ms = max(merged[-1].end_ms, end)
+            merged[-1].segment_ids.append(seg_id)
+        else:
+            merged.append(_Range(start, end, [seg_id]))
+    padded: list[_Range] = []
+    for rng in merged:
+        if rng.start_ms >= duration_ms:
+            raise ClipInputError(
+                f"segment {rng.segment_ids[0]} starts at {rng.start_ms / 1000:.3f} s, past the end of its"
+                f" video ({duration_ms / 1000:.3f} s): the index is out of date, re-analyse the video"
+            )
+        start, end = max(0, rng.start_ms - padding_ms), min(duration_ms, rng.end_ms + padding_ms)
+        if padded and start <= padded[-1].end_ms:
+            padded[-1].end_ms = max(padded[-1].end_ms, end)
+            padded[-1].segment_ids.extend(rng.segment_ids)
+        else:
+            padded.append(_Range(start, end, list(rng.segment_ids)))
+    return padded
+
+
+def clip_uri(root_uri: str, video_id: str, kind: str, subject_norm: str, start_ms: int, end_ms: int) -> str:
+    base = parse_uri(root_uri, "REKO_WORK_URI") / video_id / "clips" / kind / _subject_key(subject_norm)
+    return str(base / f"{video_id}.{start_ms:09d}-{end_ms:09d}.mp4")
+
+
+def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri: str) -> dict[str, Any]:
+    """Everything to cut for the run, and its scope (the (video, subject) pairs it owns).
+
+    The scope is what `register_clips` replaces: a pair's clips that this plan did not produce
+    (a changed range, a subject no longer seen) are deleted there.
+    """
+    ensure_templates(client, names)
+    requested = videos_by_id(client, names, cfg.video_ids)
+    items: list[dict[str, Any]] = []
+    scope: list[dict[str, str]] = []
+    messages: list[str] = []
+    if not cfg.subjects:
+        messages.append("no subject given and the watch-list is empty: nothing to cut")
+    videos: dict[str, dict[str, Any]] = dict(requested)
+    for subject in cfg.subjects:
+        subject_norm = normalise(subject)
+        by_video: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for seg_id, seg in find_segments(
+            client,
+            names,
+            subject_norm=subject_norm,
+            kind=cfg.kind,
+            min_confidence=cfg.min_confidence,
+            video_ids=cfg.video_ids,
+        ):
+            by_video.setdefault(seg["video_id"], []).append((seg_id, seg))
+        missing = [v for v in by_video if v not in videos]
+        videos.update(videos_by_id(client, names, missing))
+        for video_id in cfg.video_ids or sorted(by_video):
+            scope.append({"video_id": video_id, "subject_norm": subject_norm})
+        if not by_video:
+            where = f" in videos {cfg.video_ids}" if cfg.video_ids else ""
+            messages.append(
+                f"no segments for {subject!r}{where} at confidence >= {cfg.min_confidence:g}: nothing to cut"
+            )
+            continue
+        for video_id, segments in sorted(by_video.items()):
+            video = videos[video_id]
+            source = parse_uri(video["source_uri"], "source_uri")
+            if not source.exists():
+                raise ClipInputError(f"the source of video {video_id} was deleted: {video['source_uri']}")
+            for rng in plan_ranges(
+                segments,
+                interval_ms=video["frame_interval_ms"],
+                duration_ms=video["duration_ms"],
+                padding_ms=cfg.padding_ms,
+                merge_gap_ms=cfg.merge_gap_ms,
+            ):
+                items.append(
+                    {
+                        "clip_id": clip_id(video_id, cfg.kind, subject_norm, rng.start_ms, rng.end_ms),
+                        "clip_uri": clip_uri(
+                            root_uri, video_id, cfg.kind, subject_norm, rng.start_ms, rng.end_ms
+                        ),
+                        "video_id": video_id,
+                        "source_uri": video["source_uri"],
+                        "kind": cfg.kind,
+                        "subject": subject,
+                        "subject_norm": subject_norm,
+                        "start_ms": rng.start_ms,
+                        "end_ms": rng.end_ms,
+                        "segment_ids": rng.segment_ids,
+                        "label": f"{subject} @ {video_id} {rng.start_ms / 1000:.1f}-{rng.end_ms / 1000:.1f}s",
+                    }
+                )
+    if len(items) > MAX_CLIPS_PER_RUN:
+        raise ClipInputError(
+            f"{len(items)} clips planned; the limit per run is {MAX_CLIPS_PER_RUN}:"
+            " narrow the subjects or video_ids, or raise merge_gap_s"
+        )
+    for message in messages:
+        log.info(message)
+    return {"items": items, "scope": scope, "messages": messages, "cfg": asdict(cfg)}
+
+
+def cut_local(item: dict[str, Any]) -> dict[str, Any]:
+    """Cut one planned clip with ffmpeg (frame-exact smart cut) and store it at its URI.
+
+    The clip appears complete or not at all: it is cut to a temp file, then moved or uploaded.
+    """
+    from reko.clips import cut_clip
+
+    source = parse_uri(item["source_uri"], "source_uri")
+    if not source.exists():
+        raise ClipInputError(f"the source of video {item['video_id']} was deleted: {item['source_uri']}")
+    target = parse_uri(item["clip_uri"], "clip_uri")
+    direct = local_path(target)
+    with local_copy(source) as path, tempfile.TemporaryDirectory(prefix="reko-clip-") as tmp:
+        out = Path(tmp) / "clip.mp4"
+        result = cut_clip(path, item["start_ms"], item["end_ms"], out)
+        if direct is not None:
+            direct.parent.mkdir(parents=True, exist_ok=True)
+            staged = direct.with_name(f".{direct.name}.tmp")
+            shutil.copyfile(out, staged)
+            staged.replace(direct)
+        else:
+            with out.open("rb") as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return {
+        "start_ms": result.start_ms,
+        "end_ms": result.end_ms,
+        "duration_s": result.duration_s,
+        "size_bytes": result.size_bytes,
+        "method": result.method,
+    }
+
+
+def clip_document(item: dict[str, Any], cut: dict[str, Any], cfg: ClipConfig, **run: str) -> dict[str, Any]:
+    return {
+        "video_id": item["video_id"],
+        "kind": item["kind"],
+        "subject": item["subject"],
+        "subject_norm": item["subject_norm"],
+        "clip_uri": item["clip_uri"],
+        "source_uri": item["source_uri"],
+        "requested_start_ms": item["start_ms"],
+        "requested_end_ms": item["end_ms"],
+        **{k: cut[k] for k in ("start_ms", "end_ms", "duration_s", "size_bytes", "method")},
+        "backend": cfg.backend,
+        "segment_ids": item["segment_ids"],
+        "padding_ms": cfg.padding_ms,
+        "merge_gap_ms": cfg.merge_gap_ms,
+        "created_at": datetime.now(UTC).isoformat(),
+        **run,
+    }
+
+
+def register_clips(
+    client: OpenSearch,
+    names: IndexNames,
+    plan: dict[str, Any],
+    cuts: dict[str, dict[str, Any]],
+    **run: str,
+) -> dict[str, Any]:
+    """Index every cut clip, then remove the scope's clips this plan did not produce (and their files).
+
+    A planned clip without a cut (its task failed) keeps any document it had; only clips outside
+    the plan are removed, so a partial run never deletes what it did not replace.
+    """
+    cfg = ClipConfig(**plan["cfg"])
+    ensure_templates(client, names)
+    registered = []
+    for item in plan["items"]:
+        cut = cuts.get(item["clip_id"])
+        if cut is None:
+            continue
+        doc = clip_document(item, cut, cfg, **run)
+        client.index(index=names.clips, id=item["clip_id"], body=doc)
+        registered.append(item["clip_id"])
+    planned = {item["clip_id"] for item in plan["items"]}
+    removed = []
+    client.indices.refresh(index=names.clips)
+    for pair in plan["scope"]:
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"video_id": pair["video_id"]}},
+                    {"term": {"kind": cfg.kind}},
+                    {"term": {"subject_norm": pair["subject_norm"]}},
+                ]
+            }
+        }
+        hits = client.search(
+            index=names.clips, body={"size": MAX_CLIPS_PER_RUN, "query": query, "_source": ["clip_uri"]}
+        )["hits"]["hits"]
+        for hit in hits:
+            if hit["_id"] in planned:
+                continue
+            _remove_file(hit["_source"]["clip_uri"])
+            client.delete(index=names.clips, id=hit["_id"], params={"ignore": 404})
+            removed.append(hit["_id"])
+    client.indices.refresh(index=names.clips)
+    return {"registered": registered, "removed": removed}
+
+
+def _remove_file(uri: str) -> None:
+    path = parse_uri(uri, "clip_uri")
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,7 +1,7 @@
 """`video_analysis` under the real scheduler, driven through the REST API v2 like a user would.
 
 Also the frame-level retry: clearing one failed mapped task re-analyses only its frames that
-have no stored result.
+have no stored result; and `video_clips`, started by the analysis asset and by hand.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from reko.media import extract_frames
 from reko.storage import video_id_for
-from tests.conftest import SAMPLE_VIDEO
+from tests.conftest import SAMPLE_VIDEO, snapshot
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
+CLIPS_DAG_ID = "video_clips"
+WATCHLIST = ["1042", "3318"]
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +44,14 @@ def deployment(opensearch_url, tmp_path_factory):
             "REKO_LOCAL_TEXT_ANALYSER": "tests.support.faulty:FaultyTextAnalyser",
             "REKO_TEST_FAIL_HASHES": str(faults["fail"]),
             "REKO_TEST_CALLS_LOG": str(faults["calls"]),
+            "AIRFLOW_VAR_REKO_CLIP_WATCHLIST": json.dumps(WATCHLIST),
         },
     )
     services.start()
     try:
         client = services.client()
         client.wait_for_dag(DAG_ID)
+        client.wait_for_dag(CLIPS_DAG_ID)  # unpaused before any analysis, so asset events start it
         yield client, root, faults
     finally:
         services.stop()
@@ -136,3 +141,34 @@ def test_clearing_one_failed_map_index_reanalyses_only_its_missing_frames(deploy
     assert faults["calls"].read_text().split() == [digest[3], digest[21]]
     doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
     assert doc["status"] == "complete" and doc["failed_frames"] == []
+
+
+def wait_for_clips(os_client, index: str, video_id: str, timeout_s: float = 300) -> dict[str, dict]:
+    """This video's clips, once some exist (the asset-triggered run registers them)."""
+    deadline = time.monotonic() + timeout_s
+    while not (clips := snapshot(os_client, index, video_id)) and time.monotonic() < deadline:
+        time.sleep(3)
+    return clips
+
+
+def test_clips_follow_every_analysis_through_the_asset_and_on_request(deployment, os_client, index_names):
+    client, root, _ = deployment
+    video = copy_sample(root, "clips")
+    video_id = video_id_for(video.as_uri())
+    assert client.wait_for_run(DAG_ID, client.trigger(DAG_ID, {"video_uri": video.as_uri()})) == "success"
+
+    clips = wait_for_clips(os_client, index_names.clips, video_id)
+    assert sorted({c["subject_norm"] for c in clips.values()}) == sorted(WATCHLIST)
+    assert sum(c["subject_norm"] == "3318" for c in clips.values()) == 2  # seen twice, far apart
+    (run_id,) = {c["run_id"] for c in clips.values()}
+    run = client.call("GET", f"/dags/{CLIPS_DAG_ID}/dagRuns/{run_id}")
+    assert run["run_type"] == "asset_triggered" and run["state"] == "success"
+
+    run_id = client.trigger(CLIPS_DAG_ID, {"subject": "257", "video_ids": [video_id]})
+    assert client.wait_for_run(CLIPS_DAG_ID, run_id) == "success"
+    clips = snapshot(os_client, index_names.clips, video_id)
+    (clip,) = [c for c in clips.values() if c["subject_norm"] == "257"]
+    assert clip["run_id"] == run_id and Path(clip["clip_uri"].removeprefix("file://")).stat().st_size > 10_000
+    mapped = [ti for ti in client.task_instances(CLIPS_DAG_ID, run_id) if ti["map_index"] >= 0]
+    start_s, end_s = clip["requested_start_ms"] / 1000, clip["requested_end_ms"] / 1000
+    assert [ti["rendered_map_index"] for ti in mapped] == [f"257 @ {video_id} {start_s:.1f}-{end_s:.1f}s"]

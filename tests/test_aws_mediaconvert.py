@@ -9,6 +9,7 @@ import importlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from fractions import Fraction
@@ -42,6 +43,7 @@ from tests.support.mediaconvert_server import connection_json, fake_mediaconvert
 
 VIDEOS, WORK = "reko-videos", "reko-work"
 VIDEO_URI = f"s3://aws_default@{VIDEOS}/races/race.mp4"
+SHORT_URI = f"s3://aws_default@{VIDEOS}/races/short.mp4"  # 4 s of the sample: quick jobs for control flow
 NTSC = Fraction(30000, 1001)
 
 
@@ -84,6 +86,13 @@ def s3_endpoint():
     for bucket in (VIDEOS, WORK):
         client.create_bucket(Bucket=bucket)
     client.upload_file(str(SAMPLE_VIDEO), VIDEOS, "races/race.mp4")
+    with tempfile.TemporaryDirectory() as tmp:
+        short = Path(tmp) / "short.mp4"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(SAMPLE_VIDEO), "-t", "4", "-c", "copy", str(short)],
+            check=True,
+        )
+        client.upload_file(str(short), VIDEOS, "races/short.mp4")
     yield endpoint
     proc.terminate()
     proc.wait(timeout=10)
@@ -438,11 +447,11 @@ async def _first_event(trigger):
 
 
 def test_trigger_run_reports_success_and_error_from_the_service(mc):
-    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/trigger/ok.mp4", 0, 1000, 25, audio=False)
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/trigger/ok.mp4", 0, 1000, 25, audio=False)
     hook = MediaConvertHook()
     ok = hook.create_job(settings)["Id"]
     mc.fail_next(1040, "Input video has no video track")
-    bad = hook.create_job(clip_settings(VIDEO_URI, f"s3://{WORK}/trigger/bad.mp4", 0, 1000, 25))["Id"]
+    bad = hook.create_job(clip_settings(SHORT_URI, f"s3://{WORK}/trigger/bad.mp4", 0, 1000, 25))["Id"]
 
     def run(job_id):
         return asyncio.run(
@@ -465,7 +474,7 @@ def test_trigger_run_reports_success_and_error_from_the_service(mc):
 def test_operator_defers_with_the_job_trigger(mc):
     from airflow.sdk.exceptions import TaskDeferred
 
-    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/defer/c.mp4", 0, 1000, 25, audio=False)
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/defer/c.mp4", 0, 1000, 25, audio=False)
     op = _operator(
         settings, deferrable=True, waiter_delay=5, aws_conn_id="aws_default", region_name="us-east-1"
     )
@@ -488,11 +497,12 @@ def test_operator_defers_with_the_job_trigger(mc):
         "job_id": job["Id"],
         "status": "COMPLETE",
         "reused": False,
+        "settings_digest": settings_digest(settings),
     }
 
 
 def test_failed_job_fails_the_task_with_mediaconverts_code_and_message(mc):
-    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/fail/c.mp4", 0, 1000, 25, audio=False)
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/fail/c.mp4", 0, 1000, 25, audio=False)
     mc.fail_next(1030, "Failed probe/open: unsupported codec")
     with pytest.raises(
         MediaConvertJobError, match=r"ended ERROR: error 1030: Failed probe/open: unsupported codec"
@@ -514,7 +524,7 @@ def test_a_missing_input_is_a_job_error_not_a_hang(mc):
 def test_rerun_reuses_a_complete_job_and_waits_for_one_in_flight(mc, s3):
     from airflow.sdk.exceptions import TaskDeferred
 
-    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/rerun/c.mp4", 2_000, 3_000, 25, audio=False)
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/rerun/c.mp4", 2_000, 3_000, 25, audio=False)
     marker = f"s3://aws_default@{WORK}/rerun/"
     with mc.held():
         with pytest.raises(TaskDeferred) as first:
@@ -523,7 +533,7 @@ def test_rerun_reuses_a_complete_job_and_waits_for_one_in_flight(mc, s3):
             _operator(settings, marker_uri=marker, deferrable=True).execute({})
     job_id = first.value.trigger.serialize()[1]["job_id"]
     assert second.value.trigger.serialize()[1]["job_id"] == job_id
-    assert second.value.kwargs == {"reused": True}
+    assert second.value.kwargs == {"reused": True, "settings_digest": settings_digest(settings)}
     mc.wait_until_done(job_id)
     again = _operator(settings, marker_uri=marker, deferrable=True).execute({})  # complete: no defer, no job
     assert again == {
@@ -537,7 +547,7 @@ def test_rerun_reuses_a_complete_job_and_waits_for_one_in_flight(mc, s3):
 
 
 def test_rerun_after_an_error_submits_a_new_job(mc):
-    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/retry/c.mp4", 0, 1000, 25, audio=False)
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/retry/c.mp4", 0, 1000, 25, audio=False)
     marker = f"s3://aws_default@{WORK}/retry/"
     mc.fail_next(1999, "transient")
     with pytest.raises(MediaConvertJobError):
@@ -549,7 +559,7 @@ def test_rerun_after_an_error_submits_a_new_job(mc):
 
 
 def test_a_crash_between_submit_and_marker_is_covered_by_the_request_token(mc):
-    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/crash/c.mp4", 0, 1000, 25, audio=False)
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/crash/c.mp4", 0, 1000, 25, audio=False)
     hook = MediaConvertHook()
     lost = hook.create_job(settings, client_request_token=f"reko-{settings_digest(settings)}-1")["Id"]
     result = submit_job_once(hook, settings, marker_uri=f"s3://aws_default@{WORK}/crash/")

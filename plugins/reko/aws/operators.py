@@ -72,6 +72,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Return `{"job_id", "status", "reused", "settings_digest"}` (status COMPLETE once waited)."""
         job = submit_job_once(
             self.hook,
             self.settings,
@@ -98,7 +99,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
                     botocore_config=self.botocore_config,
                 ),
                 method_name="execute_complete",
-                kwargs={"reused": job["reused"]},
+                kwargs={"reused": job["reused"], "settings_digest": job["settings_digest"]},
             )
         if self.wait_for_completion:
             finished = self.hook.wait_for_job(job_id, self.waiter_delay, self.waiter_max_attempts)
@@ -106,7 +107,11 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         return job
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, reused: bool = False
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        reused: bool = False,
+        settings_digest: str | None = None,
     ) -> dict[str, Any]:
         validated = validate_execute_complete_event(event)
         job = self.hook.get_job(validated["job_id"])
@@ -118,4 +123,9 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
                 f"{validated.get('message', '')}"
             )
         self.log.info("MediaConvert job %s complete", job["Id"])
-        return {"job_id": job["Id"], "status": job["Status"], "reused": reused}
+        return {
+            "job_id": job["Id"],
+            "status": job["Status"],
+            "reused": reused,
+            "settings_digest": settings_digest,
+        }

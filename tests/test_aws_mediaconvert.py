@@ -300,6 +300,25 @@ def test_check_settings_catches_enums_ranges_and_patterns_from_the_model():
     )
 
 
+def test_check_settings_catches_frame_capture_ranges():
+    settings = frame_capture_settings(VIDEO_URI, f"s3://{WORK}/f/", 1.0)
+    fc = settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]["CodecSettings"][
+        "FrameCaptureSettings"
+    ]
+    fc.update(FramerateNumerator=0, FramerateDenominator=2**31, Quality=101, MaxCaptures=0)
+    settings["OutputGroups"][0]["Outputs"][0]["ContainerSettings"]["Container"] = "JPEG"
+    with pytest.raises(ValueError, match="invalid MediaConvert job settings") as err:
+        check_settings(settings)
+    for fragment in (
+        "FramerateNumerator=0 is below the minimum 1",
+        "FramerateDenominator=2147483648 is above the maximum 2147483647",
+        "Quality=101 is above the maximum 100",
+        "MaxCaptures=0 is below the minimum 1",
+        "Container='JPEG' is not one of",
+    ):
+        assert fragment in str(err.value)
+
+
 # ---------------------------------------------------------------- hook: endpoint, Stubber-validated requests
 
 
@@ -313,6 +332,24 @@ def test_regional_endpoint_without_describe_endpoints(monkeypatch):
     hook = MediaConvertHook(aws_conn_id="mc_plain")
     assert hook.conn.meta.endpoint_url == "https://mediaconvert.eu-west-1.amazonaws.com"
     assert hook.conn.meta.service_model.endpoint_discovery_operation is None
+    # what goes on the wire: one GetJob to the regional endpoint, no DescribeEndpoints first
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def stream(self, **_):
+            yield json.dumps(
+                {"job": {"id": "j1", "status": "COMPLETE", "role": "r", "settings": {}}}
+            ).encode()
+
+    sent: list[str] = []
+
+    def answer(request, **_):
+        sent.append(f"{request.method} {request.url}")
+        return AWSResponse(request.url, 200, {}, _Raw())
+
+    hook.conn.meta.events.register("before-send.mediaconvert", answer)
+    assert hook.get_job("j1")["Status"] == "COMPLETE"
+    assert sent == ["GET https://mediaconvert.eu-west-1.amazonaws.com/2017-08-29/jobs/j1"]
 
 
 def test_endpoint_override_from_connection_wins_over_global_endpoint(monkeypatch):

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,7 +38,13 @@ from reko.aws.mediaconvert_jobs import (
 )
 from reko.aws.operators import MediaConvertCreateJobOperator
 from reko.aws.triggers import MediaConvertJobCompleteTrigger
-from reko.media import expected_frame_count, extract_frames, frame_name, frame_timestamp_ms
+from reko.media import (
+    expected_frame_count,
+    extract_frames,
+    frame_name,
+    frame_timestamp_ms,
+    parse_frame_name,
+)
 from tests.conftest import SAMPLE_VIDEO
 from tests.support.mediaconvert_server import connection_json, fake_mediaconvert
 
@@ -615,20 +622,20 @@ def test_frame_capture_lists_the_same_frames_as_the_local_backend(mc, s3, tmp_pa
         interval_s,
         expected_frame_count(38.0, interval_s),
     )
-    result = _operator(settings, marker_uri=f"s3://aws_default@{WORK}/{prefix}/frames/").execute({})
+    with ThreadPoolExecutor(1) as pool:  # the local backend cuts its frames while the job runs
+        local = pool.submit(extract_frames, SAMPLE_VIDEO, tmp_path, "race", interval_s)
+        result = _operator(settings, marker_uri=f"s3://aws_default@{WORK}/{prefix}/frames/").execute({})
+        local_count = local.result()
     assert result["status"] == "COMPLETE"
 
     indexes = list_frames(f"s3://aws_default@{WORK}/{prefix}/frames/")
-    local_count = extract_frames(SAMPLE_VIDEO, tmp_path, "race", interval_s)
     local_names = sorted(p.name for p in tmp_path.iterdir())
     assert local_count == expected_frame_count(38.0, interval_s) == round(38 / interval_s)
     assert indexes == list(range(local_count))
     assert [frame_name("race", i) for i in indexes] == local_names
-    assert [frame_timestamp_ms(i, interval_s) for i in indexes][:3] == [
-        0,
-        round(interval_s * 1000),
-        round(interval_s * 2000),
-    ]
+    remote_ms = [frame_timestamp_ms(i, interval_s) for i in indexes]
+    local_ms = [frame_timestamp_ms(parse_frame_name(name)[1], interval_s) for name in local_names]
+    assert remote_ms == local_ms == [round(k * interval_s * 1000) for k in range(local_count)]
     frame_keys = [k for k in _keys(s3, WORK, f"{prefix}/frames/") if k.endswith(".jpg")]
     assert frame_keys == [f"{prefix}/frames/{name}" for name in local_names]
     assert f"{prefix}/proxy/race.mp4" in _keys(s3, WORK, f"{prefix}/proxy/")

@@ -9,12 +9,17 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reko.assets import VIDEO_ANALYSED
-from reko.config import ANALYSES, BACKENDS, REPO_ROOT, default_backend
+from reko.aws.sensors import VideoObjectSensor
+from reko.config import ANALYSES, BACKENDS, REPO_ROOT, default_backend, mediaconvert_poll_s
+from reko.operators import ExtractFramesOperator
+
+VIDEO_WAIT_S = 3600  # an s3:// video that has not landed an hour after the trigger fails the run
 
 DOC_MD = """
 ### video_analysis
 Turns one video into searchable frames.
 
+0. **wait_for_video** waits (deferred) for an `s3://` video to land; a `file://` video passes at once.
 1. **probe** checks the Params and reads the video (duration, fps, size); anything that is not a
    readable video fails here, before anything is written.
 2. **extract_frames** cuts frame images every `frame_interval_s` (local: ffmpeg; aws: MediaConvert
@@ -104,6 +109,14 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
     },
 )
 def video_analysis() -> None:
+    wait_for_video = VideoObjectSensor(
+        task_id="wait_for_video",
+        video_uri="{{ params.video_uri }}",
+        deferrable=True,
+        poke_interval=30,
+        timeout=VIDEO_WAIT_S,
+    )
+
     @task
     def probe(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from reko.config import work_uri
@@ -112,17 +125,6 @@ def video_analysis() -> None:
         try:
             return probe_video(RunConfig.from_params(params or {}), work_uri()).to_xcom()
         except (ValueError, NotImplementedError) as exc:
-            _fail_without_retry(exc)
-
-    @task
-    def extract_frames(probed: dict[str, Any]) -> dict[str, Any]:
-        from reko.media import InvalidVideoError
-        from reko.pipeline import Job, extract
-
-        job = Job.from_xcom(probed)
-        try:
-            return extract(job.cfg, job.store, job.info)
-        except InvalidVideoError as exc:
             _fail_without_retry(exc)
 
     @task
@@ -243,7 +245,10 @@ def video_analysis() -> None:
         raise AirflowFailException(f"{len(frames)} frames have no result: {frames[:50]}")
 
     probed = probe()
-    manifest = extract_frames(probed)
+    manifest = ExtractFramesOperator(
+        task_id="extract_frames", probed=probed, waiter_delay=mediaconvert_poll_s()
+    ).output
+    wait_for_video >> probed
     analysed = analyse_frames.partial(probed=probed).expand(batch=plan_batches(manifest, probed))
     loaded = load_detections()
     analysed >> loaded

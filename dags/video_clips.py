@@ -9,7 +9,8 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reko.assets import CLIPS_CUT, VIDEO_ANALYSED
-from reko.config import BACKENDS, default_backend
+from reko.config import BACKENDS, default_backend, mediaconvert_poll_s
+from reko.operators import CutClipOperator
 
 WATCHLIST_VARIABLE = "reko_clip_watchlist"
 
@@ -122,21 +123,6 @@ def video_clips() -> None:
         context["ti"].xcom_push(key="plan", value=plan)
         return plan["items"]
 
-    @task(map_index_template="{{ clip_label }}")
-    def cut_clip(item: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from reko.clip_pipeline import ClipInputError, cut_local
-
-        context = get_current_context()
-        context["clip_label"] = item["label"]  # type: ignore[typeddict-unknown-key]
-        if (params or {}).get("backend") == "aws":
-            _fail_without_retry(NotImplementedError("backend 'aws' clips are not in this build yet"))
-        try:
-            cut = cut_local(item)
-        except ClipInputError as exc:
-            _fail_without_retry(exc)
-        print(f"{item['clip_uri']}: {cut['duration_s']:.3f} s, {cut['size_bytes']} bytes ({cut['method']})")
-        return {"clip_id": item["clip_id"], **cut}
-
     @task(trigger_rule="none_failed", outlets=[CLIPS_CUT])
     def register_clips() -> dict[str, Any]:
         from reko.clip_pipeline import register_clips
@@ -161,7 +147,10 @@ def video_clips() -> None:
         print(f"registered {len(result['registered'])} clips, removed {len(result['removed'])} replaced")
         return result
 
-    cut_clip.expand(item=plan_clips()) >> register_clips()
+    cuts = CutClipOperator.partial(
+        task_id="cut_clip", map_index_template="{{ clip_label }}", waiter_delay=mediaconvert_poll_s()
+    ).expand(item=plan_clips())
+    cuts >> register_clips()
 
 
 video_clips()

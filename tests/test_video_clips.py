@@ -204,6 +204,7 @@ def test_planning_names_unknown_videos_and_deleted_sources(os_client, index_name
             "video_id": video_id,
             "source_uri": source.as_uri(),
             "duration_ms": 38_000,
+            "fps": 25.0,
             "frame_interval_ms": 1000,
         },
         params={"refresh": "true"},

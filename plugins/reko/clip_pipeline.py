@@ -249,6 +249,10 @@ def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri:
                         "start_ms": rng.start_ms,
                         "end_ms": rng.end_ms,
                         "segment_ids": rng.segment_ids,
+                        "backend": cfg.backend,
+                        "fps": video["fps"],
+                        "duration_ms": video["duration_ms"],
+                        "has_audio": video.get("has_audio", True),
                         "label": f"{subject} @ {video_id} {rng.start_ms / 1000:.1f}-{rng.end_ms / 1000:.1f}s",
                     }
                 )

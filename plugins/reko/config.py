@@ -41,3 +41,8 @@ def analyser_override(kind: str) -> str | None:
     Lets a deployment plug in its own model without editing code.
     """
     return os.environ.get(f"REKO_LOCAL_{kind.upper()}_ANALYSER") or None
+
+
+def mediaconvert_poll_s() -> int:
+    """Seconds between MediaConvert job status checks (`REKO_MEDIACONVERT_POLL_S`, default 30)."""
+    return int(os.environ.get("REKO_MEDIACONVERT_POLL_S", "30"))

@@ -36,6 +36,7 @@ class VideoInfo:
     height: int
     codec: str
     size_bytes: int
+    has_audio: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +116,7 @@ def probe(path: Path, label: str) -> VideoInfo:
         height=int(video.get("height") or 0),
         codec=str(video.get("codec_name")),
         size_bytes=size,
+        has_audio=any(s.get("codec_type") == "audio" for s in meta.get("streams", [])),
     )
     _check_tail_decodes(path, label, info)
     return info

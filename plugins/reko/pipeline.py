@@ -120,28 +120,27 @@ def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     return Job(cfg, store, info)
 
 
-def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
-    """Cut frames once per video and interval; a manifest written last marks them complete.
+def current_frames(cfg: RunConfig, store: VideoStore) -> tuple[dict[str, Any] | None, str]:
+    """(manifest or None, source fingerprint): frames are cut once per video and interval.
 
-    If the source object changed since (another size, ETag or mtime), its old frames and cached
-    results no longer describe it: they are removed before cutting again.
+    A manifest written last marks the frames complete. If the source object changed since (another
+    size, ETag or mtime), its old frames and cached results no longer describe it: they are removed.
     """
-    source_path = parse_uri(cfg.video_uri)
-    fingerprint = source_fingerprint(source_path)
+    fingerprint = source_fingerprint(parse_uri(cfg.video_uri))
     manifest = read_json(store.manifest)
     if manifest and manifest.get("source_fingerprint") == fingerprint:
         log.info("frames already extracted for %s (%d frames)", store.video_id, manifest["frame_count"])
-        return manifest
+        return manifest, fingerprint
     if manifest:
         log.warning("%s changed since its frames were cut: removing %s", cfg.video_uri, store.base)
         remove_tree(store.base)
-    started = time.monotonic()
-    with local_copy(source_path) as source:
-        frames_dir = local_path(store.frames_dir)
-        if frames_dir is not None:
-            count = extract_frames(source, frames_dir, store.stem, cfg.frame_interval_s)
-        else:
-            count = _extract_and_upload(source, store, cfg.frame_interval_s)
+    return None, fingerprint
+
+
+def write_manifest(
+    cfg: RunConfig, store: VideoStore, info: VideoInfo, count: int, fingerprint: str, extract_s: float
+) -> dict[str, Any]:
+    """Record the frames once they are all written; the same for ffmpeg and MediaConvert."""
     expected = expected_frame_count(info.duration_s, cfg.frame_interval_s)
     if count == 0:
         raise InvalidVideoError(f"no frames could be decoded from {cfg.video_uri}")
@@ -155,10 +154,25 @@ def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any
         "interval_ms": store.interval_ms,
         "source_uri": cfg.video_uri,
         "source_fingerprint": fingerprint,
-        "extract_s": round(time.monotonic() - started, 3),
+        "extract_s": round(extract_s, 3),
     }
     write_json(store.manifest, manifest)
     return manifest
+
+
+def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
+    """Cut frames with ffmpeg (the local backend) unless they are already cut."""
+    manifest, fingerprint = current_frames(cfg, store)
+    if manifest:
+        return manifest
+    started = time.monotonic()
+    with local_copy(parse_uri(cfg.video_uri)) as source:
+        frames_dir = local_path(store.frames_dir)
+        if frames_dir is not None:
+            count = extract_frames(source, frames_dir, store.stem, cfg.frame_interval_s)
+        else:
+            count = _extract_and_upload(source, store, cfg.frame_interval_s)
+    return write_manifest(cfg, store, info, count, fingerprint, time.monotonic() - started)
 
 
 def _extract_and_upload(source: Path, store: VideoStore, interval_s: float) -> int:
@@ -474,6 +488,7 @@ def video_document(
         "fps": info.fps,
         "width": info.width,
         "height": info.height,
+        "has_audio": info.has_audio,
         "frame_interval_ms": store.interval_ms,
         "frame_count": manifest["frame_count"],
         "status": "complete" if not failed else "partial",

@@ -20,8 +20,6 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-from reko.media import parse_frame_name
-
 ROLE_EXTRA, QUEUE_EXTRA = "mediaconvert_role_arn", "mediaconvert_queue"
 WAITER_NAME = "job_complete"
 STATUS_QUERIES = ["Job.Status", "Job.JobPercentComplete", "Job.ErrorCode", "Job.ErrorMessage"]
@@ -194,6 +192,7 @@ def list_frames(frames_uri: str, *, stem: str | None = None, aws_conn_id: str | 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from reko.aws.mediaconvert_jobs import s3_uri
+    from reko.media import parse_frame_name
 
     conn_in_uri = frames_uri.split("://", 1)[-1].split("/", 1)[0]
     conn_id = conn_in_uri.split("@", 1)[0] if "@" in conn_in_uri else aws_conn_id or "aws_default"

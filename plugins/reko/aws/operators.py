@@ -27,7 +27,8 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
 
     :param settings: Job `Settings` (e.g. from `reko.aws.mediaconvert_jobs`). (templated)
     :param role_arn: IAM role for the job; default the connection extra `mediaconvert_role_arn`. (templated)
-    :param queue: Queue ARN; default the extra `mediaconvert_queue`, else the Default queue. (templated)
+    :param mediaconvert_queue: Queue ARN; default the extra `mediaconvert_queue`, else the Default
+        queue. (templated; not `queue`, which is BaseOperator's executor queue)
     :param marker_uri: Folder (`s3://conn@bucket/...` or `file://`) for the job-id marker. (templated)
     :param user_metadata: Job UserMetadata. (templated)
     :param tags: Job tags. (templated)
@@ -40,7 +41,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
 
     aws_hook_class = MediaConvertHook
     template_fields: Sequence[str] = aws_template_fields(
-        "settings", "role_arn", "queue", "marker_uri", "user_metadata", "tags"
+        "settings", "role_arn", "mediaconvert_queue", "marker_uri", "user_metadata", "tags"
     )
     template_fields_renderers: ClassVar[dict] = {"settings": "json"}
 
@@ -49,7 +50,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         *,
         settings: dict[str, Any],
         role_arn: str | None = None,
-        queue: str | None = None,
+        mediaconvert_queue: str | None = None,
         marker_uri: str | None = None,
         user_metadata: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
@@ -62,7 +63,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         super().__init__(**kwargs)
         self.settings = settings
         self.role_arn = role_arn
-        self.queue = queue
+        self.mediaconvert_queue = mediaconvert_queue
         self.marker_uri = marker_uri
         self.user_metadata = user_metadata
         self.tags = tags
@@ -78,7 +79,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
             self.settings,
             marker_uri=self.marker_uri,
             role_arn=self.role_arn,
-            queue=self.queue,
+            queue=self.mediaconvert_queue,
             user_metadata=self.user_metadata,
             tags=self.tags,
         )

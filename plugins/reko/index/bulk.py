@@ -11,7 +11,8 @@ keeps the helpers' action format (`expand_action`) and the client's serializer, 
   again after an exponential back-off with jitter, and the request limits are halved (down to one
   document). After each clean request the limits grow back by an eighth of the maximum (AIMD), so
   a load recovers its full request size in about eight requests once the cluster keeps up.
-  A 413 (body too large) halves the limits without waiting.
+  A 413 (body too large) halves the limits without waiting, and caps them at half the refused
+  size for the rest of the load (`http.max_content_length` is a hard limit, not load).
 - Items rejected one by one with 429/503 (`es_rejected_execution_exception`: a full write queue)
   are sent again, those items only, after a back-off.
 - Every other item failure (mapping errors such as `mapper_parsing_exception` and
@@ -166,7 +167,7 @@ class _Run:
         self.pending: deque[_Item] = deque()
         self.source_done = False
         self.result = BulkResult()
-        self.limit_bytes = cfg.max_bytes
+        self.limit_bytes = self.ceiling_bytes = cfg.max_bytes
         self.limit_docs = cfg.max_docs
         self.streak = 0  # consecutive requests that met back-pressure
         self.retry_spent = 0.0
@@ -251,11 +252,15 @@ class _Run:
                 self._fail(chunk[0], status, "request_entity_too_large", "the document alone is too large")
                 return
             transient = status in RETRYABLE_REQUEST_STATUS or isinstance(exc, OSConnectionError)
-            if transient or status == TOO_LARGE:
+            if status == TOO_LARGE:  # a hard limit of the cluster, not load: never grow past it again
+                self.ceiling_bytes = min(self.ceiling_bytes, max(1, sum(len(i.lines) for i in chunk) // 2))
+                self._requeue(chunk)
+                self._shrink("_bulk answered 413 (body too large for the cluster)")
+                return
+            if transient:
                 self._requeue(chunk)
                 self._shrink(f"_bulk answered {status} ({_short(exc.error)})")
-                if status != TOO_LARGE:
-                    self._back_off()
+                self._back_off()
                 return
             self._requeue(chunk, retry=False)
             detail = f"{status} {_short(exc.error)}: {_short(exc.info)}"
@@ -302,14 +307,14 @@ class _Run:
     # -- pacing ------------------------------------------------------------------------------
 
     def _shrink(self, why: str) -> None:
-        self.limit_bytes = max(1, self.limit_bytes // 2)
+        self.limit_bytes = max(1, min(self.limit_bytes // 2, self.ceiling_bytes))
         self.limit_docs = max(1, self.limit_docs // 2)
         self.result.shrinks += 1
         log.warning("%s: requests now at most %d bytes, %d docs", why, self.limit_bytes, self.limit_docs)
 
     def _grow(self) -> None:
         self.streak = 0
-        self.limit_bytes = min(self.cfg.max_bytes, self.limit_bytes + max(1, self.cfg.max_bytes // 8))
+        self.limit_bytes = min(self.ceiling_bytes, self.limit_bytes + max(1, self.cfg.max_bytes // 8))
         self.limit_docs = min(self.cfg.max_docs, self.limit_docs + max(1, self.cfg.max_docs // 8))
 
     def _back_off(self) -> None:

@@ -83,14 +83,26 @@ def _recompute_signature(req, service: str, secret: str, token: str | None) -> s
     return auth.signature(auth.string_to_sign(aws_request, auth.canonical_request(aws_request)), aws_request)
 
 
-@pytest.mark.parametrize(("service", "token"), [("es", None), ("aoss", SESSION_TOKEN)])
-def test_sigv4_signs_every_request_with_service_region_and_token(monkeypatch, caplog, service, token):
+@pytest.mark.parametrize(
+    ("service", "token", "http"),
+    [("es", None, "requests"), ("aoss", SESSION_TOKEN, "requests"), ("es", SESSION_TOKEN, "urllib3")],
+)
+def test_sigv4_signs_every_request_with_service_region_and_token(monkeypatch, caplog, service, token, http):
+    from opensearchpy import Urllib3HttpConnection
+
+    from reko.aws.opensearch import AwsOpenSearchHook
+
     caplog.set_level(logging.DEBUG)
     with RecordingServer() as server:
         conn_id = _connections(monkeypatch, server.port, service, token)
-        hook = get_hook(conn_id)
-        assert type(hook).__name__ == "AwsOpenSearchHook"
+        if http == "requests":
+            hook = get_hook(conn_id)  # what the pipeline does: the connection's extras choose SigV4
+            assert type(hook) is AwsOpenSearchHook
+        else:
+            hook = AwsOpenSearchHook(conn_id, open_search_conn_class=Urllib3HttpConnection)
         client = hook.client
+        connection = client.transport.connection_pool.connection
+        assert type(connection).__name__ == f"{http.capitalize()}HttpConnection"
         client.info()
         result = bulk_load(
             client, ({"_index": "signed", "_id": str(i), "_source": {"n": i}} for i in range(3)), max_docs=2

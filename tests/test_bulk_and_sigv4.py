@@ -407,6 +407,16 @@ def test_retry_budget_bounds_the_load_and_says_what_was_left(proxy, proxied, det
     )
 
 
+def test_other_request_errors_fail_at_once(proxy, proxied, detections_index):
+    proxy.faults.deny = True
+    sleeps = Sleeps()
+    actions = list(detection_actions(detections_index, "denied", frames=10))
+    with pytest.raises(BulkLoadError, match="_bulk request failed with 403 security_exception") as caught:
+        bulk_load(proxied, actions, sleep=sleeps)
+    assert sleeps == [] and len(proxy.bulk_requests) == 1
+    assert len(caught.value.pending) == 50 and "not written (50)" in str(caught.value)
+
+
 def test_bulk_settings_are_checked(monkeypatch):
     from reko.config import bulk_max_bytes
 

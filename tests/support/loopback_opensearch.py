@@ -137,6 +137,7 @@ class Faults:
     drop_requests: int = 0  # close the connection on the next N `_bulk` requests, no answer
     reject_items: set[str] = field(default_factory=set)  # ids rejected with 429 once each
     max_body: int | None = None  # 413 for `_bulk` bodies larger than this
+    deny: bool = False  # 403 for every `_bulk` request (a missing IAM permission)
 
 
 REJECTED = {
@@ -160,6 +161,10 @@ class _ProxyHandler(_Handler):
                 faults.drop_requests -= 1
                 self.close_connection = True
                 self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees a dropped connection
+                return
+            if faults.deny:
+                denied = {"type": "security_exception", "reason": "no permissions for [indices:data/write]"}
+                self._reply(403, json.dumps({"error": denied, "status": 403}).encode())
                 return
             if faults.max_body is not None and len(req.body) > faults.max_body:
                 self._reply(413, b"")

@@ -26,8 +26,13 @@ keeps the helpers' action format (`expand_action`) and the client's serializer, 
   requests). When it runs out, `BulkLoadError` says how many documents were never confirmed
   (with ids) and whether input was left unread. Nothing is dropped without an exception.
 
-Note: the client's transport retries 502/503/504 and connection errors by itself
-(`max_retries`, 3 by default) without waiting before this loader sees them.
+Re-sending a request that timed out or lost its connection may repeat actions the node already
+applied: harmless for `index` and `delete` with explicit ids (what reko sends: ids are
+deterministic), but a repeated `create` reports a version conflict and an `index` without `_id`
+can duplicate a document.
+
+The client's transport retries 502/503/504 and connection errors by itself (`max_retries`,
+3 by default) without waiting before this loader sees them.
 """
 
 from __future__ import annotations
@@ -335,9 +340,12 @@ class _Run:
     # -- reporting ---------------------------------------------------------------------------
 
     def _error(self, headline: str) -> BulkLoadError:
-        input_left = self._pull()  # peek: is there input this load never read?
-        if input_left:
-            self.pending.pop()
+        try:
+            input_left = self._pull()  # peek: is there input this load never read?
+            if input_left:
+                self.pending.pop()
+        except Exception:  # noqa: BLE001 - a malformed next action still means input was left
+            input_left = True
         r = self.result
         parts = [headline]
         if r.failed:

@@ -43,6 +43,38 @@ def analyser_override(kind: str) -> str | None:
     return os.environ.get(f"REKO_LOCAL_{kind.upper()}_ANALYSER") or None
 
 
+def _positive_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def bulk_max_bytes() -> int:
+    """Largest `_bulk` request body in bytes (`REKO_BULK_MAX_BYTES`, default 5 MiB).
+
+    Amazon OpenSearch Service caps HTTP bodies at 10 MiB on small instance types and 100 MiB on
+    large ones; a few MiB per request is the usual sweet spot for throughput.
+    """
+    return int(_positive_number("REKO_BULK_MAX_BYTES", 5 * 1024 * 1024))
+
+
+def bulk_max_docs() -> int:
+    """Most actions in one `_bulk` request (`REKO_BULK_MAX_DOCS`, default 5000)."""
+    return int(_positive_number("REKO_BULK_MAX_DOCS", 5000))
+
+
+def bulk_max_retry_s() -> float:
+    """Time a bulk load may spend backing off and retrying before it fails (`REKO_BULK_MAX_RETRY_S`)."""
+    return _positive_number("REKO_BULK_MAX_RETRY_S", 300.0)
+
+
 def mediaconvert_poll_s() -> int:
     """Seconds between MediaConvert job status checks (`REKO_MEDIACONVERT_POLL_S`, default 30)."""
-    return int(os.environ.get("REKO_MEDIACONVERT_POLL_S", "30"))
+    return int(_positive_number("REKO_MEDIACONVERT_POLL_S", 30))

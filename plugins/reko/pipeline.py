@@ -298,29 +298,10 @@ def _analyse_frame(store: VideoStore, index: int, analysis: Analysis, interval_s
 
 
 def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]]) -> int:
-    """Stream actions in bounded requests; back off on 429; fail loudly on any rejected document."""
-    from opensearchpy.helpers import streaming_bulk
+    """Documents written (indexed or deleted); see `reko.index.bulk` for pacing and failures."""
+    from reko.index.bulk import bulk_load
 
-    done, rejected, samples = 0, 0, []
-    for ok, item in streaming_bulk(
-        client,
-        actions,
-        chunk_size=500,
-        max_chunk_bytes=5 * 1024 * 1024,
-        max_retries=6,
-        initial_backoff=1,
-        max_backoff=30,
-        raise_on_error=False,
-    ):
-        if ok:
-            done += 1
-            continue
-        rejected += 1
-        if len(samples) < 5:
-            samples.append(item)
-    if rejected:
-        raise RuntimeError(f"{rejected} documents were rejected by OpenSearch, e.g. {samples}")
-    return done
+    return bulk_load(client, actions).written
 
 
 def load_detections(

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 from reko.config import REPO_ROOT, index_prefix, opensearch_conn_id
 
 if TYPE_CHECKING:
+    from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
     from opensearchpy import OpenSearch
 
 TEMPLATE_DIR = REPO_ROOT / "include" / "index_templates"
 INDEX_KINDS = ("detections", "segments", "videos", "clips")
+AUTH_MODES = ("basic", "sigv4")
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,33 @@ class IndexNames:
         return cls(index_prefix())
 
 
-def get_client(conn_id: str | None = None) -> OpenSearch:
-    """A client from the Airflow connection (opensearch provider's hook: host, port, auth, TLS)."""
+def auth_mode(extra: dict) -> str:
+    """How an OpenSearch connection authenticates: extra `auth` = `basic` (default) or `sigv4`."""
+    mode = str(extra.get("auth") or "basic").strip().lower()
+    if mode not in AUTH_MODES:
+        raise ValueError(f"OpenSearch connection extra auth={extra.get('auth')!r} is not one of {AUTH_MODES}")
+    return mode
+
+
+def get_hook(conn_id: str | None = None) -> OpenSearchHook:
+    """The hook the connection asks for: the provider's (basic auth/TLS), or SigV4 for AWS.
+
+    A connection with extra `"auth": "sigv4"` gets `reko.aws.opensearch.AwsOpenSearchHook`.
+    """
     from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
 
-    hook = OpenSearchHook(open_search_conn_id=conn_id or opensearch_conn_id(), log_query=False)
-    return hook.client
+    conn_id = conn_id or opensearch_conn_id()
+    hook = OpenSearchHook(open_search_conn_id=conn_id, log_query=False)
+    if auth_mode(hook.conn.extra_dejson) == "sigv4":
+        from reko.aws.opensearch import AwsOpenSearchHook
+
+        return AwsOpenSearchHook(open_search_conn_id=conn_id, log_query=False)
+    return hook
+
+
+def get_client(conn_id: str | None = None) -> OpenSearch:
+    """A client from the Airflow connection: host, port, TLS, and basic auth or AWS SigV4."""
+    return get_hook(conn_id).client
 
 
 @cache

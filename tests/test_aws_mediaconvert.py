@@ -8,10 +8,7 @@ import asyncio
 import importlib
 import json
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +44,7 @@ from reko.media import (
 )
 from tests.conftest import SAMPLE_VIDEO
 from tests.support.mediaconvert_server import connection_json, fake_mediaconvert
+from tests.support.moto_s3 import moto_s3
 
 VIDEOS, WORK = "reko-videos", "reko-work"
 VIDEO_URI = f"s3://aws_default@{VIDEOS}/races/race.mp4"
@@ -64,58 +62,27 @@ def monkeypatch_module():
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server on loopback with the sample video uploaded."""
-    import boto3
-
-    from reko.localdev.opensearch import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    for bucket in (VIDEOS, WORK):
-        client.create_bucket(Bucket=bucket)
-    client.upload_file(str(SAMPLE_VIDEO), VIDEOS, "races/race.mp4")
-    with tempfile.TemporaryDirectory() as tmp:
-        short = Path(tmp) / "short.mp4"
+def moto(tmp_path_factory):
+    """moto's S3 server on loopback with the sample video and a 4-second cut of it uploaded."""
+    with moto_s3(VIDEOS, WORK) as (endpoint, client):
+        client.upload_file(str(SAMPLE_VIDEO), VIDEOS, "races/race.mp4")
+        short = tmp_path_factory.mktemp("short") / "short.mp4"
         subprocess.run(
             ["ffmpeg", "-v", "error", "-i", str(SAMPLE_VIDEO), "-t", "4", "-c", "copy", str(short)],
             check=True,
         )
         client.upload_file(str(short), VIDEOS, "races/short.mp4")
-    yield endpoint
-    proc.terminate()
-    proc.wait(timeout=10)
+        yield endpoint, client
 
 
 @pytest.fixture(scope="module")
-def s3(s3_endpoint):
-    import boto3
+def s3_endpoint(moto):
+    return moto[0]
 
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+
+@pytest.fixture(scope="module")
+def s3(moto):
+    return moto[1]
 
 
 @pytest.fixture(scope="module")

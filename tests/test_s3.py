@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -20,6 +16,7 @@ from reko.storage import (
     write_json,
 )
 from tests.conftest import SAMPLE_VIDEO
+from tests.support.moto_s3 import moto_s3
 
 BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
 
@@ -27,47 +24,20 @@ BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
 @pytest.fixture(scope="module")
 def s3(monkeypatch_module):
     """A moto S3 server on 127.0.0.1 and an `aws_default` connection pointing at it."""
-    import boto3
-
-    from reko.localdev.opensearch import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    monkeypatch_module.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-            }
-        ),
-    )
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    for bucket in (BUCKET_VIDEOS, BUCKET_WORK):
-        client.create_bucket(Bucket=bucket)
-    client.upload_file(str(SAMPLE_VIDEO), BUCKET_VIDEOS, "races/race.mp4")
-    yield client
-    proc.terminate()
-    proc.wait(timeout=10)
+    with moto_s3(BUCKET_VIDEOS, BUCKET_WORK) as (endpoint, client):
+        monkeypatch_module.setenv(
+            "AIRFLOW_CONN_AWS_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                }
+            ),
+        )
+        client.upload_file(str(SAMPLE_VIDEO), BUCKET_VIDEOS, "races/race.mp4")
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -41,3 +41,87 @@ def analyser_override(kind: str) -> str | None:
     Lets a deployment plug in its own model without editing code.
     """
     return os.environ.get(f"REKO_LOCAL_{kind.upper()}_ANALYSER") or None
+
+
+def _positive(name: str, default: float, kind: type = float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def aws_conn_id() -> str:
+    """The Airflow AWS connection the Rekognition calls use (`REKO_AWS_CONN_ID`)."""
+    return os.environ.get("REKO_AWS_CONN_ID", "aws_default")
+
+
+def rekognition_tps() -> float:
+    """Transactions per second allowed per Rekognition operation (`REKO_REKOGNITION_TPS`, default 5).
+
+    The account's quota (or the share of it this deployment may use); single digits in some regions.
+    """
+    return _positive("REKO_REKOGNITION_TPS", 5.0)
+
+
+def rekognition_tps_configured() -> bool:
+    return bool(os.environ.get("REKO_REKOGNITION_TPS"))
+
+
+def rekognition_headroom() -> float:
+    """Fraction of the TPS the limiter aims at (`REKO_REKOGNITION_HEADROOM`, default 0.95).
+
+    Calls leave on schedule but arrive with jitter; aiming exactly at the quota gets some of them
+    throttled by a 1-second window, aiming 5 % below does not (measured in bench/).
+    """
+    value = _positive("REKO_REKOGNITION_HEADROOM", 0.95)
+    if value > 1:
+        raise ValueError(f"REKO_REKOGNITION_HEADROOM={value} must be at most 1")
+    return value
+
+
+def rekognition_quota_lookup() -> bool:
+    """Read the TPS quota from Service Quotas (`REKO_REKOGNITION_QUOTA_LOOKUP=true`; needs
+    `servicequotas:ListServiceQuotas` / `GetServiceQuota`), falling back to `REKO_REKOGNITION_TPS`."""
+    return os.environ.get("REKO_REKOGNITION_QUOTA_LOOKUP", "false").lower() in ("1", "true", "yes")
+
+
+def rekognition_pool() -> str:
+    """The Airflow pool every Rekognition-calling task runs in (`REKO_REKOGNITION_POOL`)."""
+    return os.environ.get("REKO_REKOGNITION_POOL", "rekognition")
+
+
+def rekognition_pool_slots() -> int:
+    """How many analysis tasks may call Rekognition at once (`REKO_REKOGNITION_POOL_SLOTS`, default 4)."""
+    return int(_positive("REKO_REKOGNITION_POOL_SLOTS", 4, int))
+
+
+def rekognition_threads() -> int:
+    """Concurrent calls inside one analysis task (`REKO_REKOGNITION_THREADS`, default 4).
+
+    One thread waits ~0.2-0.5 s per real call, so a task needs a few to use its share of the TPS.
+    """
+    return int(_positive("REKO_REKOGNITION_THREADS", 4, int))
+
+
+LIMITER_SCOPES = ("host", "task")
+
+
+def rekognition_limiter_scope() -> str:
+    """`host` (default): one limiter shared by every process on this machine, at the full TPS.
+    `task`: each task limits itself to TPS / pool slots (for workers spread over several hosts).
+    Set with `REKO_REKOGNITION_LIMITER`."""
+    scope = os.environ.get("REKO_REKOGNITION_LIMITER", "host")
+    if scope not in LIMITER_SCOPES:
+        raise ValueError(f"REKO_REKOGNITION_LIMITER={scope!r} is not one of {LIMITER_SCOPES}")
+    return scope
+
+
+def rekognition_limiter_dir() -> str | None:
+    """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`, default: temp dir)."""
+    return os.environ.get("REKO_REKOGNITION_LIMITER_DIR") or None

@@ -109,6 +109,12 @@ def rekognition_threads() -> int:
     return int(_positive("REKO_REKOGNITION_THREADS", 4, int))
 
 
+def rekognition_max_attempts() -> int:
+    """Attempts per call botocore makes on throttling/5xx before the frame's own retry
+    (`REKO_REKOGNITION_MAX_ATTEMPTS`, default 5); every attempt waits for the rate limiter."""
+    return int(_positive("REKO_REKOGNITION_MAX_ATTEMPTS", 5, int))
+
+
 LIMITER_SCOPES = ("host", "task")
 
 

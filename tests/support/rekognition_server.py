@@ -72,7 +72,6 @@ def _answer(operation: str, frame: str) -> dict[str, Any]:
     if operation == "DetectFaces":
         return {
             "FaceDetails": [{"BoundingBox": _box(seed), "Confidence": 99.9, "Landmarks": [], "Pose": {}}],
-            "FaceModelVersion": "7.0",
         }
     return {
         "Labels": [

@@ -56,7 +56,7 @@ _REFETCH_CODES = frozenset(
 )
 OPERATIONS = {"text": "DetectText", "faces": "DetectFaces", "labels": "DetectLabels"}
 _METHODS = {"text": "detect_text", "faces": "detect_faces", "labels": "detect_labels"}
-VERSION_KEYS = {"text": "TextModelVersion", "faces": "FaceModelVersion", "labels": "LabelModelVersion"}
+VERSION_KEYS = {"text": "TextModelVersion", "labels": "LabelModelVersion"}  # DetectFaces names none
 _JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 
 
@@ -65,7 +65,7 @@ def default_client_config(threads: int | None = None) -> Config:
     throttles and 5xx) and enough pooled connections for the task's threads."""
     threads = threads or config.rekognition_threads()
     return Config(
-        retries={"mode": "adaptive", "max_attempts": 5},
+        retries={"mode": "adaptive", "total_max_attempts": config.rekognition_max_attempts()},
         max_pool_connections=max(10, threads + 2),
         connect_timeout=10,
         read_timeout=60,
@@ -171,7 +171,8 @@ def _regions(value: Any) -> list[dict]:
         keys = ("Left", "Top", "Width", "Height")
         if not isinstance(box, dict) or set(box) != set(keys):
             raise ValueError(
-                f"each region of interest must be {{'BoundingBox': {{{', '.join(keys)}}}}}, got {region!r}"
+                f"each of regions_of_interest must be {{'BoundingBox': {{{', '.join(keys)}}}}},"
+                f" got {region!r}"
             )
         if not all(isinstance(box[k], int | float) and 0 <= box[k] <= 1 for k in keys):
             raise ValueError(f"bounding box values are ratios of the frame (0-1), got {box!r}")
@@ -308,6 +309,6 @@ def rekognition_analysis(kind: str, options: dict[str, Any] | None = None) -> An
         "aws",
         f"rekognition-{OPERATIONS[kind]}",
         analyser.run,
-        version_key=VERSION_KEYS[kind],
+        version_key=VERSION_KEYS.get(kind),
         concurrency=config.rekognition_threads(),
     )

@@ -38,11 +38,15 @@ def reko_batch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def naive_batch(spec: dict[str, Any]) -> dict[str, Any]:
-    """One `detect_text` per S3 key in spec["keys"], default client config; count what was lost."""
+    """One `detect_text` per S3 key in spec["keys"], default client config (or spec["retries"] as
+    botocore's retry mode); count what was lost."""
     import boto3
+    from botocore.config import Config
 
+    retries = spec.get("retries")
     client = boto3.client(
         "rekognition",
+        config=Config(retries={"mode": retries}) if retries else None,
         endpoint_url=spec["endpoint"],
         region_name="us-east-1",
         aws_access_key_id="testing",

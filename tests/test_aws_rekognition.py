@@ -501,3 +501,14 @@ def test_bytes_frames_are_identified_by_content(rekognition_server, aws_env, mon
         text = read_json(store.result("aws", "text", index))["response"]["TextDetections"][1]["DetectedText"]
         assert text == expected_text(digest)
         assert read_json(store.result("aws", "labels", index))["model"] == "rekognition-DetectLabels:3.0"
+
+
+def test_ensure_pool_creates_then_resizes_the_rekognition_pool(airflow_db, monkeypatch):
+    from airflow.models.pool import Pool
+
+    monkeypatch.setenv("REKO_REKOGNITION_POOL_SLOTS", "3")
+    assert ratelimit.ensure_pool()["slots"] == 3
+    assert Pool.get_pool("rekognition").slots == 3
+    resized = ratelimit.ensure_pool(slots=6)
+    assert (resized["name"], resized["slots"]) == ("rekognition", 6) and "TPS" in resized["description"]
+    assert Pool.get_pool("rekognition").slots == 6

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 MAX_BATCHES = 500  # well under Airflow's default max_map_length of 1024
 MAX_FAILED_FRAMES_IN_DOC = 1000
 FRAME_ATTEMPTS = 3
+CACHE_CHECK_THREADS = 8  # result-cache checks on object storage are one request each
 
 
 @dataclass(frozen=True)
@@ -219,18 +220,27 @@ def analyse_batch(
     bound: dict[str, Analysis] = {}
     report: dict[str, Any] = {"start": start, "end": end, "made": 0, "skipped": 0, "failed": []}
     todo: list[tuple[int, str]] = []
-    for index in range(start, end):
-        for kind in analyses:
-            if _is_cached(store.result(backend, kind, index), index in again, not_before):
-                report["skipped"] += 1
-                continue
-            if kind not in bound:
-                bound[kind] = (
-                    analysis_factory(backend, kind)
-                    if analysis_options is None
-                    else analysis_factory(backend, kind, options=analysis_options)
-                )
-            todo.append((index, kind))
+    items = [(index, kind) for index in range(start, end) for kind in analyses]
+
+    def cached(item: tuple[int, str]) -> bool:
+        return _is_cached(store.result(backend, item[1], item[0]), item[0] in again, not_before)
+
+    if local_path(store.base) is None and len(items) > 1:  # one request per check: overlap them
+        with ThreadPoolExecutor(min(CACHE_CHECK_THREADS, len(items))) as pool:
+            flags = list(pool.map(cached, items))
+    else:
+        flags = [cached(item) for item in items]
+    for (index, kind), is_cached in zip(items, flags, strict=True):
+        if is_cached:
+            report["skipped"] += 1
+            continue
+        if kind not in bound:
+            bound[kind] = (
+                analysis_factory(backend, kind)
+                if analysis_options is None
+                else analysis_factory(backend, kind, options=analysis_options)
+            )
+        todo.append((index, kind))
 
     def analyse(item: tuple[int, str]) -> tuple[int, dict[str, Any] | None]:
         index, kind = item

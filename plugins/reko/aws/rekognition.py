@@ -88,6 +88,7 @@ class RekognitionHook(AwsBaseHook):
         super().__init__(*args, **kwargs)
         self.rate_limit = rate_limit
         self._tps: dict[str, float] = {}
+        self._tps_lock = threading.Lock()
 
     @cached_property
     def conn(self) -> Any:
@@ -99,8 +100,10 @@ class RekognitionHook(AwsBaseHook):
         return client
 
     def limiter_for(self, operation: str) -> ratelimit.RateLimiter:
-        if operation not in self._tps:
-            self._tps[operation] = ratelimit.quota_tps(operation, aws_conn_id=self.aws_conn_id)
+        """The limiter pacing `operation`, sized once per hook from `quota_tps`."""
+        with self._tps_lock:  # the batch's threads share one lookup
+            if operation not in self._tps:
+                self._tps[operation] = ratelimit.quota_tps(operation, aws_conn_id=self.aws_conn_id)
         return ratelimit.get_limiter(operation, self.conn_region_name, self._tps[operation])
 
 

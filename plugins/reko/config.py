@@ -78,3 +78,80 @@ def bulk_max_retry_s() -> float:
 def mediaconvert_poll_s() -> int:
     """Seconds between MediaConvert job status checks (`REKO_MEDIACONVERT_POLL_S`, default 30)."""
     return int(_positive_number("REKO_MEDIACONVERT_POLL_S", 30))
+
+
+def aws_conn_id() -> str:
+    """The Airflow AWS connection the Rekognition calls use (`REKO_AWS_CONN_ID`)."""
+    return os.environ.get("REKO_AWS_CONN_ID", "aws_default")
+
+
+def rekognition_tps() -> float:
+    """Transactions per second allowed per Rekognition operation (`REKO_REKOGNITION_TPS`, default 5).
+
+    The account's quota (or the share of it this deployment may use); single digits in some regions.
+    """
+    return _positive_number("REKO_REKOGNITION_TPS", 5.0)
+
+
+def rekognition_tps_configured() -> bool:
+    return bool(os.environ.get("REKO_REKOGNITION_TPS"))
+
+
+def rekognition_headroom() -> float:
+    """Fraction of the TPS the limiter aims at (`REKO_REKOGNITION_HEADROOM`, default 0.95).
+
+    Calls leave on schedule but arrive with jitter; aiming exactly at the quota gets some of them
+    throttled by a 1-second window, aiming 5 % below does not (measured in bench/).
+    """
+    value = _positive_number("REKO_REKOGNITION_HEADROOM", 0.95)
+    if value > 1:
+        raise ValueError(f"REKO_REKOGNITION_HEADROOM={value} must be at most 1")
+    return value
+
+
+def rekognition_quota_lookup() -> bool:
+    """Read the TPS quota from Service Quotas (`REKO_REKOGNITION_QUOTA_LOOKUP=true`; needs
+    `servicequotas:ListServiceQuotas` / `GetServiceQuota`), falling back to `REKO_REKOGNITION_TPS`."""
+    return os.environ.get("REKO_REKOGNITION_QUOTA_LOOKUP", "false").lower() in ("1", "true", "yes")
+
+
+def rekognition_pool() -> str:
+    """The Airflow pool every Rekognition-calling task runs in (`REKO_REKOGNITION_POOL`)."""
+    return os.environ.get("REKO_REKOGNITION_POOL", "rekognition")
+
+
+def rekognition_pool_slots() -> int:
+    """How many analysis tasks may call Rekognition at once (`REKO_REKOGNITION_POOL_SLOTS`, default 4)."""
+    return int(_positive_number("REKO_REKOGNITION_POOL_SLOTS", 4))
+
+
+def rekognition_threads() -> int:
+    """Concurrent calls inside one analysis task (`REKO_REKOGNITION_THREADS`, default 4).
+
+    One thread waits ~0.2-0.5 s per real call, so a task needs a few to use its share of the TPS.
+    """
+    return int(_positive_number("REKO_REKOGNITION_THREADS", 4))
+
+
+def rekognition_max_attempts() -> int:
+    """Attempts per call botocore makes on throttling/5xx before the frame's own retry
+    (`REKO_REKOGNITION_MAX_ATTEMPTS`, default 5); every attempt waits for the rate limiter."""
+    return int(_positive_number("REKO_REKOGNITION_MAX_ATTEMPTS", 5))
+
+
+LIMITER_SCOPES = ("host", "task")
+
+
+def rekognition_limiter_scope() -> str:
+    """`host` (default): one limiter shared by every process on this machine, at the full TPS.
+    `task`: each task limits itself to TPS / pool slots (for workers spread over several hosts).
+    Set with `REKO_REKOGNITION_LIMITER`."""
+    scope = os.environ.get("REKO_REKOGNITION_LIMITER", "host")
+    if scope not in LIMITER_SCOPES:
+        raise ValueError(f"REKO_REKOGNITION_LIMITER={scope!r} is not one of {LIMITER_SCOPES}")
+    return scope
+
+
+def rekognition_limiter_dir() -> str | None:
+    """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`, default: temp dir)."""
+    return os.environ.get("REKO_REKOGNITION_LIMITER_DIR") or None

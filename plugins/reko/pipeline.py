@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 MAX_BATCHES = 500  # well under Airflow's default max_map_length of 1024
 MAX_FAILED_FRAMES_IN_DOC = 1000
 FRAME_ATTEMPTS = 3
+CACHE_CHECK_THREADS = 8  # result-cache checks on object storage are one request each
 
 
 @dataclass(frozen=True)
@@ -218,40 +220,70 @@ def analyse_batch(
     interval_s: float,
     reprocess: Iterable[int] = (),
     not_before: str | None = None,
-    analysis_factory: Callable[[str, str], Analysis] = get_analysis,
+    analysis_factory: Callable[..., Analysis] = get_analysis,
+    analysis_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Analyse frames [start, end) that have no stored result; record each failure with its reason.
 
     `reprocess` frames are analysed again unless their result is newer than `not_before` (the run's
-    start), so a retried task does not redo a re-analysis it already finished.
+    start), so a retried task does not redo a re-analysis it already finished. `analysis_options`
+    (e.g. `min_confidence`) are passed to the factory as `options=` when given. An analysis with
+    `concurrency` > 1 (a remote API, paced by its own rate limiter) has that many frames in flight.
     """
     again = set(reprocess)
     bound: dict[str, Analysis] = {}
     report: dict[str, Any] = {"start": start, "end": end, "made": 0, "skipped": 0, "failed": []}
-    for index in range(start, end):
-        for kind in analyses:
-            result_path = store.result(backend, kind, index)
-            if _is_cached(result_path, index in again, not_before):
-                report["skipped"] += 1
-                continue
-            if kind not in bound:
-                bound[kind] = analysis_factory(backend, kind)
-            outcome = _analyse_frame(store, index, bound[kind], interval_s)
-            report["made"] += outcome["calls"]
-            error_path = store.error(backend, kind, index)
-            if "error" in outcome:
-                failure = {
-                    "frame_index": index,
-                    "kind": kind,
-                    "reason": outcome["error"],
-                    "retryable": outcome["retryable"],
-                }
-                write_json(error_path, failure)
-                report["failed"].append(failure)
-                continue
-            write_json(result_path, outcome["result"])
-            if error_path.exists():
-                error_path.unlink()
+    todo: list[tuple[int, str]] = []
+    items = [(index, kind) for index in range(start, end) for kind in analyses]
+
+    def cached(item: tuple[int, str]) -> bool:
+        return _is_cached(store.result(backend, item[1], item[0]), item[0] in again, not_before)
+
+    if local_path(store.base) is None and len(items) > 1:  # one request per check: overlap them
+        with ThreadPoolExecutor(min(CACHE_CHECK_THREADS, len(items))) as pool:
+            flags = list(pool.map(cached, items))
+    else:
+        flags = [cached(item) for item in items]
+    for (index, kind), is_cached in zip(items, flags, strict=True):
+        if is_cached:
+            report["skipped"] += 1
+            continue
+        if kind not in bound:
+            bound[kind] = (
+                analysis_factory(backend, kind)
+                if analysis_options is None
+                else analysis_factory(backend, kind, options=analysis_options)
+            )
+        todo.append((index, kind))
+
+    def analyse(item: tuple[int, str]) -> tuple[int, dict[str, Any] | None]:
+        index, kind = item
+        outcome = _analyse_frame(store, index, bound[kind], interval_s)
+        error_path = store.error(backend, kind, index)
+        if "error" in outcome:
+            failure = {
+                "frame_index": index,
+                "kind": kind,
+                "reason": outcome["error"],
+                "retryable": outcome["retryable"],
+            }
+            write_json(error_path, failure)
+            return outcome["calls"], failure
+        write_json(store.result(backend, kind, index), outcome["result"])
+        if error_path.exists():
+            error_path.unlink()
+        return outcome["calls"], None
+
+    workers = min(max((a.concurrency for a in bound.values()), default=1), len(todo))
+    if workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="reko-analyse") as pool:
+            outcomes = list(pool.map(analyse, todo))  # in frame order, like the sequential path
+    else:
+        outcomes = [analyse(item) for item in todo]
+    for calls, failure in outcomes:
+        report["made"] += calls
+        if failure:
+            report["failed"].append(failure)
     return report
 
 
@@ -290,7 +322,7 @@ def _analyse_frame(store: VideoStore, index: int, analysis: Analysis, interval_s
             "frame_uri": str(frame),
             "kind": analysis.kind,
             "backend": analysis.backend,
-            "model": analysis.model_version,
+            "model": analysis.model_of(response),
             "analysed_at": datetime.now(UTC).isoformat(),
             "response": response,
         },

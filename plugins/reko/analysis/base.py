@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reko.config import ANALYSES, BACKENDS, analyser_override
 
@@ -37,6 +37,13 @@ class Analysis:
     backend: str
     model_version: str
     run: Callable[[ObjectStoragePath], dict]
+    version_key: str | None = None  # response key naming the model version (Rekognition's TextModelVersion)
+    concurrency: int = 1  # frames a batch may analyse at once (remote APIs wait on the network)
+
+    def model_of(self, response: dict) -> str:
+        """The model that produced `response`: the static name, plus the version the response names."""
+        version = response.get(self.version_key) if self.version_key else None
+        return f"{self.model_version}:{version}" if version else self.model_version
 
 
 def _load_object(path: str) -> object:
@@ -71,14 +78,18 @@ def check_available(backend: str, analyses: list[str]) -> None:
     if unknown or not analyses:
         raise ValueError(f"analyses {analyses!r} must be a non-empty subset of {list(ANALYSES)}")
     if backend == "aws":
-        raise NotImplementedError(
-            "backend 'aws' (MediaConvert + Rekognition) is not in this build yet; use backend 'local'"
-        )
+        return  # Rekognition does text, faces and labels
     missing = [a for a in analyses if a != "text" and not analyser_override(a)]
     if missing:
         raise NotImplementedError(f"analyses {missing} have no local model yet; use ['text']")
 
 
-def get_analysis(backend: str, kind: str) -> Analysis:
+def get_analysis(backend: str, kind: str, options: dict[str, Any] | None = None) -> Analysis:
+    """The analysis for (backend, kind); `options` (e.g. `min_confidence`, `regions_of_interest`)
+    shape the request where the backend supports them (Rekognition); local models ignore them."""
     check_available(backend, [kind])
+    if backend == "aws":
+        from reko.aws.rekognition import rekognition_analysis
+
+        return rekognition_analysis(kind, options)
     return _local(kind)

@@ -10,7 +10,14 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from reko.assets import VIDEO_ANALYSED
 from reko.aws.sensors import VideoObjectSensor
-from reko.config import ANALYSES, BACKENDS, REPO_ROOT, default_backend, mediaconvert_poll_s
+from reko.config import (
+    ANALYSES,
+    BACKENDS,
+    REPO_ROOT,
+    default_backend,
+    mediaconvert_poll_s,
+    rekognition_pool,
+)
 from reko.operators import ExtractFramesOperator
 
 VIDEO_WAIT_S = 3600  # an s3:// video that has not landed an hour after the trigger fails the run
@@ -135,7 +142,7 @@ def video_analysis() -> None:
         print(f"{manifest['frame_count']} frames in {len(batches)} batches")
         return batches
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", pool=rekognition_pool())
     def analyse_frames(batch: dict[str, int], probed: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -155,6 +162,7 @@ def video_analysis() -> None:
             interval_s=cfg.frame_interval_s,
             reprocess=cfg.reprocess_frames,
             not_before=started.isoformat() if started else None,
+            analysis_options={"min_confidence": cfg.min_confidence},
         )
         context["ti"].xcom_push(key="report", value=report)
         print(

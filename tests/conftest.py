@@ -77,12 +77,15 @@ def os_client(opensearch_url):
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME."""
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME, with reko's pool."""
+    from reko.localdev.airflow_services import create_pool
+
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True
     )
+    create_pool(dict(os.environ))
     return home
 
 

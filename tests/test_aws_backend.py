@@ -43,7 +43,7 @@ def aws(airflow_db, opensearch_url):
         mp.setenv("REKO_WORK_URI", f"s3://aws_default@{WORK}/work")
         mp.setenv("REKO_MEDIACONVERT_POLL_S", "1")
         mp.setenv("REKO_REKOGNITION_TPS", "20")
-        dags = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags"), include_examples=False).dags
+        dags = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags")).dags
         try:
             yield {"s3": s3, "mc": mediaconvert, "rek": rekognition, "dags": dags}
         finally:
@@ -63,7 +63,10 @@ def keys(s3, bucket: str, suffix: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def analysed(aws, os_client, index_names):
+def analysed(aws, os_client):
+    from reko.index.client import IndexNames
+
+    index_names = IndexNames.current()
     dag_run = aws["dags"]["video_analysis"].test(run_conf={"video_uri": VIDEO_URI, "backend": "aws"})
     assert dag_run.state == "success", states(dag_run)
     video_id = video_id_for(VIDEO_URI)

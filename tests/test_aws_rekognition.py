@@ -8,14 +8,9 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import boto3
 import pytest
-from airflow.sdk.io.store import _STORE_CACHE
 from botocore.stub import ANY, Stubber
 
 from reko.analysis.base import FrameAnalysisError, RetryableAnalysisError, check_available, get_analysis
@@ -23,6 +18,7 @@ from reko.aws import ratelimit
 from reko.aws.rekognition import MAX_BYTES, RekognitionAnalyser, RekognitionHook, request_params
 from reko.pipeline import analyse_batch
 from reko.storage import VideoStore, parse_uri, read_json
+from tests.support.moto_s3 import moto_s3
 from tests.support.rekognition_server import RekognitionServer, expected_text
 
 BUCKET = "reko-rk-frames"
@@ -58,44 +54,18 @@ def rekognition_server():
 @pytest.fixture(scope="module")
 def s3(monkeypatch_module, rekognition_server, tmp_path_factory):
     """moto's S3 server on 127.0.0.1; the connection sends Rekognition to the loopback server."""
-    from reko.localdev.opensearch import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    extra = {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "service_config": {"rekognition": {"endpoint_url": rekognition_server.endpoint}},
-    }
-    monkeypatch_module.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
-    )
-    monkeypatch_module.setenv("REKO_REKOGNITION_LIMITER_DIR", str(tmp_path_factory.mktemp("limiter")))
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    _STORE_CACHE.clear()  # filesystems are cached per connection id: drop any made before this one
-    yield client
-    _STORE_CACHE.clear()
-    proc.terminate()
-    proc.wait(timeout=10)
+    with moto_s3(BUCKET) as (endpoint, client):
+        extra = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "service_config": {"rekognition": {"endpoint_url": rekognition_server.endpoint}},
+        }
+        monkeypatch_module.setenv(
+            "AIRFLOW_CONN_AWS_DEFAULT",
+            json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
+        )
+        monkeypatch_module.setenv("REKO_REKOGNITION_LIMITER_DIR", str(tmp_path_factory.mktemp("limiter")))
+        yield client
 
 
 @pytest.fixture

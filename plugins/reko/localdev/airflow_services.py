@@ -96,6 +96,14 @@ def _airflow_bin() -> str:
     return str(Path(sys.executable).parent / "airflow")
 
 
+def create_pool(env: dict[str, str]) -> None:
+    """The Rekognition pool (`REKO_REKOGNITION_POOL`): tasks in a missing pool are never scheduled."""
+    from reko.config import rekognition_pool, rekognition_pool_slots
+
+    cmd = [_airflow_bin(), "pools", "set", rekognition_pool(), str(rekognition_pool_slots())]
+    subprocess.run([*cmd, "Tasks calling Amazon Rekognition"], env=env, check=True, capture_output=True)
+
+
 @dataclass
 class AirflowServices:
     """The four services of one local deployment, started and stopped together."""
@@ -114,7 +122,9 @@ class AirflowServices:
         return airflow_env(self.home, self.port, self.extra_env)
 
     def migrate(self) -> None:
+        """Migrate the metadata DB and create the pool the analysis tasks run in."""
         subprocess.run([_airflow_bin(), "db", "migrate"], env=self.env, check=True, capture_output=True)
+        create_pool(self.env)
 
     def start(self, timeout_s: float = 180) -> None:
         admin_password(self.home)

@@ -166,7 +166,8 @@ def video_analysis() -> None:
         )
         context["ti"].xcom_push(key="report", value=report)
         print(
-            f"analysed {report['made']}, skipped {report['skipped']} (cached), failed {len(report['failed'])}"
+            f"analysed {report['made']}, skipped {report['skipped']} (cached) and {report['duplicates']}"
+            f" (identical to the previous frame), failed {len(report['failed'])}"
         )
         if report["failed"]:
             for failure in report["failed"]:
@@ -237,7 +238,14 @@ def video_analysis() -> None:
             "frame_count": doc["frame_count"],
             **doc["counts"],
         }
-        print(f"{doc['video_id']}: {doc['status']}, {doc['counts']}, calls {doc['api_calls']}")
+        calls = doc["api_calls"]
+        print(f"{doc['video_id']}: {doc['status']}, {doc['counts']}")
+        print(
+            f"{doc['backend']} calls: {calls['made']} made, {calls['skipped_cached']} skipped (cached),"
+            f" {calls['skipped_duplicates']} skipped (identical to the previous frame);"
+            f" estimated cost ${calls['estimated_cost_usd']:.4f}"
+            f" at ${calls['price_per_1000']:g} per 1,000 images"
+        )
         return {k: doc[k] for k in ("video_id", "status", "counts", "api_calls")}
 
     @task(trigger_rule="one_failed", retries=0)

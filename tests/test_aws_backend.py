@@ -94,7 +94,14 @@ def test_mediaconvert_frames_rekognition_text_and_the_index_agree(aws, analysed)
         word = words[expected_text(key)]
         assert word["frame_index"] == index and word["timestamp_ms"] == index * 1000
         assert word["frame_uri"] == f"s3://aws_default@{WORK}/{key}"
-    assert video["api_calls"]["made"] == 38 and video["api_calls"]["skipped"] == 0
+    assert video["api_calls"] == {
+        "made": 38,
+        "skipped": 0,
+        "skipped_cached": 0,
+        "skipped_duplicates": 0,
+        "price_per_1000": 1.0,
+        "estimated_cost_usd": 0.038,  # 38 images at the default $1 per 1,000
+    }
 
 
 def test_a_second_run_submits_no_job_and_calls_rekognition_for_nothing(aws, analysed, os_client, index_names):

@@ -114,3 +114,34 @@ def test_a_changed_source_video_drops_its_old_frames_and_results(tmp_path):
     again = extract(cfg, store, probe(video, "v"))
     assert again["frame_count"] == 10 and again["source_fingerprint"] != first["source_fingerprint"]
     assert not marker.exists()
+
+
+def test_a_frame_identical_to_the_previous_one_reuses_its_result_without_a_call(tmp_path):
+    """A static shot gives byte-identical frames: one call for the run, also across batches."""
+    import shutil
+
+    from reko.media import frame_name
+
+    store = VideoStore.for_video(tmp_path.as_uri(), SAMPLE_VIDEO.as_uri(), 4.0)
+    frames = tmp_path / store.video_id / "i4000ms" / "frames"
+    extract_frames(SAMPLE_VIDEO, frames, store.stem, 4.0)
+    for index in (2, 3, 4):  # frames 2-4 become copies of frame 1
+        shutil.copy(frames / frame_name(store.stem, 1), frames / frame_name(store.stem, index))
+
+    counting = Counting()
+    first = analyse_batch(
+        store, 0, 3, backend="local", analyses=["text"], interval_s=4.0, analysis_factory=counting.factory
+    )
+    assert (first["made"], first["duplicates"], first["failed"]) == (2, 1, [])
+    second = analyse_batch(
+        store, 3, 6, backend="local", analyses=["text"], interval_s=4.0, analysis_factory=counting.factory
+    )
+    assert (second["made"], second["duplicates"]) == (1, 2)  # frames 3 and 4 copy frame 2's (= 1's)
+    assert len(counting.calls) == 3
+    one = read_json(store.result("local", "text", 1))
+    for index in (2, 3, 4):
+        copy = read_json(store.result("local", "text", index))
+        assert copy["response"] == one["response"] and copy["duplicate_of"] == 1
+        assert (copy["frame_index"], copy["timestamp_ms"]) == (index, index * 4000)
+        assert copy["frame_uri"].endswith(frame_name(store.stem, index))
+    assert "duplicate_of" not in read_json(store.result("local", "text", 5))

@@ -95,3 +95,16 @@ def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
         },
     )["hits"]["hits"]
     assert len(hits) == 1
+
+
+def test_identical_frames_in_s3_are_recognised_from_one_listing_without_downloads(s3):
+    from reko.media import frame_name
+    from reko.pipeline import _frame_digests
+
+    store = VideoStore.for_video(f"s3://aws_default@{BUCKET_WORK}/digests", "s3://b/static.mp4", 1.0)
+    prefix = str(store.frames_dir).split(f"{BUCKET_WORK}/", 1)[1]
+    for index, body in enumerate([b"A" * 100, b"B" * 100, b"B" * 100, b"C" * 100]):
+        s3.put_object(Bucket=BUCKET_WORK, Key=f"{prefix}/{frame_name(store.stem, index)}", Body=body)
+    digests = _frame_digests(store, 1, 4)
+    assert sorted(digests) == [0, 1, 2, 3]
+    assert digests[1] == digests[2] and len({digests[0], digests[1], digests[3]}) == 3

@@ -155,3 +155,12 @@ def rekognition_limiter_scope() -> str:
 def rekognition_limiter_dir() -> str | None:
     """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`, default: temp dir)."""
     return os.environ.get("REKO_REKOGNITION_LIMITER_DIR") or None
+
+
+def rekognition_price_per_1000() -> float:
+    """USD per 1,000 images for the run's cost estimate (`REKO_REKOGNITION_PRICE_PER_1000`).
+
+    Default 1.00: DetectText/DetectLabels/DetectFaces list price for the first million images a
+    month in us-east-1; set your region's and tier's price.
+    """
+    return _positive_number("REKO_REKOGNITION_PRICE_PER_1000", 1.0)

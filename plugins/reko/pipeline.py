@@ -5,6 +5,7 @@ The DAG file only wires these into tasks; nothing here needs a running Airflow.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
-from reko.config import ANALYSES
+from reko.config import ANALYSES, rekognition_price_per_1000
 from reko.index.client import IndexNames, ensure_templates
 from reko.index.docs import detection_docs
 from reko.index.segments import Sighting, build_segments
@@ -27,6 +28,7 @@ from reko.media import (
     VideoInfo,
     expected_frame_count,
     extract_frames,
+    frame_name,
     frame_timestamp_ms,
     parse_frame_name,
     probe,
@@ -232,7 +234,14 @@ def analyse_batch(
     """
     again = set(reprocess)
     bound: dict[str, Analysis] = {}
-    report: dict[str, Any] = {"start": start, "end": end, "made": 0, "skipped": 0, "failed": []}
+    report: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "made": 0,
+        "skipped": 0,
+        "duplicates": 0,
+        "failed": [],
+    }
     todo: list[tuple[int, str]] = []
     items = [(index, kind) for index in range(start, end) for kind in analyses]
 
@@ -274,17 +283,78 @@ def analyse_batch(
             error_path.unlink()
         return outcome["calls"], None
 
-    workers = min(max((a.concurrency for a in bound.values()), default=1), len(todo))
+    digests = _frame_digests(store, start, end) if todo else {}
+    originals = [(i, k) for i, k in todo if not _same_as_previous(digests, i)]
+    duplicates = [(i, k) for i, k in todo if _same_as_previous(digests, i)]
+    workers = min(max((a.concurrency for a in bound.values()), default=1), len(originals))
     if workers > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="reko-analyse") as pool:
-            outcomes = list(pool.map(analyse, todo))  # in frame order, like the sequential path
+            outcomes = list(pool.map(analyse, originals))  # in frame order, like the sequential path
     else:
-        outcomes = [analyse(item) for item in todo]
+        outcomes = [analyse(item) for item in originals]
+    for index, kind in duplicates:  # ascending, so a run of identical frames copies down the run
+        if _copy_previous_result(store, backend, kind, index, interval_s):
+            report["duplicates"] += 1
+        else:  # the identical previous frame has no result (it failed): analyse this one
+            outcomes.append(analyse((index, kind)))
     for calls, failure in outcomes:
         report["made"] += calls
         if failure:
             report["failed"].append(failure)
+    report["failed"].sort(key=lambda f: (f["frame_index"], f["kind"]))
     return report
+
+
+def _frame_digests(store: VideoStore, start: int, end: int) -> dict[int, str]:
+    """Content ids of frames [start - 1, end): SHA-1 of the bytes locally, the ETag on S3.
+
+    On S3 one listing of the frames folder gives every ETag (MD5 of a single-part object), so
+    spotting identical frames costs no download. Frame start - 1 is included so that a run of
+    identical frames crossing a batch boundary is still recognised.
+    """
+    wanted = {frame_name(store.stem, i): i for i in range(max(0, start - 1), end)}
+    direct = local_path(store.frames_dir)
+    if direct is not None:
+        found = {}
+        for name, index in wanted.items():
+            try:
+                found[index] = hashlib.sha1((direct / name).read_bytes()).hexdigest()
+            except FileNotFoundError:
+                continue
+        return found
+    listing = store.frames_dir.fs.ls(store.frames_dir.path, detail=True)
+    return {
+        wanted[name]: str(entry["ETag"]).strip('"')
+        for entry in listing
+        if (name := str(entry["name"]).rsplit("/", 1)[-1]) in wanted and entry.get("ETag")
+    }
+
+
+def _same_as_previous(digests: dict[int, str], index: int) -> bool:
+    return index > 0 and index in digests and digests[index] == digests.get(index - 1)
+
+
+def _copy_previous_result(store: VideoStore, backend: str, kind: str, index: int, interval_s: float) -> bool:
+    """Give a frame identical to the one before it that frame's result (no call, no cost)."""
+    previous = read_json(store.result(backend, kind, index - 1))
+    if previous is None:
+        return False
+    frame = store.frame(index)
+    write_json(
+        store.result(backend, kind, index),
+        {
+            **previous,
+            "frame_index": index,
+            "timestamp_ms": frame_timestamp_ms(index, interval_s),
+            "frame_uri": str(frame),
+            "duplicate_of": previous.get("duplicate_of", index - 1),
+            "analysed_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    error_path = store.error(backend, kind, index)
+    if error_path.exists():
+        error_path.unlink()
+    return True
 
 
 def _is_cached(result_path: Any, reprocess: bool, not_before: str | None) -> bool:
@@ -479,6 +549,22 @@ def load_segments(
     return {"segments": indexed, "stale_deleted": stale}
 
 
+def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calls made and avoided, and what the made ones cost (Rekognition bills each as one image)."""
+    made = sum(r["made"] for r in reports)
+    cached = sum(r["skipped"] for r in reports)
+    duplicates = sum(r.get("duplicates", 0) for r in reports)
+    price = rekognition_price_per_1000() if backend == "aws" else 0.0
+    return {
+        "made": made,
+        "skipped": cached + duplicates,
+        "skipped_cached": cached,
+        "skipped_duplicates": duplicates,
+        "price_per_1000": price,
+        "estimated_cost_usd": round(made * price / 1000, 4),
+    }
+
+
 def video_document(
     *,
     job: Job,
@@ -516,10 +602,7 @@ def video_document(
             "failed_frames": len(failed),
         },
         "failed_frames": failed[:MAX_FAILED_FRAMES_IN_DOC],
-        "api_calls": {
-            "made": sum(r["made"] for r in reports),
-            "skipped": sum(r["skipped"] for r in reports),
-        },
+        "api_calls": api_calls(cfg.backend, reports),
         "dag_id": dag_id,
         "run_id": run_id,
         "processed_at": datetime.now(UTC).isoformat(),

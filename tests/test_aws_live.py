@@ -1,11 +1,13 @@
-"""Opt-in: the MediaConvert backend against real AWS (billed: about a minute of SD/HD output).
+"""Opt-in: the AWS backend against real AWS (billed: about a minute of SD/HD output, ~40 images).
 
 Run with REKO_LIVE_AWS=1, AWS credentials in the usual boto3 places, and
 REKO_LIVE_BUCKET (a bucket in the region, for input and outputs), REKO_LIVE_MEDIACONVERT_ROLE
 (a role MediaConvert can assume with read/write on that bucket), optionally AWS_DEFAULT_REGION.
 It checks what the loopback fake cannot: that MediaConvert accepts these settings (frame capture
 with a video-only proxy, a no-audio clip) and that its frames and clip frames match the local
-backend's.
+backend's; and the whole `video_analysis` DAG with backend=aws (MediaConvert, Rekognition, and
+Amazon OpenSearch Service when REKO_LIVE_OPENSEARCH_CONN holds an `opensearch` connection JSON with
+SigV4 extras; otherwise the local node).
 """
 
 from __future__ import annotations
@@ -88,3 +90,28 @@ def test_clip_on_aws_holds_the_requested_frames(live, tmp_path):
     )
     first, last = clip_frames(12_000, 15_000, 25)
     assert int(out.stdout.strip()) == last - first + 1
+
+
+def test_the_analysis_dag_runs_on_aws(live, monkeypatch, opensearch_url, airflow_db):
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bucket, prefix, _ = live
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", os.environ["AIRFLOW_CONN_AWS_LIVE"])
+    monkeypatch.setenv("REKO_WORK_URI", f"s3://aws_default@{bucket}/{prefix}/work")
+    monkeypatch.setenv("REKO_MEDIACONVERT_POLL_S", "10")
+    if os.environ.get("REKO_LIVE_OPENSEARCH_CONN"):
+        monkeypatch.setenv("AIRFLOW_CONN_OPENSEARCH_DEFAULT", os.environ["REKO_LIVE_OPENSEARCH_CONN"])
+    dag = DagBag(dag_folder=str(Path(__file__).parents[1] / "dags" / "video_analysis.py")).dags[
+        "video_analysis"
+    ]
+    video_uri = f"s3://aws_default@{bucket}/{prefix}/race.mp4"
+    dag_run = dag.test(run_conf={"video_uri": video_uri, "backend": "aws"})
+    assert dag_run.state == "success"
+    from reko.index.client import IndexNames, get_client
+    from reko.storage import video_id_for
+
+    doc = get_client().get(index=IndexNames.current().videos, id=video_id_for(video_uri))["_source"]
+    assert doc["backend"] == "aws" and doc["frame_count"] == 38 and doc["counts"]["detections"] > 0
+    assert doc["api_calls"]["made"] + doc["api_calls"]["skipped_duplicates"] == 38

@@ -78,6 +78,9 @@ format: venv
 
 bench: install
 	$(PY) bench/bench_analysis.py
+	$(PY) bench/bench_cut.py
+	$(PY) bench/bench_rekognition.py
+	$(PY) bench/bench_bulk.py
 
 clean: stop
 	rm -rf .data .airflow include/opensearch/launcher/target

@@ -18,7 +18,7 @@ prefix, through the client the pipeline uses (`reko.index.client.get_client`, th
 provider's hook), with the client's per-request INFO log off for all three. Each round writes new
 ids, so every run creates documents (no overwrites).
 
-Run:  OPENSEARCH_URL=http://127.0.0.1:9250 PYTHONPATH=plugins .venv/bin/python bench/bench_bulk.py
+Run:  PYTHONPATH=plugins .venv/bin/python bench/bench_bulk.py  (OPENSEARCH_URL=... reuses a running node)
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,31 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bulk.json")
     args = parser.parse_args()
 
-    url = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9250")
+    with opensearch_node() as url:
+        return run(args, url)
+
+
+@contextmanager
+def opensearch_node() -> Iterator[str]:
+    """OPENSEARCH_URL when set, else a node of our own on a free port for the benchmark's duration."""
+    if os.environ.get("OPENSEARCH_URL"):
+        yield os.environ["OPENSEARCH_URL"]
+        return
+    from reko.localdev.opensearch import build_launcher, free_port, start_node, stop_node, wait_for_health
+
+    build_launcher()
+    with tempfile.TemporaryDirectory(prefix="reko-bench-bulk-") as tmp:
+        port = free_port()
+        node = start_node(port, Path(tmp) / "opensearch", log_file=Path(tmp) / "opensearch.log")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_health(url, timeout_s=180, proc=node)
+            yield url
+        finally:
+            stop_node(node)
+
+
+def run(args: argparse.Namespace, url: str) -> int:
     prefix = f"reko-bench-{uuid.uuid4().hex[:8]}"
     os.environ["REKO_INDEX_PREFIX"] = prefix
     from opensearchpy.helpers import streaming_bulk

@@ -249,7 +249,7 @@ def run(args: argparse.Namespace, url: str) -> int:
         f" {'met' if ratio >= GOAL else 'NOT met'});"
         f" bulk / streaming_bulk = {bulk / helper:.2f}x.",
         "",
-        "Run: `OPENSEARCH_URL=http://127.0.0.1:9250 PYTHONPATH=plugins .venv/bin/python bench/bench_bulk.py`",
+        "Run: `PYTHONPATH=plugins .venv/bin/python bench/bench_bulk.py` (`OPENSEARCH_URL=...` reuses a node)",
         "",
     ]
     args.out.with_suffix(".md").write_text("\n".join(md))

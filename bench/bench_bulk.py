@@ -24,6 +24,7 @@ Run:  PYTHONPATH=plugins .venv/bin/python bench/bench_bulk.py  (OPENSEARCH_URL=.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -40,51 +41,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 GOAL = 10.0
 
 
 def detection_actions(index: str, video_id: str, count: int, words: int = 5) -> list[dict[str, Any]]:
-    from reko.index.docs import detection_docs
+    """`count` documents, `words` a frame, shaped as the pipeline indexes them."""
+    from tests.support.synthetic import detection_actions as by_frames
 
-    def frames() -> Iterator[dict[str, Any]]:
-        frame = 0
-        while True:
-            response = {
-                "TextDetections": [
-                    {
-                        "DetectedText": str(1000 + (frame * 7 + w) % 9000),
-                        "Type": "WORD",
-                        "Id": w,
-                        "ParentId": 0,
-                        "Confidence": 90.0 + w,
-                        "Geometry": {
-                            "BoundingBox": {"Left": 0.1 * w, "Top": 0.2, "Width": 0.05, "Height": 0.04}
-                        },
-                    }
-                    for w in range(words)
-                ]
-            }
-            for doc_id, doc in detection_docs(
-                video_id=video_id,
-                frame_index=frame,
-                timestamp_ms=frame * 500,
-                frame_uri=f"s3://bench/work/{video_id}/frames/frame.{frame:07d}.jpg",
-                kind="text",
-                response=response,
-                backend="aws",
-                model="rekognition-detect-text",
-                min_confidence=50,
-            ):
-                yield {"_index": index, "_id": doc_id, "_source": doc}
-            frame += 1
-
-    out = []
-    for action in frames():
-        out.append(action)
-        if len(out) == count:
-            return out
-    return out
+    return list(itertools.islice(by_frames(index, video_id, -(-count // words), words), count))
 
 
 def timed(fn) -> tuple[float, Any]:

@@ -28,15 +28,14 @@ Run:  PYTHONPATH=plugins .venv/bin/python bench/bench_rekognition.py [--frames 5
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,36 +43,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
+from tests.support.moto_s3 import moto_s3  # noqa: E402
 from tests.support.rekognition_batches import naive_batch, reko_batch, run_parallel  # noqa: E402
 from tests.support.rekognition_server import RekognitionServer  # noqa: E402
 
 BUCKET = "reko-bench-frames"
 GOAL = 0.9
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            return proc, endpoint
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("moto server did not start")
 
 
 def jpeg(seed: int) -> bytes:
@@ -137,11 +112,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "rekognition.json"))
     args = parser.parse_args()
 
-    import boto3
-
     from reko.storage import VideoStore
 
-    moto, s3_endpoint = start_moto()
+    moto = contextlib.ExitStack()
+    s3_endpoint, s3 = moto.enter_context(moto_s3(BUCKET))
     server = RekognitionServer(tps=args.tps)
     server.start()
     limiter_dir = tempfile.mkdtemp(prefix="reko-bench-limiter-")
@@ -158,8 +132,6 @@ def main() -> None:
         }
     )
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
     size = -(-args.frames // args.tasks)
     rows = []
     try:
@@ -211,8 +183,7 @@ def main() -> None:
             rows.append(measure(name, server, args.frames, run_naive))
     finally:
         server.stop()
-        moto.terminate()
-        moto.wait(timeout=10)
+        moto.close()
 
     reko, naive = rows[0], next(r for r in rows if r["variant"].startswith("naive"))
     summary = {

@@ -18,15 +18,14 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
 
 from reko.index.bulk import BulkLoader, BulkLoadError, bulk_load
 from reko.index.client import ensure_templates, get_client, get_hook
-from reko.index.docs import detection_docs
 from tests.support.loopback_opensearch import FaultyProxy, RecordingServer, parse_bulk
+from tests.support.synthetic import detection_actions
 
 ACCESS_KEY = "AKIDEXAMPLE0TEST"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -189,36 +188,6 @@ def test_sigv4_without_region_says_where_to_set_it(monkeypatch):
 
 
 # -- bulk loading against the real node ---------------------------------------------------------
-
-
-def detection_actions(index: str, video_id: str, frames: int, words: int = 5) -> Iterator[dict[str, Any]]:
-    """Actions for documents shaped exactly as the pipeline indexes them."""
-    for frame in range(frames):
-        response = {
-            "TextDetections": [
-                {
-                    "DetectedText": str(1000 + (frame * 7 + w) % 9000),
-                    "Type": "WORD",
-                    "Id": w,
-                    "ParentId": 0,
-                    "Confidence": 90.0 + w,
-                    "Geometry": {"BoundingBox": {"Left": 0.1 * w, "Top": 0.2, "Width": 0.05, "Height": 0.04}},
-                }
-                for w in range(words)
-            ]
-        }
-        for doc_id, doc in detection_docs(
-            video_id=video_id,
-            frame_index=frame,
-            timestamp_ms=frame * 500,
-            frame_uri=f"s3://bucket/work/{video_id}/frames/frame.{frame:07d}.jpg",
-            kind="text",
-            response=response,
-            backend="aws",
-            model="rekognition-detect-text",
-            min_confidence=50,
-        ):
-            yield {"_index": index, "_id": doc_id, "_source": doc}
 
 
 @pytest.fixture

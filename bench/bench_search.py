@@ -373,7 +373,11 @@ def _load(args: argparse.Namespace, client: Any, spec: DataSpec, names: Any) -> 
             count = client.count(index=index)["count"]
             if count == spec.docs:
                 print(f"reusing {index}: {count:,} documents of the same spec", flush=True)
-                return {"reused": True, "videos": meta["bench_search_videos"]}
+                return {
+                    **meta.get("bench_search_load", {}),
+                    "reused": True,
+                    "videos": meta["bench_search_videos"],
+                }
         raise SystemExit(
             f"{index} exists but does not hold this data set ({meta.get('bench_search')} vs {asdict(spec)});"
             " pick another --prefix or delete it"
@@ -393,9 +397,6 @@ def _load(args: argparse.Namespace, client: Any, spec: DataSpec, names: Any) -> 
     count = client.count(index=index)["count"]
     if count != spec.docs:
         raise SystemExit(f"{index} holds {count:,} documents after the load, expected {spec.docs:,}")
-    client.indices.put_mapping(
-        index=index, body={"_meta": {"bench_search": asdict(spec), "bench_search_videos": len(seen_videos)}}
-    )
     load = {
         "reused": False,
         "videos": len(seen_videos),
@@ -405,6 +406,8 @@ def _load(args: argparse.Namespace, client: Any, spec: DataSpec, names: Any) -> 
         "retried": result.retried,
         "shrinks": result.shrinks,
     }
+    meta = {"bench_search": asdict(spec), "bench_search_videos": len(seen_videos), "bench_search_load": load}
+    client.indices.put_mapping(index=index, body={"_meta": meta})
     print(f"loaded in {seconds:.0f} s ({load['docs_per_s']:,} docs/s, {load['videos']:,} videos)", flush=True)
     return load
 
@@ -600,7 +603,14 @@ def markdown(report: dict[str, Any]) -> str:
         f" {node['index_store_mb']} MB, {node['index_segments']} segments.",
     ]
     if load.get("reused"):
-        lines.append("Load: reused a kept index of the same data set.")
+        lines.append(
+            "Load: reused a kept index of the same data set"
+            + (
+                f" (its load took {load['seconds']} s = {load['docs_per_s']:,} docs/s)."
+                if "seconds" in load
+                else "."
+            )
+        )
     else:
         lines.append(
             f"Load: `bulk_load` {load['seconds']} s = {load['docs_per_s']:,} docs/s"

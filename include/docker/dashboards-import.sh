@@ -39,9 +39,10 @@ for file in "$@"; do
         continue
     fi
     echo "$out"
-    case "$out" in
-        *'"success":true'*) ;;
-        *) echo "dashboards-import: $file was not imported cleanly." >&2; status=1 ;;
-    esac
+    # Dashboards answers {"successCount":N,"success":true,...}; any error makes success false.
+    if ! printf '%s' "$out" | grep -Eq '"success"[[:space:]]*:[[:space:]]*true'; then
+        echo "dashboards-import: $file was not imported cleanly." >&2
+        status=1
+    fi
 done
 exit "$status"

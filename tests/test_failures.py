@@ -112,6 +112,8 @@ def bad_input(case: str, tmp) -> str:
         return (tmp / "cut.mp4").as_uri()
     if case == "missing":
         return (tmp / "missing.mp4").as_uri()
+    if case == "aws-local-file":
+        return SAMPLE_VIDEO.as_uri()
     return "http://example.invalid/video.mp4"
 
 
@@ -121,7 +123,9 @@ MESSAGES = {
     "truncated": "truncated or damaged",
     "missing": "video not found",
     "wrong-scheme": "unsupported scheme 'http'",
+    "aws-local-file": "backend 'aws' needs the video and the work root in S3",
 }
+BACKENDS = {"aws-local-file": "aws"}
 
 
 @pytest.mark.parametrize("case", list(MESSAGES))
@@ -134,11 +138,12 @@ def test_bad_input_fails_the_first_task_with_a_clear_message_and_writes_nothing(
     from reko.pipeline import RunConfig, probe_video
 
     uri = bad_input(case, tmp_path)
-    params = {p: analysis_dag.params[p] for p in analysis_dag.params} | {"video_uri": uri}
+    conf = {"video_uri": uri, "backend": BACKENDS.get(case, "local")}
+    params = {p: analysis_dag.params[p] for p in analysis_dag.params} | conf
     with pytest.raises(ValueError, match=re.escape(MESSAGES[case])):
         probe_video(RunConfig.from_params(params), work_uri())
 
-    dag_run = analysis_dag.test(run_conf={"video_uri": uri})
+    dag_run = analysis_dag.test(run_conf=conf)
     assert dag_run.state == DagRunState.FAILED
     states = task_states(dag_run)
     assert states["wait_for_video"] == ["success"] and states["probe"] == ["failed"]

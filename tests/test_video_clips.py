@@ -98,6 +98,7 @@ def clips_dag(airflow_db, opensearch_url):
 
 
 def run_clips(dag, **conf):
+    """A hand-triggered run (tests name their video: other test modules index other videos)."""
     dag_run = dag.test(run_conf=conf)
     return dag_run, {ti.task_id: ti.state for ti in dag_run.get_task_instances() if ti.map_index < 1}
 
@@ -125,7 +126,7 @@ def test_every_watched_bib_gets_a_playable_clip_at_the_true_times(
 ):
     bibs = [b["text"] for b in sample_truth["bibs"]]
     monkeypatch.setenv("AIRFLOW_VAR_REKO_CLIP_WATCHLIST", json.dumps(bibs))
-    dag_run, states = run_clips(clips_dag, padding_s=1.0, merge_gap_s=2.0)
+    dag_run, states = run_clips(clips_dag, video_ids=[analysed_sample], padding_s=1.0, merge_gap_s=2.0)
     assert dag_run.state == "success", states
     report = {}
     for bib in sample_truth["bibs"]:
@@ -150,16 +151,17 @@ def test_every_watched_bib_gets_a_playable_clip_at_the_true_times(
 def test_a_rerun_does_not_duplicate_and_a_changed_range_replaces_the_clip(
     clips_dag, analysed_sample, os_client, index_names
 ):
-    dag_run, _ = run_clips(clips_dag, subject="3318", padding_s=0, merge_gap_s=0)
+    dag_run, _ = run_clips(clips_dag, subject="3318", video_ids=[analysed_sample], padding_s=0, merge_gap_s=0)
     assert dag_run.state == "success"
     first = clips_of(os_client, index_names, analysed_sample, "3318")
     assert len(first) == 2  # seen at 10-15 s and again at 28-33 s
-    dag_run, _ = run_clips(clips_dag, subject="3318", padding_s=0, merge_gap_s=0)
+    dag_run, _ = run_clips(clips_dag, subject="3318", video_ids=[analysed_sample], padding_s=0, merge_gap_s=0)
     assert [c["clip_uri"] for c in clips_of(os_client, index_names, analysed_sample, "3318")] == [
         c["clip_uri"] for c in first
     ]
 
-    dag_run, _ = run_clips(clips_dag, subject="3318", padding_s=0, merge_gap_s=30)
+    one_video = {"subject": "3318", "video_ids": [analysed_sample], "padding_s": 0}
+    dag_run, _ = run_clips(clips_dag, **one_video, merge_gap_s=30)
     assert dag_run.state == "success"
     merged = clips_of(os_client, index_names, analysed_sample, "3318")
     assert len(merged) == 1 and merged[0]["start_ms"] == first[0]["start_ms"]

@@ -118,6 +118,11 @@ class Job:
 
 def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     """Read the video's facts; a clear error for anything that is not a readable video."""
+    if cfg.backend == "aws" and not (cfg.video_uri.startswith("s3://") and work_uri.startswith("s3://")):
+        raise ValueError(
+            f"backend 'aws' needs the video and the work root in S3 (MediaConvert reads and writes"
+            f" there): video_uri={cfg.video_uri!r}, REKO_WORK_URI={work_uri!r}"
+        )
     store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
     with local_copy(parse_uri(cfg.video_uri)) as path:
         info = probe(path, cfg.video_uri)

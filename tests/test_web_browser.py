@@ -222,3 +222,13 @@ def test_the_page_sits_in_the_airflow_navigation(page, deployment, web_data):
     frame.locator(".tabs").wait_for(timeout=60_000)
     page.wait_for_timeout(500)
     shot(page, "airflow-nav")
+
+
+def test_the_dag_tab_lists_the_videos_that_dag_analysed(page, deployment, web_data):
+    page.goto(f"{deployment.url}/dags/video_analysis/plugin/reko-dag-videos")
+    frame = page.frame_locator("iframe")
+    card = frame.locator(f'.video-card[data-video-id="{web_data["video_id"]}"]')
+    card.wait_for(timeout=60_000)
+    assert "analysed by video_analysis" in frame.locator("#videos-status").inner_text()
+    page.wait_for_timeout(500)
+    shot(page, "airflow-dag-tab")

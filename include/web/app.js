@@ -47,6 +47,7 @@ function fmtTime(ms) {
   const mm = h ? String(m).padStart(2, "0") : String(m);
   return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
 }
+const plural = (n, word) => `${fmtNum(n)} ${word}${n === 1 ? "" : "s"}`;
 const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
 const videoName = (video, id) => (video && video.source_uri ? decodeURIComponent(video.source_uri.split("/").pop()) : id);
 
@@ -151,7 +152,7 @@ async function loadPage() {
       setStatus($("search-status"), "");
       $("results").append(el("div", { class: "empty" }, "No frames show ", el("b", { text: p.get("text") }), ` with confidence ${p.get("min") || 80}–${p.get("max") || 100} %. Try a lower confidence or another spelling.`));
     } else {
-      setStatus($("search-status"), `${fmtNum(searchState.total)} detections of “${p.get("text")}” in ${searchState.videos.size === 1 ? "1 video" : searchState.videos.size + " videos"} · ${shown} frames shown` + (page.next ? " · more below" : ""));
+      setStatus($("search-status"), `${plural(searchState.total, "detection")} of “${p.get("text")}” in ${plural(searchState.videos.size, "video")} · ${plural(shown, "frame")} shown` + (page.next ? " · more below" : ""));
     }
   } catch (err) {
     setStatus($("search-status"), err.message, true);
@@ -172,7 +173,7 @@ function addVideoResult(v, text) {
     const card = el("article", { class: "video-result", "data-video-id": v.video_id },
       el("div", { class: "vr-head" },
         el("h2", { text: title }),
-        el("span", { class: "meta", text: `${duration ? fmtTime(duration) : "?"} · ${entry.segments.length} appearance${entry.segments.length === 1 ? "" : "s"}` }),
+        el("span", { class: "meta", text: [duration ? fmtTime(duration) : null, entry.segments.length ? plural(entry.segments.length, "appearance") : null].filter(Boolean).join(" · ") }),
         el("button", { type: "button", class: "primary", onclick: () => openFlipbook(entry, text, 0) }, "▶ Flip-book"),
         el("button", { type: "button", onclick: () => go("clips", { subject: text, video: v.video_id }) }, "Clips")),
       timeline,
@@ -343,11 +344,12 @@ function showRun(runId, state, message) {
   box.hidden = false;
   const active = state === "queued" || state === "running";
   box.dataset.state = state;
-  box.replaceChildren(
+  box.replaceChildren(...[
     active ? el("div", { class: "spinner", "aria-hidden": "true" }) : null,
     el("span", { class: "badge " + state, text: state }),
     el("span", { text: message }),
-    runId ? el("a", { href: `/dags/video_clips/runs/${encodeURIComponent(runId)}`, target: "_top" }, "View run in Airflow ↗") : null);
+    runId ? el("a", { href: `/dags/video_clips/runs/${encodeURIComponent(runId)}`, target: "_top" }, "View run in Airflow ↗") : null,
+  ].filter(Boolean));
 }
 
 function watchRun(runId) {

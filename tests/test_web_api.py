@@ -321,3 +321,66 @@ def test_a_symlink_out_of_the_root_is_refused(api, web_data, tmp_path):
 def test_a_clip_request_without_a_subject_is_refused(api):
     assert api.post("/reko/api/clips", json={"subject": ""}).status_code == 422
     assert api.post("/reko/api/clips", json={"subject": "1042", "padding_s": -1}).status_code == 422
+
+
+def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
+    import json
+    import urllib.request
+
+    from reko.web import media
+    from tests.support.moto_s3 import moto_s3
+
+    with moto_s3("reko-web") as (endpoint, s3):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_WEB_S3",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                }
+            ),
+        )
+        monkeypatch.setenv("REKO_WORK_URI", "s3://web_s3@reko-web/work")
+        media._s3_hook.cache_clear()
+        s3.put_object(Bucket="reko-web", Key="work/v1/i1000ms/frames/race.0000001.jpg", Body=b"\xff\xd8jpeg")
+        resp = api.get("/reko/media/v1/i1000ms/frames/race.0000001.jpg")
+        assert resp.status_code == 307
+        url = resp.headers["location"]
+        assert url.startswith(f"{endpoint}/reko-web/work/v1/i1000ms/frames/race.0000001.jpg?")
+        assert "Signature=" in url or "X-Amz-Signature=" in url
+        with urllib.request.urlopen(url, timeout=10) as got:
+            assert got.read() == b"\xff\xd8jpeg"
+        assert api.get("/reko/media/..%2Fother%2Fx.jpg").status_code == 400
+        media._s3_hook.cache_clear()
+
+
+def test_storage_uris_map_to_keys_only_under_the_root():
+    from reko.web.media import StorageRoot
+
+    s3 = StorageRoot.parse("s3://conn@bucket/work")
+    assert s3.key_of("s3://bucket/work/v/f.jpg") == "v/f.jpg"
+    assert s3.key_of("s3://other_conn@bucket/work/v/f.jpg") == "v/f.jpg"
+    assert s3.key_of("s3://bucket2/work/v/f.jpg") is None
+    assert s3.key_of("s3://bucket/workshop/v/f.jpg") is None
+    local = StorageRoot.parse("file:///data/work")
+    assert (
+        local.key_of("file:///data/work/v/i1000ms/frames/a.0000001.jpg") == "v/i1000ms/frames/a.0000001.jpg"
+    )
+    assert local.key_of("file:///data/workshop/a.jpg") is None
+    assert local.key_of("file:///etc/passwd") is None
+    assert local.key_of("https://example.com/a.jpg") is None
+
+
+def test_search_frames_is_callable_directly(os_client, web_data):
+    from reko.index.client import IndexNames
+    from reko.web.search import search_frames
+
+    first = search_frames(os_client, IndexNames.current(), text="MARATHON", min_confidence=0, size=20)
+    second = search_frames(
+        os_client, IndexNames.current(), text="MARATHON", min_confidence=0, after=first["next"]
+    )
+    assert first["total"] == 38 and second["total"] is None and second["next"] is None
+    frames = [f["frame_index"] for r in (first, second) for v in r["videos"] for f in v["frames"]]
+    assert frames == list(range(38))

@@ -98,6 +98,28 @@ def test_a_forged_token_is_refused(airflow_app, method, path):
     assert resp.status_code in (401, 403)
 
 
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_a_user_who_may_not_read_dags_is_forbidden(airflow_app, method, path):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="nobody", role=None))
+    client = TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"})
+    resp = client.request(method, path, json={"subject": "1042"} if method == "POST" else None)
+    assert resp.status_code == 403, (path, resp.status_code)
+
+
+def test_a_viewer_may_search(airflow_app, web_data):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+    client = TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"})
+    assert client.get("/reko/api/search", params={"text": "1042"}).json()["total"] == 5
+
+
 def test_a_browser_without_a_session_is_sent_to_the_login_page(anon):
     resp = anon.get("/reko/?view=search&text=1042", headers={"Accept": "text/html"})
     assert resp.status_code == 303

@@ -1,7 +1,8 @@
 """The search page's FastAPI app, mounted by the Airflow api-server under `/reko`.
 
-Every route sits on one router guarded by Airflow's own `requires_authenticated()`, so the UI's
-JWT cookie or a bearer token is required (a plugin's routes are open otherwise). Browsers without
+Every route sits on one router guarded by Airflow's own `requires_authenticated()` and
+`requires_access_dag("GET")`, so the UI's JWT cookie or a bearer token of a user who may read
+DAGs is required (a plugin's routes are open otherwise). Browsers without
 a session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded
 to Airflow's REST API with the caller's own credential, so Airflow's DAG permissions apply.
 """
@@ -123,9 +124,12 @@ def _run_summary(run: dict) -> dict:
 
 
 def build_router() -> APIRouter:
-    from airflow.api_fastapi.core_api.security import requires_authenticated
+    from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
 
-    router = APIRouter(dependencies=[Depends(requires_authenticated())])
+    # Authenticated, and allowed to read DAGs (the videos are what DAG runs produced); a `dag_id`
+    # query parameter (the DAG tab) is checked against that DAG. Triggering clips is checked by
+    # Airflow's REST API itself, which the app calls with the caller's own token.
+    router = APIRouter(dependencies=[Depends(requires_authenticated()), Depends(requires_access_dag("GET"))])
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> Response:

@@ -163,10 +163,18 @@ def test_empty_results_and_paging(page, deployment, web_data):
     page.wait_for_selector(".empty")
     assert "No frames show" in page.locator(".empty").inner_text()
     shot(page, "search-empty")
-    page.goto(f"{deployment.url}/reko/?view=search&text=MARATHON&min=0")
+    page.goto(f"{deployment.url}/reko/?view=search&text=MARATHON&min=0&size=10")
     page.wait_for_selector(".frame")
-    assert page.locator(".frame").count() == 38 and page.locator("#load-more").is_hidden()
-    assert "38 detections" in page.locator("#search-status").inner_text()
+    assert (
+        page.locator(".frame").count() == 10
+        and "38 detections" in page.locator("#search-status").inner_text()
+    )
+    for shown in (20, 30, 38):
+        page.click("#load-more")
+        page.wait_for_function(f"() => document.querySelectorAll('.frame').length === {shown}")
+    assert page.locator("#load-more").is_hidden()
+    captions = page.locator(".frame figcaption span:first-child").all_inner_texts()
+    assert [int(c.rsplit(" ", 1)[1]) for c in captions] == list(range(38))  # each frame once, in order
 
 
 def test_the_flip_book_plays_pauses_and_steps(page, deployment, web_data):

@@ -114,7 +114,7 @@ function showSearch(p) {
   const text = p.get("text") || "";
   const min = p.get("min") || "80", max = p.get("max") || "100", video = p.get("video") || "";
   $("q").value = text; $("min-conf").value = min; $("max-conf").value = max; $("video-filter").value = video;
-  const key = JSON.stringify([text, min, max, video]);
+  const key = JSON.stringify([text, min, max, video, p.get("size")]);
   if (key === searchState.key) return;
   searchState.key = key;
   searchState.next = null;
@@ -130,11 +130,17 @@ function showSearch(p) {
   loadPage();
 }
 
+// frames per request: 60 unless the URL says otherwise (1-500, as the API allows)
+function pageSize(p) {
+  const n = Number(p.get("size"));
+  return String(Number.isInteger(n) && n >= 1 && n <= 500 ? n : 60);
+}
+
 async function loadPage() {
   if (searchState.loading) return;
   const p = params();
   const key = searchState.key;
-  const q = new URLSearchParams({ text: p.get("text") || "", min_confidence: p.get("min") || "80", max_confidence: p.get("max") || "100", size: "60" });
+  const q = new URLSearchParams({ text: p.get("text") || "", min_confidence: p.get("min") || "80", max_confidence: p.get("max") || "100", size: pageSize(p) });
   if (p.get("video")) q.set("video_id", p.get("video"));
   if (searchState.next) q.set("after", searchState.next);
   searchState.loading = true;

@@ -215,8 +215,12 @@ def test_requesting_a_clip_runs_video_clips_and_plays_it(page, deployment, web_d
     page.wait_for_selector('#clip-run[data-state="success"]', timeout=240_000)
     video = page.locator(".clip video").first
     video.wait_for()
-    page.wait_for_function("() => document.querySelector('.clip video').readyState >= 1", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.clip video').readyState >= 2", timeout=30_000)
     duration = page.evaluate("() => document.querySelector('.clip video').duration")
+    page.evaluate("() => document.querySelector('.clip video').play()")  # decodes and plays (H.264)
+    page.wait_for_function("() => document.querySelector('.clip video').currentTime > 0.5", timeout=30_000)
+    page.evaluate("() => { const v = document.querySelector('.clip video'); v.pause(); v.currentTime = 3; }")
+    page.wait_for_function("() => document.querySelector('.clip video').readyState >= 2")
     assert 4 < duration < 15  # 6094 is seen for about 5 s, plus 2 s padding each side
     assert "6094" in page.locator(".clip .body b").first.inner_text()
     run_id = re.search(r"run=([^&]+)", page.url).group(1)

@@ -322,7 +322,7 @@ async function loadClips(subject, video) {
     if (!clips.length) grid.append(el("div", { class: "empty" }, "No clip of ", el("b", { text: subject }), " yet. Use ", el("b", { text: "Request clip" }), " to cut one."));
     for (const c of clips) {
       grid.append(el("article", { class: "clip", "data-clip-uri": c.clip_uri },
-        el("video", { src: safeMediaUrl(c.clip_url), controls: true, preload: "metadata", playsinline: true }),
+        el("video", { src: safeMediaUrl(c.clip_url), controls: true, preload: "auto", playsinline: true, muted: true }),
         el("div", { class: "body" },
           el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
           el("span", { class: "meta", text: `${c.video_id} · ${Number(c.duration_s).toFixed(1)} s` + (c.run_id ? ` · ${c.run_id}` : "") }))));

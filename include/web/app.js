@@ -1,0 +1,421 @@
+// reko video search: vanilla JS, no dependencies. Data from the API is only ever put into the
+// page as text (textContent / text nodes) or as validated attribute values, never as HTML.
+"use strict";
+
+const BASE = location.pathname.replace(/\/[^/]*$/, "");  // "/reko"
+const API = BASE + "/api";
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// Only our own media route (or a presigned https URL) may become an <img>/<video> source.
+function safeMediaUrl(url) {
+  if (typeof url !== "string") return null;
+  if (url.startsWith(BASE + "/media/")) return url;
+  try { return new URL(url).protocol === "https:" ? url : null; } catch { return null; }
+}
+
+async function api(path, options) {
+  const resp = await fetch(API + path, { credentials: "same-origin", headers: { Accept: "application/json" }, ...options });
+  let body = null;
+  try { body = await resp.json(); } catch { body = null; }
+  if (!resp.ok) {
+    if (resp.status === 401) throw new Error("Your Airflow session has ended: sign in again.");
+    const detail = body && body.detail;
+    throw new Error(typeof detail === "string" ? detail : `Request failed (${resp.status})`);
+  }
+  return body;
+}
+
+function fmtTime(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+}
+const plural = (n, word) => `${fmtNum(n)} ${word}${n === 1 ? "" : "s"}`;
+const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
+const videoName = (video, id) => (video && video.source_uri ? decodeURIComponent(video.source_uri.split("/").pop()) : id);
+
+function setStatus(node, text, isError) {
+  node.textContent = text || "";
+  node.classList.toggle("error", !!isError);
+}
+
+// --- state in the URL, so a search can be shared and the Airflow UI keeps it -----------------
+function params() { return new URLSearchParams(location.search); }
+function go(view, values, replace) {
+  const q = new URLSearchParams({ view, ...values });
+  for (const [k, v] of [...q]) if (v === "" || v === undefined) q.delete(k);
+  history[replace ? "replaceState" : "pushState"](null, "", "?" + q.toString());
+  route();
+}
+
+function route() {
+  const p = params();
+  const view = ["search", "videos", "clips"].includes(p.get("view")) ? p.get("view") : (p.get("dag_id") ? "videos" : "search");
+  for (const name of ["search", "videos", "clips"]) $("view-" + name).hidden = name !== view;
+  for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
+  if (view === "search") showSearch(p);
+  if (view === "videos") showVideos(p);
+  if (view === "clips") showClips(p);
+}
+
+// --- boxes over a frame ---------------------------------------------------------------------------
+function shot(frame) {
+  const src = safeMediaUrl(frame.frame_url);
+  const wrap = el("div", { class: "shot" }, el("img", { src, alt: `Frame ${frame.frame_index}`, loading: "lazy" }));
+  for (const det of frame.detections) {
+    const b = det.bbox;
+    if (!b) continue;
+    const conf = Math.round(Number(det.confidence));
+    const box = el("div", { class: "box", title: `${det.text} (${conf}%)` }, el("span", { class: "label", text: `${det.text} (${conf}%)` }));
+    box.style.left = (100 * b.left) + "%";
+    box.style.top = (100 * b.top) + "%";
+    box.style.width = (100 * b.width) + "%";
+    box.style.height = (100 * b.height) + "%";
+    if (b.top < 0.08) box.classList.add("label-below");
+    wrap.append(box);
+  }
+  return wrap;
+}
+
+// --- search -----------------------------------------------------------------------------------
+const searchState = { key: null, next: null, videos: new Map(), loading: false };
+let videoOptionsLoaded = false;
+
+async function loadVideoOptions() {
+  if (videoOptionsLoaded) return;
+  videoOptionsLoaded = true;
+  try {
+    const { videos } = await api("/videos");
+    const select = $("video-filter");
+    for (const v of videos) select.append(el("option", { value: v.video_id, text: videoName(v, v.video_id) + " · " + v.video_id }));
+    select.value = params().get("video") || "";
+  } catch (err) { videoOptionsLoaded = false; }
+}
+
+function showSearch(p) {
+  loadVideoOptions();
+  const text = p.get("text") || "";
+  const min = p.get("min") || "80", max = p.get("max") || "100", video = p.get("video") || "";
+  $("q").value = text; $("min-conf").value = min; $("max-conf").value = max; $("video-filter").value = video;
+  const key = JSON.stringify([text, min, max, video, p.get("size")]);
+  if (key === searchState.key) return;
+  searchState.key = key;
+  searchState.next = null;
+  searchState.videos = new Map();
+  $("results").replaceChildren();
+  $("load-more").hidden = true;
+  if (!text.trim()) {
+    setStatus($("search-status"), "");
+    $("results").append(el("div", { class: "empty" }, "Type a bib number or any text read in the videos, e.g. ", el("b", { text: "1042" }), "."));
+    $("q").focus();
+    return;
+  }
+  loadPage();
+}
+
+// frames per request: 60 unless the URL says otherwise (1-500, as the API allows)
+function pageSize(p) {
+  const n = Number(p.get("size"));
+  return String(Number.isInteger(n) && n >= 1 && n <= 500 ? n : 60);
+}
+
+async function loadPage() {
+  if (searchState.loading) return;
+  const p = params();
+  const key = searchState.key;
+  const q = new URLSearchParams({ text: p.get("text") || "", min_confidence: p.get("min") || "80", max_confidence: p.get("max") || "100", size: pageSize(p) });
+  if (p.get("video")) q.set("video_id", p.get("video"));
+  if (searchState.next) q.set("after", searchState.next);
+  searchState.loading = true;
+  $("load-more").disabled = true;
+  setStatus($("search-status"), searchState.next ? "Loading more…" : "Searching…");
+  try {
+    const page = await api("/search?" + q.toString());
+    if (key !== searchState.key) return;
+    if (page.total !== null && page.total !== undefined) searchState.total = page.total;
+    for (const v of page.videos) addVideoResult(v, p.get("text"));
+    searchState.next = page.next;
+    $("load-more").hidden = !page.next;
+    const shown = [...searchState.videos.values()].reduce((n, v) => n + v.frameCount, 0);
+    if (!searchState.videos.size) {
+      setStatus($("search-status"), "");
+      $("results").append(el("div", { class: "empty" }, "No frames show ", el("b", { text: p.get("text") }), ` with confidence ${p.get("min") || 80}–${p.get("max") || 100} %. Try a lower confidence or another spelling.`));
+    } else {
+      setStatus($("search-status"), `${plural(searchState.total, "detection")} of “${p.get("text")}” in ${plural(searchState.videos.size, "video")} · ${plural(shown, "frame")} shown` + (page.next ? " · more below" : ""));
+    }
+  } catch (err) {
+    setStatus($("search-status"), err.message, true);
+  } finally {
+    searchState.loading = false;
+    $("load-more").disabled = false;
+  }
+}
+
+function addVideoResult(v, text) {
+  let entry = searchState.videos.get(v.video_id);
+  if (!entry) {
+    const duration = (v.video && v.video.duration_ms) || 0;
+    const title = videoName(v.video, v.video_id);
+    const timeline = el("div", { class: "timeline", title: "Where the text is seen" });
+    const grid = el("div", { class: "frames" });
+    entry = { frames: [], frameCount: 0, grid, timeline, duration, title, segments: v.segments || [], video: v.video };
+    const card = el("article", { class: "video-result", "data-video-id": v.video_id },
+      el("div", { class: "vr-head" },
+        el("h2", { text: title }),
+        el("span", { class: "meta", text: [duration ? fmtTime(duration) : null, entry.segments.length ? plural(entry.segments.length, "appearance") : null].filter(Boolean).join(" · ") }),
+        el("button", { type: "button", class: "primary", onclick: () => openFlipbook(entry, text, 0) }, "▶ Flip-book"),
+        el("button", { type: "button", onclick: () => go("clips", { subject: text, video: v.video_id }) }, "Clips")),
+      timeline,
+      el("div", { class: "timeline-scale" }, el("span", { text: "0:00" }), el("span", { text: duration ? fmtTime(duration) : "" })),
+      grid);
+    for (const s of entry.segments) {
+      if (!duration) break;
+      const seg = el("div", { class: "seg", title: `${fmtTime(s.start_ms)}–${fmtTime(s.end_ms)} · ${s.frame_count} frames · best ${Math.round(s.best_confidence)}%` });
+      seg.style.left = (100 * s.start_ms / duration) + "%";
+      seg.style.width = (100 * Math.max(s.end_ms - s.start_ms, 500) / duration) + "%";
+      timeline.append(seg);
+    }
+    searchState.videos.set(v.video_id, entry);
+    $("results").append(card);
+  }
+  for (const frame of v.frames) {
+    const last = entry.frames[entry.frames.length - 1];
+    if (last && last.frame_index === frame.frame_index) {  // a frame continued from the previous page
+      last.detections.push(...frame.detections);
+      last.node.replaceWith(frameCard(entry, last, text));
+      continue;
+    }
+    entry.frames.push(frame);
+    entry.frameCount += 1;
+    entry.grid.append(frameCard(entry, frame, text));
+    if (entry.duration && !entry.segments.length) {
+      const tick = el("div", { class: "tick" });
+      tick.style.left = (100 * frame.timestamp_ms / entry.duration) + "%";
+      entry.timeline.append(tick);
+    }
+  }
+}
+
+function frameCard(entry, frame, text) {
+  const best = Math.max(...frame.detections.map((d) => Number(d.confidence)));
+  const node = el("figure", { class: "frame", tabindex: "0", title: "Open in the flip-book",
+    onclick: () => openFlipbook(entry, text, entry.frames.indexOf(frame)),
+    onkeydown: (e) => { if (e.key === "Enter") openFlipbook(entry, text, entry.frames.indexOf(frame)); } },
+    shot(frame),
+    el("figcaption", {}, el("span", { text: `${fmtTime(frame.timestamp_ms)} · frame ${frame.frame_index}` }), el("span", { text: `${Math.round(best)}%` })));
+  frame.node = node;
+  return node;
+}
+
+// --- flip-book -------------------------------------------------------------------------------------
+const fb = { entry: null, index: 0, timer: null, baseFps: 2 };
+
+function openFlipbook(entry, text, index) {
+  fb.entry = entry;
+  $("fb-title").textContent = `“${text}” in ${entry.title}`;
+  $("fb-scrub").max = String(Math.max(0, entry.frames.length - 1));
+  $("flipbook").hidden = false;
+  showFrame(Math.max(0, index));
+  $("fb-play").focus();
+}
+
+function showFrame(i) {
+  const frames = fb.entry.frames;
+  fb.index = (i + frames.length) % frames.length;
+  const frame = frames[fb.index];
+  $("fb-stage").replaceChildren(shot(frame));
+  $("fb-scrub").value = String(fb.index);
+  $("fb-pos").textContent = `${fb.index + 1} / ${frames.length} · ${fmtTime(frame.timestamp_ms)} · frame ${frame.frame_index}`;
+  const next = frames[(fb.index + 1) % frames.length];  // preload the next image
+  if (next) new Image().src = safeMediaUrl(next.frame_url) || "";
+}
+
+function setPlaying(on) {
+  clearInterval(fb.timer);
+  fb.timer = null;
+  if (on) fb.timer = setInterval(() => showFrame(fb.index + 1), 1000 / (fb.baseFps * Number($("fb-speed").value)));
+  $("fb-play").textContent = on ? "⏸ Pause" : "▶ Play";
+  $("fb-play").setAttribute("aria-label", on ? "Pause" : "Play");
+  $("flipbook").dataset.playing = on ? "true" : "false";
+}
+
+function closeFlipbook() { setPlaying(false); $("flipbook").hidden = true; }
+
+// --- videos ----------------------------------------------------------------------------------------
+async function showVideos(p) {
+  const dagId = p.get("dag_id") || "";
+  const list = $("videos");
+  setStatus($("videos-status"), "Loading…");
+  try {
+    const { videos } = await api("/videos" + (dagId ? "?dag_id=" + encodeURIComponent(dagId) : ""));
+    list.replaceChildren();
+    setStatus($("videos-status"), `${videos.length} video${videos.length === 1 ? "" : "s"}` + (dagId ? ` analysed by ${dagId}` : ""));
+    if (!videos.length) {
+      list.append(el("div", { class: "empty" }, dagId ? `No videos were analysed by the DAG ${dagId}. Videos come from video_analysis runs.` : "No videos analysed yet: trigger video_analysis with a video_uri."));
+    }
+    for (const v of videos) list.append(videoCard(v));
+  } catch (err) { setStatus($("videos-status"), err.message, true); }
+}
+
+function videoCard(v) {
+  const counts = v.counts || {};
+  const failed = counts.failed_frames || 0;
+  const runHref = v.dag_id && v.run_id ? `/dags/${encodeURIComponent(v.dag_id)}/runs/${encodeURIComponent(v.run_id)}` : null;
+  const stat = (value, label, bad) => el("div", { class: "stat" + (bad ? " bad" : "") }, el("b", { text: value }), el("span", { text: label }));
+  return el("article", { class: "video-card", "data-video-id": v.video_id },
+    el("img", { class: "thumb", src: safeMediaUrl(v.thumbnail_url), alt: "", loading: "lazy" }),
+    el("div", { class: "body" },
+      el("div", { class: "vr-head" }, el("h2", { text: videoName(v, v.video_id) }), el("span", { class: "badge " + (v.status || ""), text: v.status || "unknown" })),
+      el("div", { class: "id", text: v.video_id }),
+      el("div", { class: "stats" },
+        stat(v.duration_ms ? fmtTime(v.duration_ms) : "–", "duration"),
+        stat(fmtNum(v.frame_count), "frames"),
+        stat(fmtNum(counts.detections), "detections"),
+        stat(fmtNum(failed), "failed frames", failed > 0)),
+      el("div", { class: "card-actions" },
+        el("a", { href: "?" + new URLSearchParams({ view: "search", video: v.video_id }).toString(), onclick: (e) => { e.preventDefault(); go("search", { video: v.video_id }); } }, "Search this video"),
+        runHref ? el("a", { href: runHref, target: "_top", title: "Open the run in Airflow" }, "Last run ↗") : null,
+        el("span", { class: "muted", text: v.processed_at ? "analysed " + new Date(v.processed_at).toLocaleString() : "" }))));
+}
+
+// --- clips -----------------------------------------------------------------------------------------
+const clipRun = { id: null, timer: null };
+
+async function showClips(p) {
+  const subject = p.get("subject") || "";
+  $("clip-subject").value = subject;
+  if (p.get("run")) watchRun(p.get("run"));
+  await loadClips(subject, p.get("video") || "");
+}
+
+async function loadClips(subject, video) {
+  const grid = $("clips");
+  if (!subject.trim()) {
+    grid.replaceChildren(el("div", { class: "empty" }, "Name a subject (a bib number or a text) to see its clips, or request one."));
+    setStatus($("clips-status"), "");
+    return;
+  }
+  setStatus($("clips-status"), "Loading clips…");
+  try {
+    const q = new URLSearchParams({ subject });
+    if (video) q.set("video_id", video);
+    const { clips } = await api("/clips?" + q.toString());
+    grid.replaceChildren();
+    setStatus($("clips-status"), clips.length ? `${clips.length} clip${clips.length === 1 ? "" : "s"} of “${subject}”` : "");
+    if (!clips.length) grid.append(el("div", { class: "empty" }, "No clip of ", el("b", { text: subject }), " yet. Use ", el("b", { text: "Request clip" }), " to cut one."));
+    for (const c of clips) {
+      grid.append(el("article", { class: "clip", "data-clip-uri": c.clip_uri },
+        el("video", { src: safeMediaUrl(c.clip_url), controls: true, preload: "auto", playsinline: true, muted: true }),
+        el("div", { class: "body" },
+          el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
+          el("span", { class: "meta", text: `${c.video_id} · ${Number(c.duration_s).toFixed(1)} s` + (c.run_id ? ` · ${c.run_id}` : "") }))));
+    }
+  } catch (err) { setStatus($("clips-status"), err.message, true); }
+}
+
+async function requestClip() {
+  const subject = $("clip-subject").value.trim();
+  if (!subject) { $("clip-subject").focus(); return; }
+  const body = { subject, padding_s: Number($("clip-padding").value || 2) };
+  const video = params().get("video");
+  if (video) body.video_ids = [video];
+  $("request-clip").disabled = true;
+  try {
+    const run = await api("/clips", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+    go("clips", { subject, video: video || "", run: run.dag_run_id }, true);
+  } catch (err) {
+    showRun(null, "failed", err.message);
+  } finally { $("request-clip").disabled = false; }
+}
+
+function showRun(runId, state, message) {
+  const box = $("clip-run");
+  box.hidden = false;
+  const active = state === "queued" || state === "running";
+  box.dataset.state = state;
+  box.replaceChildren(...[
+    active ? el("div", { class: "spinner", "aria-hidden": "true" }) : null,
+    el("span", { class: "badge " + state, text: state }),
+    el("span", { text: message }),
+    runId ? el("a", { href: `/dags/video_clips/runs/${encodeURIComponent(runId)}`, target: "_top" }, "View run in Airflow ↗") : null,
+  ].filter(Boolean));
+}
+
+function watchRun(runId) {
+  if (clipRun.id === runId) return;
+  clearTimeout(clipRun.timer);
+  clipRun.id = runId;
+  const poll = async () => {
+    if (clipRun.id !== runId) return;
+    try {
+      const run = await api("/clips/runs/" + encodeURIComponent(runId));
+      const subject = (run.conf && run.conf.subject) || $("clip-subject").value;
+      if (run.state === "success") {
+        showRun(runId, "success", `Clips of “${subject}” are ready.`);
+        await loadClips(subject, params().get("video") || "");
+        return;
+      }
+      if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${subject}” failed: see the run's logs.`); return; }
+      showRun(runId, run.state || "queued", `Cutting clips of “${subject}”…`);
+    } catch (err) { showRun(runId, "failed", err.message); return; }
+    clipRun.timer = setTimeout(poll, 2000);
+  };
+  showRun(runId, "queued", "Waiting for Airflow…");
+  poll();
+}
+
+// --- wiring ------------------------------------------------------------------------------------------
+document.addEventListener("DOMContentLoaded", () => {
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.addEventListener("click", (e) => {
+      e.preventDefault();
+      const p = params();
+      const keep = {};
+      if (tab.dataset.view === "search" && p.get("subject")) keep.text = p.get("subject");
+      if (tab.dataset.view === "clips" && p.get("text")) keep.subject = p.get("text");
+      go(tab.dataset.view, keep);
+    });
+  }
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    let min = Number($("min-conf").value || 0), max = Number($("max-conf").value || 100);
+    if (min > max) [min, max] = [max, min];
+    go("search", { text: $("q").value.trim(), min: String(min), max: String(max), video: $("video-filter").value });
+  });
+  $("load-more").addEventListener("click", loadPage);
+  $("clip-form").addEventListener("submit", (e) => { e.preventDefault(); requestClip(); });
+  $("show-clips").addEventListener("click", () => go("clips", { subject: $("clip-subject").value.trim(), video: params().get("video") || "" }));
+  $("fb-close").addEventListener("click", closeFlipbook);
+  $("flipbook").addEventListener("click", (e) => { if (e.target === $("flipbook")) closeFlipbook(); });
+  $("fb-play").addEventListener("click", () => setPlaying(!fb.timer));
+  $("fb-prev").addEventListener("click", () => { setPlaying(false); showFrame(fb.index - 1); });
+  $("fb-next").addEventListener("click", () => { setPlaying(false); showFrame(fb.index + 1); });
+  $("fb-speed").addEventListener("change", () => { if (fb.timer) setPlaying(true); });
+  $("fb-scrub").addEventListener("input", () => { setPlaying(false); showFrame(Number($("fb-scrub").value)); });
+  document.addEventListener("keydown", (e) => {
+    if ($("flipbook").hidden) return;
+    if (e.key === "Escape") closeFlipbook();
+    else if (e.key === " ") { e.preventDefault(); setPlaying(!fb.timer); }
+    else if (e.key === "ArrowRight") { setPlaying(false); showFrame(fb.index + 1); }
+    else if (e.key === "ArrowLeft") { setPlaying(false); showFrame(fb.index - 1); }
+  });
+  window.addEventListener("popstate", route);
+  route();
+});

@@ -1,0 +1,254 @@
+"""The search page's FastAPI app, mounted by the Airflow api-server under `/reko`.
+
+Every route sits on one router guarded by Airflow's own `requires_authenticated()` and
+`requires_access_dag("GET")`, so the UI's JWT cookie or a bearer token of a user who may read
+DAGs is required (a plugin's routes are open otherwise). Browsers without
+a session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded
+to Airflow's REST API with the caller's own credential, so Airflow's DAG permissions apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import cache
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from reko.config import REPO_ROOT, work_uri
+from reko.index.client import IndexNames
+from reko.web import search
+from reko.web.media import MediaPathError, StorageRoot, local_file, media_type, presigned_url
+
+log = logging.getLogger(__name__)
+ASSET_DIR = REPO_ROOT / "include" / "web"
+ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
+CLIPS_DAG_ID = "video_clips"
+# The page's own documents never go into frames of other origins, and scripts come from here only.
+CSP = (
+    "default-src 'self'; img-src 'self' data: https:; media-src 'self' https:; "
+    "script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'"
+)
+
+
+@cache
+def _client():
+    from reko.index.client import get_client
+
+    return get_client()
+
+
+def opensearch():
+    """The OpenSearch client (a dependency, so tests and benchmarks can swap it)."""
+    return _client()
+
+
+OpenSearchDep = Annotated[Any, Depends(opensearch)]
+
+
+def storage_root() -> StorageRoot:
+    return StorageRoot.parse(work_uri())
+
+
+def _media_url(request: Request, root: StorageRoot, uri: str | None) -> str | None:
+    key = root.key_of(uri)
+    if key is None:
+        return None
+    return f"{request.scope.get('root_path', '')}/media/{quote(key)}"
+
+
+def _with_media_urls(request: Request, result: dict) -> dict:
+    root = storage_root()
+    for video in result["videos"]:
+        for frame in video["frames"]:
+            frame["frame_url"] = _media_url(request, root, frame.pop("frame_uri", None))
+    return result
+
+
+def _bad_input(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=400, detail=str(exc))
+
+
+class ClipRequest(BaseModel):
+    """What the page sends to ask for clips of one subject (the `video_clips` Params)."""
+
+    subject: str = Field(min_length=1, max_length=256)
+    video_ids: list[str] = Field(default_factory=list, max_length=1000)
+    padding_s: float | None = Field(default=None, ge=0, le=600)
+    merge_gap_s: float | None = Field(default=None, ge=0, le=3600)
+    min_confidence: float | None = Field(default=None, ge=0, le=100)
+
+
+def _airflow_api() -> str:
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or "http://127.0.0.1:8080"
+    return base.rstrip("/") + "/api/v2"
+
+
+def _caller_credential(request: Request) -> str:
+    """The caller's own token (bearer header, else the UI's cookie), to act as them."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    token = request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    if not token:
+        raise HTTPException(status_code=401, detail="Not authenticated")
+    return token
+
+
+async def _airflow_call(request: Request, method: str, path: str, body: dict | None = None) -> dict:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {_caller_credential(request)}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        resp = await client.request(method, _airflow_api() + path, json=body, headers=headers)
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail")
+        except ValueError:
+            detail = resp.text[:300]
+        raise HTTPException(status_code=resp.status_code, detail=f"Airflow said: {detail}")
+    return resp.json()
+
+
+def _run_summary(run: dict) -> dict:
+    keys = ("dag_id", "dag_run_id", "state", "run_type", "queued_at", "start_date", "end_date", "conf")
+    return {k: run.get(k) for k in keys}
+
+
+def build_router() -> APIRouter:
+    from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
+
+    # Authenticated, and allowed to read DAGs (the videos are what DAG runs produced); a `dag_id`
+    # query parameter (the DAG tab) is checked against that DAG. Triggering clips is checked by
+    # Airflow's REST API itself, which the app calls with the caller's own token.
+    router = APIRouter(dependencies=[Depends(requires_authenticated()), Depends(requires_access_dag("GET"))])
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> Response:
+        html = (ASSET_DIR / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+    @router.get("/static/{name}", include_in_schema=False)
+    def asset(name: str) -> Response:
+        if name not in ASSETS:
+            raise HTTPException(status_code=404, detail="no such asset")
+        return FileResponse(ASSET_DIR / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+    @router.get("/api/videos")
+    def videos(
+        request: Request, client: OpenSearchDep, dag_id: Annotated[str | None, Query(max_length=250)] = None
+    ):
+        root = storage_root()
+        docs = search.list_videos(client, IndexNames.current(), dag_id=dag_id)
+        out = []
+        for doc in docs:
+            doc["thumbnail_url"] = _media_url(request, root, search.thumbnail_uri(doc))
+            out.append(doc)
+        return {"videos": out}
+
+    @router.get("/api/search")
+    def search_route(
+        request: Request,
+        client: OpenSearchDep,
+        text: Annotated[str, Query(max_length=search.MAX_TEXT_LENGTH)],
+        min_confidence: Annotated[float, Query(ge=0, le=100)] = 80,
+        max_confidence: Annotated[float, Query(ge=0, le=100)] = 100,
+        video_id: Annotated[str | None, Query(max_length=250)] = None,
+        size: Annotated[int, Query(ge=1, le=search.MAX_PAGE_SIZE)] = 50,
+        after: Annotated[str | None, Query(max_length=2000)] = None,
+    ):
+        try:
+            result = search.search_frames(
+                client,
+                IndexNames.current(),
+                text=text,
+                min_confidence=min_confidence,
+                max_confidence=max_confidence,
+                video_id=video_id or None,
+                size=size,
+                after=after or None,
+            )
+        except search.SearchInputError as exc:
+            raise _bad_input(exc) from None
+        return _with_media_urls(request, result)
+
+    @router.get("/api/clips")
+    def clips(
+        request: Request,
+        client: OpenSearchDep,
+        subject: Annotated[str | None, Query(max_length=256)] = None,
+        video_id: Annotated[str | None, Query(max_length=250)] = None,
+        run_id: Annotated[str | None, Query(max_length=250)] = None,
+    ):
+        root = storage_root()
+        docs = search.list_clips(
+            client, IndexNames.current(), subject=subject or None, video_id=video_id or None, run_id=run_id
+        )
+        for doc in docs:
+            doc["clip_url"] = _media_url(request, root, doc.get("clip_uri"))
+        return {"clips": docs}
+
+    @router.post("/api/clips", status_code=201)
+    async def request_clip(request: Request, body: Annotated[ClipRequest, Body()]):
+        conf: dict[str, Any] = {"subject": body.subject.strip(), "video_ids": body.video_ids}
+        for key in ("padding_s", "merge_gap_s", "min_confidence"):
+            if getattr(body, key) is not None:
+                conf[key] = getattr(body, key)
+        if not conf["subject"]:
+            raise HTTPException(status_code=400, detail="subject is required")
+        run = await _airflow_call(
+            request, "POST", f"/dags/{CLIPS_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf}
+        )
+        return _run_summary(run)
+
+    @router.get("/api/clips/runs/{run_id}")
+    async def clip_run(request: Request, run_id: str):
+        run = await _airflow_call(request, "GET", f"/dags/{CLIPS_DAG_ID}/dagRuns/{quote(run_id, safe='')}")
+        return _run_summary(run)
+
+    @router.get("/media/{key:path}", name="media")
+    async def media(key: str) -> Response:
+        root = storage_root()
+        try:
+            if root.scheme == "s3":
+                url = await asyncio.to_thread(presigned_url, root, key)
+                return RedirectResponse(
+                    url, status_code=307, headers={"Cache-Control": "private, max-age=600"}
+                )
+            path = local_file(root, key)
+        except MediaPathError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        except FileNotFoundError:
+            raise HTTPException(status_code=404, detail="no such frame or clip") from None
+        return FileResponse(
+            path, media_type=media_type(key), headers={"Cache-Control": "private, max-age=3600"}
+        )
+
+    return router
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="reko video search", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.include_router(build_router())
+
+    @app.exception_handler(HTTPException)
+    async def to_login(request: Request, exc: HTTPException):
+        """A browser opening a page without a session goes to Airflow's login, then comes back."""
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        path = request.url.path
+        if exc.status_code == 401 and wants_page and "/api/" not in path and "/media/" not in path:
+            from airflow.api_fastapi.app import get_auth_manager
+
+            target = path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(get_auth_manager().get_url_login(next_url=target), status_code=303)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    return app

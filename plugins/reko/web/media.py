@@ -1,0 +1,110 @@
+"""Frames and clips for the browser without a public bucket: files streamed, S3 presigned.
+
+The page only ever names a key *relative to the storage root* (`reko.config.work_uri()`): a URI
+stored in the index becomes `/reko/media/<key>`, and the route maps the key back under the root.
+Anything that would leave the root (`..`, absolute paths, symlinks pointing out, other buckets)
+is refused, and only media suffixes are served.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
+PRESIGN_EXPIRES_S = 900
+
+
+class MediaPathError(ValueError):
+    """The requested media key is not a media file under the storage root."""
+
+
+@dataclass(frozen=True)
+class StorageRoot:
+    """The storage root as scheme, S3 connection id, bucket and path (a folder)."""
+
+    scheme: str
+    conn_id: str | None
+    bucket: str
+    path: str
+
+    @classmethod
+    def parse(cls, uri: str) -> StorageRoot:
+        parts = urlsplit(uri)
+        scheme = parts.scheme.lower()
+        if scheme == "file":
+            return cls("file", None, "", unquote(parts.path).rstrip("/") or "/")
+        if scheme == "s3":
+            conn_id, _, bucket = parts.netloc.rpartition("@")
+            return cls("s3", conn_id or None, bucket, parts.path.strip("/"))
+        raise MediaPathError(f"storage URI {uri!r} is neither file:// nor s3://")
+
+    def key_of(self, uri: str | None) -> str | None:
+        """The key of an object URI relative to this root, or None when it lies elsewhere."""
+        if not uri:
+            return None
+        try:
+            other = StorageRoot.parse(uri)
+        except MediaPathError:
+            return None
+        if other.scheme != self.scheme or other.bucket != self.bucket:
+            return None
+        base = self.path.rstrip("/")
+        prefix = base + "/" if base else ("/" if self.scheme == "file" else "")
+        if not other.path.startswith(prefix):
+            return None
+        key = other.path[len(prefix) :]
+        return key if _safe_key(key) == key else None
+
+
+def _safe_key(key: str) -> str:
+    """The key if it is a plain relative path to a media file, else MediaPathError."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise MediaPathError("not a media path under the storage root")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts) or posixpath.normpath(key) != key:
+        raise MediaPathError("not a media path under the storage root")
+    if posixpath.splitext(key)[1].lower() not in MEDIA_TYPES:
+        raise MediaPathError("only frames and clips (.jpg, .png, .mp4) are served")
+    return key
+
+
+def media_type(key: str) -> str:
+    return MEDIA_TYPES[posixpath.splitext(key)[1].lower()]
+
+
+def local_file(root: StorageRoot, key: str) -> Path:
+    """The file behind `key`, resolved (symlinks too) and checked to be inside the root."""
+    key = _safe_key(key)
+    base = Path(root.path).resolve()
+    target = (base / key).resolve()
+    if not target.is_relative_to(base):
+        raise MediaPathError("not a media path under the storage root")
+    if not target.is_file():
+        raise FileNotFoundError(key)
+    return target
+
+
+@cache
+def _s3_hook(conn_id: str):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id)
+
+
+def presigned_url(root: StorageRoot, key: str, expires_s: int = PRESIGN_EXPIRES_S) -> str:
+    """A time-limited GET URL for `key` under an S3 root, signed with the root's connection."""
+    key = _safe_key(key)
+    object_key = f"{root.path}/{key}" if root.path else key
+    hook = _s3_hook(root.conn_id or "aws_default")
+    url = hook.generate_presigned_url(
+        client_method="get_object",
+        params={"Bucket": root.bucket, "Key": object_key},
+        expires_in=expires_s,
+    )
+    if not url:
+        raise RuntimeError(f"could not presign s3://{root.bucket}/{object_key}")
+    return url

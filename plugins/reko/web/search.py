@@ -1,0 +1,259 @@
+"""Search of the index contract for the web page: frames where a text was read, paged, by video.
+
+One query per page against the detections index: the text goes into `term`/`match` queries as a
+value (never into `query_string`), every filter sits in `filter` context (cached, unscored), the
+`_source` is limited to what the page draws, and paging is `search_after` on a unique sort
+(video, frame, kind, ordinal: the parts of the deterministic `_id`), so page 1,000 costs what
+page 1 does. The cursor returned as `next` is opaque to callers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+from reko.index.docs import normalise
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+    from reko.index.client import IndexNames
+
+MAX_PAGE_SIZE = 500
+MAX_TEXT_LENGTH = 256  # value_norm is a keyword with ignore_above 256
+SORT = [
+    {"video_id": "asc"},
+    {"frame_index": "asc"},
+    {"kind": "asc"},
+    {"ordinal": "asc"},
+]
+DETECTION_FIELDS = [
+    "video_id",
+    "frame_index",
+    "timestamp_ms",
+    "kind",
+    "text_type",
+    "value",
+    "confidence",
+    "bbox",
+    "frame_uri",
+]
+SEGMENT_FIELDS = ["video_id", "value", "start_ms", "end_ms", "frame_count", "best_confidence"]
+VIDEO_FIELDS = ["video_id", "source_uri", "duration_ms", "frame_count", "frame_interval_ms", "status"]
+MAX_SEGMENTS = 1000
+
+
+class SearchInputError(ValueError):
+    """A search parameter is out of range; the message names it."""
+
+
+def encode_cursor(sort_values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(sort_values, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The sort values behind a `next` cursor, or a clear error for anything else."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        raise SearchInputError("after is not a cursor returned by a previous search") from None
+    if not isinstance(values, list) or len(values) != len(SORT):
+        raise SearchInputError("after is not a cursor returned by a previous search")
+    if not all(isinstance(v, str | int | float) for v in values):
+        raise SearchInputError("after is not a cursor returned by a previous search")
+    return values
+
+
+def validate(text: str, min_confidence: float, max_confidence: float, size: int) -> str:
+    """The normalised text, once every parameter is in range."""
+    if not isinstance(text, str) or not text.strip():
+        raise SearchInputError("text is required: a bib number or any text read in the video")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise SearchInputError(f"text is longer than {MAX_TEXT_LENGTH} characters")
+    for name, value in (("min_confidence", min_confidence), ("max_confidence", max_confidence)):
+        if not 0 <= value <= 100:
+            raise SearchInputError(f"{name} must be between 0 and 100, got {value}")
+    if min_confidence > max_confidence:
+        raise SearchInputError(
+            f"min_confidence ({min_confidence}) is above max_confidence ({max_confidence})"
+        )
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise SearchInputError(f"size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+    return normalise(text)
+
+
+def text_query(text: str, norm: str) -> dict:
+    """Exact normalised value or the analysed words; WORDs for one word, LINEs for several.
+
+    Rekognition (and the local analyser) report a line and its words; a one-word line is both,
+    so searching both kinds would draw every box twice. A bib is one word: its WORD box is the
+    tight one. Several words can only match a LINE.
+    """
+    if " " in norm:
+        should = [{"term": {"value_norm": norm}}, {"match_phrase": {"value": text}}]
+        level = {"term": {"text_type": "LINE"}}
+        return {"bool": {"should": should, "minimum_should_match": 1, "filter": [level]}}
+    should = [{"term": {"value_norm": norm}}, {"match": {"value": {"query": text, "operator": "and"}}}]
+    return {
+        "bool": {
+            "should": should,
+            "minimum_should_match": 1,
+            "must_not": [{"term": {"text_type": "LINE"}}],
+        }
+    }
+
+
+def search_frames(
+    client: OpenSearch,
+    names: IndexNames,
+    *,
+    text: str,
+    min_confidence: float = 80,
+    max_confidence: float = 100,
+    video_id: str | None = None,
+    size: int = 50,
+    after: str | None = None,
+) -> dict:
+    """One page of detections matching `text`, grouped by video then frame, with the timeline.
+
+    Returns `{"text", "total" (first page only, else None), "videos": [{"video_id", "video",
+    "segments", "frames": [{"frame_index", "timestamp_ms", "frame_uri", "detections": [...]}]}],
+    "next"}`; `next` is None on the last page. A frame can continue on the next page.
+    """
+    norm = validate(text, min_confidence, max_confidence, size)
+    filters: list[dict] = [{"range": {"confidence": {"gte": min_confidence, "lte": max_confidence}}}]
+    if video_id:
+        filters.append({"term": {"video_id": video_id}})
+    body: dict[str, Any] = {
+        "size": size,
+        "query": {"bool": {"must": [text_query(text, norm)], "filter": filters}},
+        "sort": SORT,
+        "_source": DETECTION_FIELDS,
+        "track_total_hits": after is None,
+    }
+    if after:
+        body["search_after"] = decode_cursor(after)
+    response = client.search(index=names.detections, body=body)
+    hits = response["hits"]["hits"]
+    total = response["hits"]["total"]["value"] if after is None else None
+    videos = _group(hits)
+    if videos:
+        ids = list(videos)
+        for doc in _videos(client, names, ids):
+            videos[doc["video_id"]]["video"] = doc
+        for seg in _segments(client, names, norm, ids, min_confidence, max_confidence):
+            videos[seg["video_id"]]["segments"].append(seg)
+    next_cursor = encode_cursor(hits[-1]["sort"]) if len(hits) == size else None
+    return {
+        "text": text,
+        "value_norm": norm,
+        "total": total,
+        "videos": list(videos.values()),
+        "next": next_cursor,
+    }
+
+
+def _group(hits: list[dict]) -> dict[str, dict]:
+    videos: dict[str, dict] = {}
+    for hit in hits:
+        src = hit["_source"]
+        video = videos.setdefault(
+            src["video_id"], {"video_id": src["video_id"], "video": None, "segments": [], "frames": []}
+        )
+        frames = video["frames"]
+        if not frames or frames[-1]["frame_index"] != src["frame_index"]:
+            frames.append(
+                {
+                    "frame_index": src["frame_index"],
+                    "timestamp_ms": src["timestamp_ms"],
+                    "frame_uri": src.get("frame_uri"),
+                    "detections": [],
+                }
+            )
+        frames[-1]["detections"].append(
+            {
+                "text": src.get("value", ""),
+                "kind": src.get("kind"),
+                "text_type": src.get("text_type"),
+                "confidence": src.get("confidence"),
+                "bbox": src.get("bbox"),
+            }
+        )
+    return videos
+
+
+def _videos(client: OpenSearch, names: IndexNames, ids: list[str]) -> list[dict]:
+    body = {"docs": [{"_id": video_id, "_source": VIDEO_FIELDS} for video_id in ids]}
+    response = client.mget(index=names.videos, body=body)
+    return [{**doc["_source"], "video_id": doc["_id"]} for doc in response["docs"] if doc.get("found")]
+
+
+def _segments(
+    client: OpenSearch, names: IndexNames, norm: str, ids: list[str], min_conf: float, max_conf: float
+) -> list[dict]:
+    """The timeline: continuous appearances of the exact value in this page's videos."""
+    body = {
+        "size": MAX_SEGMENTS,
+        "query": {
+            "bool": {
+                "filter": [
+                    {"term": {"value_norm": norm}},
+                    {"terms": {"video_id": ids}},
+                    {"range": {"best_confidence": {"gte": min_conf, "lte": max_conf}}},
+                ]
+            }
+        },
+        "sort": [{"video_id": "asc"}, {"start_ms": "asc"}],
+        "_source": SEGMENT_FIELDS,
+    }
+    return [hit["_source"] for hit in client.search(index=names.segments, body=body)["hits"]["hits"]]
+
+
+def list_videos(
+    client: OpenSearch, names: IndexNames, *, dag_id: str | None = None, size: int = 200
+) -> list[dict]:
+    """Every analysed video, newest first (the Videos page)."""
+    query: dict = {"bool": {"filter": [{"term": {"dag_id": dag_id}}]}} if dag_id else {"match_all": {}}
+    body = {
+        "size": size,
+        "query": query,
+        "sort": [{"processed_at": {"order": "desc", "unmapped_type": "date"}}, {"video_id": "asc"}],
+        "_source": {"excludes": ["failed_frames.reason"]},
+    }
+    return [hit["_source"] for hit in client.search(index=names.videos, body=body)["hits"]["hits"]]
+
+
+def thumbnail_uri(video: dict) -> str | None:
+    """A frame from a third of the way in (the first frame is often a black lead-in)."""
+    frames_uri, source, count = video.get("frames_uri"), video.get("source_uri"), video.get("frame_count")
+    if not frames_uri or not source or not count:
+        return None
+    from reko.media import frame_name, frame_stem
+
+    stem = frame_stem(source.rstrip("/").rsplit("/", 1)[-1])
+    return f"{frames_uri.rstrip('/')}/{frame_name(stem, count // 3)}"
+
+
+def list_clips(
+    client: OpenSearch,
+    names: IndexNames,
+    *,
+    subject: str | None = None,
+    video_id: str | None = None,
+    run_id: str | None = None,
+) -> list[dict]:
+    """Clips already cut, for a subject (normalised like the clip DAG does), a video or a run."""
+    filters: list[dict] = []
+    if run_id:
+        filters.append({"term": {"run_id": run_id}})
+    if subject:
+        filters.append({"term": {"subject_norm": normalise(subject)}})
+    if video_id:
+        filters.append({"term": {"video_id": video_id}})
+    body = {
+        "size": 500,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"video_id": "asc"}, {"start_ms": "asc"}],
+    }
+    return [hit["_source"] for hit in client.search(index=names.clips, body=body)["hits"]["hits"]]

@@ -1,0 +1,76 @@
+"""Shared data for the web page's tests: the analysed sample plus a markup detection and a clip file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reko.storage import video_id_for
+from tests.conftest import SAMPLE_VIDEO
+
+XSS = "<img src=x onerror=alert(1)>"
+XSS_VIDEO = "xss-check-0000000000"
+
+
+@pytest.fixture(scope="module")
+def analysed_sample(analysis_dag, os_client):
+    """The sample's video id, analysed once (reused when an earlier test module already did it)."""
+    from reko.index.client import IndexNames
+
+    video_id = video_id_for(SAMPLE_VIDEO.as_uri())
+    if not os_client.exists(index=IndexNames.current().videos, id=video_id):
+        assert analysis_dag.test(run_conf={"video_uri": SAMPLE_VIDEO.as_uri()}).state == "success"
+    os_client.indices.refresh(index=f"{IndexNames.current().prefix}-*")
+    return video_id
+
+
+@pytest.fixture(scope="module")
+def web_data(analysed_sample, os_client):
+    """Extra documents: a detection whose text is markup, and a clip file under the storage root."""
+    from reko.config import work_uri
+    from reko.index.client import IndexNames
+    from reko.web.media import StorageRoot
+
+    names = IndexNames.current()
+    frame = os_client.search(
+        index=names.detections, body={"size": 1, "query": {"term": {"value_norm": "1042"}}}
+    )["hits"]["hits"][0]["_source"]
+    os_client.index(
+        index=names.detections,
+        id=f"{XSS_VIDEO}:0000000:text:000",
+        body={
+            **frame,
+            "video_id": XSS_VIDEO,
+            "frame_index": 0,
+            "timestamp_ms": 0,
+            "ordinal": 0,
+            "value": XSS,
+            "value_norm": XSS.upper(),
+            "confidence": 91.5,
+            "text_type": "LINE",  # several words: searched as a line
+        },
+    )
+    root = StorageRoot.parse(work_uri())
+    clip = f"{root.path}/{analysed_sample}/clips/text/web-test/clip.mp4"
+    Path(clip).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLE_VIDEO, clip)
+    os_client.index(
+        index=names.clips,
+        id=f"{analysed_sample}:text:web-test",
+        body={
+            "video_id": analysed_sample,
+            "kind": "text",
+            "subject": "Web Test",
+            "subject_norm": "WEB TEST",
+            "clip_uri": Path(clip).as_uri(),
+            "start_ms": 0,
+            "end_ms": 38_000,
+            "duration_s": 38.0,
+            "run_id": "manual__web-test",
+            "dag_id": "video_clips",
+        },
+    )
+    os_client.indices.refresh(index=f"{names.prefix}-*")
+    return {"video_id": analysed_sample, "clip_path": Path(clip)}

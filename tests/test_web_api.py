@@ -1,0 +1,408 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.support.web_data are parameters here)
+"""The search page's HTTP API, served by Airflow's own api-server app (in process, real JWTs).
+
+The app under test is `airflow.api_fastapi.app.create_app()`: the same FastAPI app the
+api-server runs, with reko's plugin mounted under /reko by Airflow's plugin manager and Airflow's
+simple auth manager issuing and checking the tokens. The index is the real OpenSearch node with
+the sample video analysed by the real `video_analysis` DAG.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.web_data import XSS, XSS_VIDEO, analysed_sample, web_data  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(scope="module")
+def airflow_app(airflow_db, opensearch_url):
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+
+    purge_cached_app()
+    app = create_app()
+    yield app
+    purge_cached_app()
+
+
+@pytest.fixture(scope="module")
+def token(airflow_app) -> str:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+
+
+@pytest.fixture(scope="module")
+def anon(airflow_app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(airflow_app, follow_redirects=False)
+
+
+@pytest.fixture(scope="module")
+def api(airflow_app, token):
+    from fastapi.testclient import TestClient
+
+    return TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
+
+
+def search(api, **params) -> dict:
+    resp = api.get("/reko/api/search", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def all_pages(api, **params) -> tuple[list[dict], int, int]:
+    """Every hit over every page: (frames as (video, frame, text) rows, total, pages)."""
+    rows, after, pages, total = [], None, 0, None
+    while True:
+        page = search(api, **params, **({"after": after} if after else {}))
+        pages += 1
+        total = page["total"] if total is None else total
+        for video in page["videos"]:
+            for frame in video["frames"]:
+                rows += [(video["video_id"], frame["frame_index"], d["text"]) for d in frame["detections"]]
+        after = page["next"]
+        if not after:
+            return rows, total, pages
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "/reko/"),
+    ("GET", "/reko/static/app.js"),
+    ("GET", "/reko/api/videos"),
+    ("GET", "/reko/api/search?text=1042"),
+    ("GET", "/reko/api/clips?subject=1042"),
+    ("POST", "/reko/api/clips"),
+    ("GET", "/reko/api/clips/runs/manual__x"),
+    ("GET", "/reko/media/a/b.jpg"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_route_refuses_a_caller_without_a_token(anon, method, path):
+    resp = anon.request(method, path, json={"subject": "1042"} if method == "POST" else None)
+    assert resp.status_code == 401, (path, resp.status_code, resp.text)
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_a_forged_token_is_refused(airflow_app, method, path):
+    from fastapi.testclient import TestClient
+
+    forged = TestClient(airflow_app, headers={"Authorization": "Bearer eyJhbGciOiJIUzUxMiJ9.e30.AAAA"})
+    resp = forged.request(method, path, json={"subject": "1042"} if method == "POST" else None)
+    assert resp.status_code in (401, 403)
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_a_user_who_may_not_read_dags_is_forbidden(airflow_app, method, path):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="nobody", role=None))
+    client = TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"})
+    resp = client.request(method, path, json={"subject": "1042"} if method == "POST" else None)
+    assert resp.status_code == 403, (path, resp.status_code)
+
+
+def test_a_viewer_may_search(airflow_app, web_data):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+    client = TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"})
+    assert client.get("/reko/api/search", params={"text": "1042"}).json()["total"] == 5
+
+
+def test_a_browser_without_a_session_is_sent_to_the_login_page(anon):
+    resp = anon.get("/reko/?view=search&text=1042", headers={"Accept": "text/html"})
+    assert resp.status_code == 303
+    assert "login" in resp.headers["location"] and quote("/reko/", safe="") in resp.headers["location"]
+
+
+def test_the_ui_cookie_is_accepted(airflow_app, token, web_data):
+    from fastapi.testclient import TestClient
+
+    browser = TestClient(airflow_app, cookies={"_token": token})
+    resp = browser.get("/reko/", headers={"Accept": "text/html"})
+    assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
+    assert "script-src 'self'" in resp.headers["content-security-policy"]
+    assert browser.get("/reko/api/videos").status_code == 200
+
+
+def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):
+    plugins = api.get("/api/v2/plugins").json()["plugins"]
+    (reko,) = [p for p in plugins if p["name"] == "reko"]
+    views = {v["destination"]: v for v in reko["external_views"]}
+    assert views["nav"]["name"] == "Video search" and views["nav"]["href"] == "/reko/"
+    assert "{DAG_ID}" in views["dag"]["href"]
+    assert reko["fastapi_apps"][0]["url_prefix"] == "/reko"
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+def test_every_bib_is_found_in_the_frames_where_it_is_shown(api, web_data, sample_truth):
+    for bib in sample_truth["bibs"]:
+        page = search(api, text=bib["text"])
+        (video,) = page["videos"]
+        assert video["video_id"] == web_data["video_id"]
+        times = [f["timestamp_ms"] for f in video["frames"]]
+        assert times == sorted(times) and len(set(times)) == len(times)
+        for ms in times:  # every frame returned lies in a true segment (1 s sampling)
+            assert any(
+                s["start_s"] * 1000 - 1000 <= ms <= s["end_s"] * 1000 + 1000 for s in bib["segments"]
+            ), (
+                bib["text"],
+                ms,
+            )
+        for seg in bib["segments"]:  # and every true segment of a second or more has frames
+            if seg["end_s"] - seg["start_s"] >= 1:
+                assert any(seg["start_s"] * 1000 - 1000 <= ms <= seg["end_s"] * 1000 + 1000 for ms in times)
+        for frame in video["frames"]:
+            (det,) = frame["detections"]  # the WORD only: a one-word LINE would draw the box twice
+            assert det["text"] == bib["text"] and 80 <= det["confidence"] <= 100
+            box = det["bbox"]
+            assert 0 <= box["left"] < 1 and 0 <= box["top"] < 1 and 0 < box["width"] < 0.5
+            assert frame["frame_url"].startswith("/reko/media/") and frame["frame_url"].endswith(".jpg")
+        assert video["video"]["duration_ms"] == 38_000
+        assert [s["value"] for s in video["segments"]] == [bib["text"]] * len(video["segments"])
+        assert len(video["segments"]) >= 1
+
+
+def test_text_is_matched_normalised_and_in_korean(api, web_data):
+    lower = search(api, text="  marathon ")
+    upper = search(api, text="MARATHON")
+    assert lower["total"] == upper["total"] == 38
+    korean = search(api, text="마라톤")
+    assert korean["total"] == 10 and {
+        d["text"] for v in korean["videos"] for f in v["frames"] for d in f["detections"]
+    } == {"마라톤"}
+    line = search(api, text="서울 국제 마라톤")
+    assert line["total"] == 10
+    assert {d["text_type"] for v in line["videos"] for f in v["frames"] for d in f["detections"]} == {"LINE"}
+
+
+def test_paging_returns_every_hit_once(api, web_data):
+    rows, total, pages = all_pages(api, text="MARATHON", size=7)
+    assert total == 38 and len(rows) == 38 and len(set(rows)) == 38 and pages == 6
+    one_page, _, _ = all_pages(api, text="MARATHON", size=500)
+    assert sorted(rows) == sorted(one_page)
+
+
+def test_the_confidence_range_filters_hits(api, web_data, os_client):
+    from reko.index.client import IndexNames
+
+    confs = sorted(
+        h["_source"]["confidence"]
+        for h in os_client.search(
+            index=IndexNames.current().detections,
+            body={
+                "size": 100,
+                "query": {
+                    "bool": {
+                        "filter": [{"term": {"value_norm": "3318"}}],
+                        "must_not": [{"term": {"text_type": "LINE"}}],
+                    }
+                },
+            },
+        )["hits"]["hits"]
+    )
+    mid = confs[len(confs) // 2]
+    high = search(api, text="3318", min_confidence=mid, size=500)
+    low = search(api, text="3318", min_confidence=0, max_confidence=mid - 0.0005, size=500)
+    got = lambda r: [d["confidence"] for v in r["videos"] for f in v["frames"] for d in f["detections"]]  # noqa: E731
+    assert sorted(got(high)) == [c for c in confs if c >= mid]
+    assert sorted(got(low)) == [c for c in confs if c < mid]
+    assert high["total"] + low["total"] == len(confs)
+    assert search(api, text="EI")["total"] == 0 and search(api, text="EI", min_confidence=50)["total"] == 1
+
+
+def test_the_video_filter_and_empty_results(api, web_data):
+    assert search(api, text="1042", video_id="no-such-video") == {
+        "text": "1042",
+        "value_norm": "1042",
+        "total": 0,
+        "videos": [],
+        "next": None,
+    }
+    assert search(api, text="99999")["videos"] == []
+    only = search(api, text="1042", video_id=web_data["video_id"])
+    assert only["total"] == 10 // 2
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"text": " "}, "text is required"),
+        ({"text": "1042", "min_confidence": 90, "max_confidence": 80}, "is above max_confidence"),
+        ({"text": "1042", "after": "not-a-cursor"}, "after is not a cursor"),
+    ],
+)
+def test_bad_search_input_is_a_clear_400(api, params, message):
+    resp = api.get("/reko/api/search", params=params)
+    assert resp.status_code == 400 and message in resp.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "params", [{"text": "1042", "size": 10_000}, {"text": "1042", "min_confidence": -1}, {}]
+)
+def test_out_of_range_parameters_are_refused(api, params):
+    assert api.get("/reko/api/search", params=params).status_code == 422
+
+
+def test_markup_in_a_detection_comes_back_as_data(api, web_data):
+    page = search(api, text=XSS, min_confidence=0)
+    (video,) = page["videos"]
+    assert video["video_id"] == XSS_VIDEO and video["frames"][0]["detections"][0]["text"] == XSS
+    page_html = api.get("/reko/").text
+    assert "onerror" not in page_html  # the page is static; data only ever arrives as JSON
+
+
+# --- videos, clips, media --------------------------------------------------------------------------
+
+
+def test_videos_lists_the_analysed_sample_with_counts_and_a_thumbnail(api, web_data):
+    videos = api.get("/reko/api/videos").json()["videos"]
+    (sample,) = [v for v in videos if v["video_id"] == web_data["video_id"]]
+    assert sample["status"] == "complete" and sample["frame_count"] == 38 and sample["duration_ms"] == 38_000
+    assert sample["counts"]["detections"] > 100 and sample["counts"]["failed_frames"] == 0
+    assert sample["dag_id"] == "video_analysis" and sample["run_id"]
+    thumb = api.get(sample["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.content[:2] == b"\xff\xd8"
+    assert api.get("/reko/api/videos", params={"dag_id": "video_analysis"}).json()["videos"]
+    assert api.get("/reko/api/videos", params={"dag_id": "other_dag"}).json() == {"videos": []}
+
+
+def test_frames_are_streamed_from_the_storage_root(api, web_data):
+    frame = search(api, text="1042")["videos"][0]["frames"][0]
+    resp = api.get(frame["frame_url"])
+    assert resp.status_code == 200 and resp.content[:2] == b"\xff\xd8"
+    assert "private" in resp.headers["cache-control"]
+
+
+def test_clips_are_listed_by_subject_and_playable(api, web_data):
+    (clip,) = api.get("/reko/api/clips", params={"subject": "web test"}).json()["clips"]
+    assert clip["video_id"] == web_data["video_id"] and clip["clip_url"].endswith("/clip.mp4")
+    resp = api.get(clip["clip_url"])
+    assert resp.status_code == 200 and resp.headers["content-type"] == "video/mp4"
+    assert resp.content == web_data["clip_path"].read_bytes()
+    partial = api.get(clip["clip_url"], headers={"Range": "bytes=0-99"})
+    assert partial.status_code == 206 and len(partial.content) == 100  # seeking in the player
+    assert api.get("/reko/api/clips", params={"subject": "nobody"}).json() == {"clips": []}
+    assert api.get("/reko/api/clips", params={"run_id": "manual__web-test"}).json()["clips"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+        "..%2F..%2F..%2Fetc%2Fpasswd.jpg",
+        "%2e%2e/%2e%2e/etc/hosts.jpg",
+        "a/../../outside.jpg",
+        "%2Fetc%2Fpasswd.jpg",
+        "a//b.jpg",
+        "x/results/local/text/race.0000001.json",
+    ],
+)
+def test_the_media_route_refuses_paths_outside_the_root_or_not_media(api, web_data, key):
+    resp = api.get(f"/reko/media/{key}")
+    assert resp.status_code in (400, 404), (key, resp.status_code)
+    assert b"root:" not in resp.content and resp.headers["content-type"] == "application/json"
+
+
+def test_dot_segments_never_reach_a_file_outside_the_root(api, web_data):
+    resp = api.get("/reko/media/../../../../../../etc/passwd")  # the client resolves the dots first
+    assert b"root:" not in resp.content
+
+
+def test_a_symlink_out_of_the_root_is_refused(api, web_data, tmp_path):
+    from reko.config import work_uri
+    from reko.web.media import StorageRoot
+
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8secret")
+    link = f"{StorageRoot.parse(work_uri()).path}/{web_data['video_id']}/leak.jpg"
+    import os
+
+    os.symlink(secret, link)
+    try:
+        resp = api.get(f"/reko/media/{web_data['video_id']}/leak.jpg")
+        assert resp.status_code == 400 and b"secret" not in resp.content
+    finally:
+        os.unlink(link)
+
+
+def test_a_clip_request_without_a_subject_is_refused(api):
+    assert api.post("/reko/api/clips", json={"subject": ""}).status_code == 422
+    assert api.post("/reko/api/clips", json={"subject": "1042", "padding_s": -1}).status_code == 422
+
+
+def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
+    import json
+    import urllib.request
+
+    from reko.web import media
+    from tests.support.moto_s3 import moto_s3
+
+    with moto_s3("reko-web") as (endpoint, s3):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_WEB_S3",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                }
+            ),
+        )
+        monkeypatch.setenv("REKO_WORK_URI", "s3://web_s3@reko-web/work")
+        media._s3_hook.cache_clear()
+        s3.put_object(Bucket="reko-web", Key="work/v1/i1000ms/frames/race.0000001.jpg", Body=b"\xff\xd8jpeg")
+        resp = api.get("/reko/media/v1/i1000ms/frames/race.0000001.jpg")
+        assert resp.status_code == 307
+        url = resp.headers["location"]
+        assert url.startswith(f"{endpoint}/reko-web/work/v1/i1000ms/frames/race.0000001.jpg?")
+        assert "Signature=" in url or "X-Amz-Signature=" in url
+        with urllib.request.urlopen(url, timeout=10) as got:
+            assert got.read() == b"\xff\xd8jpeg"
+        assert api.get("/reko/media/..%2Fother%2Fx.jpg").status_code == 400
+        media._s3_hook.cache_clear()
+
+
+def test_storage_uris_map_to_keys_only_under_the_root():
+    from reko.web.media import StorageRoot
+
+    s3 = StorageRoot.parse("s3://conn@bucket/work")
+    assert s3.key_of("s3://bucket/work/v/f.jpg") == "v/f.jpg"
+    assert s3.key_of("s3://other_conn@bucket/work/v/f.jpg") == "v/f.jpg"
+    assert s3.key_of("s3://bucket2/work/v/f.jpg") is None
+    assert s3.key_of("s3://bucket/workshop/v/f.jpg") is None
+    local = StorageRoot.parse("file:///data/work")
+    assert (
+        local.key_of("file:///data/work/v/i1000ms/frames/a.0000001.jpg") == "v/i1000ms/frames/a.0000001.jpg"
+    )
+    assert local.key_of("file:///data/workshop/a.jpg") is None
+    assert local.key_of("file:///etc/passwd") is None
+    assert local.key_of("https://example.com/a.jpg") is None
+
+
+def test_search_frames_is_callable_directly(os_client, web_data):
+    from reko.index.client import IndexNames
+    from reko.web.search import search_frames
+
+    first = search_frames(os_client, IndexNames.current(), text="MARATHON", min_confidence=0, size=20)
+    second = search_frames(
+        os_client, IndexNames.current(), text="MARATHON", min_confidence=0, after=first["next"]
+    )
+    assert first["total"] == 38 and second["total"] is None and second["next"] is None
+    frames = [f["frame_index"] for r in (first, second) for v in r["videos"] for f in v["frames"]]
+    assert frames == list(range(38))

@@ -1,0 +1,246 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.support.web_data are parameters here)
+"""The search page in headless Chromium, served by a real Airflow deployment on 127.0.0.1.
+
+api-server, scheduler, dag-processor and triggerer run from `AirflowServices`; the browser logs
+in with a token from Airflow's own `/auth/token` (the UI's `_token` cookie). Debian's
+/usr/bin/chromium is driven by Playwright (never a downloaded browser). Screenshots of every
+view are written to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.web_data import XSS, analysed_sample, web_data  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def deployment(opensearch_url, web_data, tmp_path_factory):
+    """The four services, sharing this session's index prefix and storage root with the test."""
+    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
+    from reko.localdev.opensearch import free_port
+
+    root = tmp_path_factory.mktemp("web")
+    services = AirflowServices(
+        root / "airflow",
+        free_port(),
+        extra_env={
+            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(opensearch_url),
+            "REKO_WORK_URI": os.environ["REKO_WORK_URI"],
+            "REKO_INDEX_PREFIX": os.environ["REKO_INDEX_PREFIX"],
+        },
+    )
+    services.start()
+    try:
+        services.client().wait_for_dag("video_clips")
+        yield services
+    finally:
+        services.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, deployment):
+    """A logged-in tab: the token goes into the cookie the Airflow UI itself uses."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context.add_cookies([{"name": "_token", "value": deployment.token(), "url": deployment.url}])
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
+    tab.console_errors = []
+    tab.on("console", lambda m: m.type == "error" and tab.console_errors.append(m.text))
+    yield tab
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_the_real_api_server_refuses_anonymous_calls_and_sends_browsers_to_login(deployment):
+    for path in ("/reko/api/search?text=1042", "/reko/api/videos", "/reko/media/x/y.jpg"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(deployment.url + path, timeout=10)
+        assert err.value.code == 401, path
+    req = urllib.request.Request(deployment.url + "/reko/", headers={"Accept": "text/html"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # follows the redirect to the login page
+        assert "/auth/" in resp.url or "login" in resp.url
+
+
+def test_videos_page_lists_the_sample(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=videos")
+    card = page.locator(f'.video-card[data-video-id="{web_data["video_id"]}"]')
+    card.wait_for()
+    assert card.locator("h2").inner_text() == "race.mp4"
+    assert card.locator(".badge").inner_text() == "complete"
+    assert "0:38" in card.inner_text() and "38" in card.locator(".stat").nth(1).inner_text()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.video-card img.thumb')].every(i => i.naturalWidth > 0)"
+    )
+    href = card.get_by_text("Last run ↗").get_attribute("href")
+    assert href.startswith("/dags/video_analysis/runs/")
+    shot(page, "videos")
+
+
+def frame_rows(page) -> list[dict]:
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.video-result .frame')].map(f => ({
+            caption: f.querySelector('figcaption').innerText,
+            labels: [...f.querySelectorAll('.box .label')].map(l => l.textContent),
+            loaded: f.querySelector('img').complete && f.querySelector('img').naturalWidth > 0,
+            box: (() => { const b = f.querySelector('.box').getBoundingClientRect();
+                          const i = f.querySelector('img').getBoundingClientRect();
+                          return [(b.left - i.left) / i.width, (b.top - i.top) / i.height]; })(),
+        }))"""
+    )
+
+
+def test_searching_each_bib_shows_its_frames_with_boxes(page, deployment, web_data, sample_truth):
+    api = deployment.client()
+    for bib in sample_truth["bibs"]:
+        page.goto(f"{deployment.url}/reko/?view=search&text={bib['text']}")
+        page.wait_for_selector(".video-result .frame")
+        page.wait_for_function("() => [...document.querySelectorAll('.frame img')].every(i => i.complete)")
+        rows = frame_rows(page)
+        req = urllib.request.Request(
+            f"{deployment.url}/reko/api/search?text={bib['text']}&size=500",
+            headers={"Authorization": f"Bearer {api.token}"},
+        )
+        expected = json.load(urllib.request.urlopen(req, timeout=30))["videos"][0]["frames"]
+        assert len(rows) == len(expected) > 0
+        for row, frame in zip(rows, expected, strict=True):
+            assert row["loaded"]
+            assert f"frame {frame['frame_index']}" in row["caption"]
+            (det,) = frame["detections"]
+            assert row["labels"] == [f"{bib['text']} ({round(det['confidence'])}%)"]
+            assert (
+                abs(row["box"][0] - det["bbox"]["left"]) < 0.02
+                and abs(row["box"][1] - det["bbox"]["top"]) < 0.02
+            )
+        long_enough = [s for s in bib["segments"] if s["end_s"] - s["start_s"] >= 1]
+        assert page.locator(".timeline .seg").count() == len(long_enough)  # one bar per appearance
+        if bib["text"] == "3318":
+            shot(page, "search-3318")
+    assert not page.dialogs and not page.console_errors
+
+
+def test_markup_read_in_a_frame_is_shown_as_text(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&min=0")
+    page.fill("#q", XSS)
+    page.click("#search-form button[type=submit]")
+    label = page.locator(".box .label").first
+    label.wait_for()
+    assert label.text_content() == f"{XSS} (92%)"
+    assert page.locator('img[src="x"]').count() == 0
+    page.wait_for_timeout(300)
+    assert page.dialogs == []
+    shot(page, "search-xss")
+
+
+def test_empty_results_and_paging(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=99999")
+    page.wait_for_selector(".empty")
+    assert "No frames show" in page.locator(".empty").inner_text()
+    shot(page, "search-empty")
+    page.goto(f"{deployment.url}/reko/?view=search&text=MARATHON&min=0&size=10")
+    page.wait_for_selector(".frame")
+    assert (
+        page.locator(".frame").count() == 10
+        and "38 detections" in page.locator("#search-status").inner_text()
+    )
+    for shown in (20, 30, 38):
+        page.click("#load-more")
+        page.wait_for_function(f"() => document.querySelectorAll('.frame').length === {shown}")
+    assert page.locator("#load-more").is_hidden()
+    captions = page.locator(".frame figcaption span:first-child").all_inner_texts()
+    assert [int(c.rsplit(" ", 1)[1]) for c in captions] == list(range(38))  # each frame once, in order
+
+
+def test_the_flip_book_plays_pauses_and_steps(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=908")
+    page.wait_for_selector(".frame")
+    frames = page.locator(".frame").count()
+    page.get_by_role("button", name="▶ Flip-book").click()
+    pos = page.locator("#fb-pos")
+    assert pos.inner_text().startswith(f"1 / {frames}")
+    assert page.locator("#fb-stage .box .label").inner_text().startswith("908 (")
+    page.click("#fb-next")
+    assert pos.inner_text().startswith(f"2 / {frames}")
+    page.click("#fb-prev")
+    assert pos.inner_text().startswith(f"1 / {frames}")
+    page.select_option("#fb-speed", "4")
+    page.click("#fb-play")
+    assert page.locator("#flipbook").get_attribute("data-playing") == "true"
+    page.wait_for_function(f"() => !document.querySelector('#fb-pos').innerText.startsWith('1 / {frames}')")
+    page.click("#fb-play")
+    assert page.locator("#flipbook").get_attribute("data-playing") == "false"
+    paused_at = pos.inner_text()
+    page.wait_for_timeout(600)
+    assert pos.inner_text() == paused_at
+    page.wait_for_function("() => document.querySelector('#fb-stage img').complete")
+    shot(page, "flipbook")
+    page.keyboard.press("Escape")
+    assert page.locator("#flipbook").is_hidden()
+
+
+def test_requesting_a_clip_runs_video_clips_and_plays_it(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=clips&subject=6094")
+    page.wait_for_selector(".empty")
+    page.click("#request-clip")
+    run = page.locator("#clip-run")
+    run.wait_for()
+    assert re.match(r"(queued|running)", run.get_attribute("data-state") or "")
+    shot(page, "clips-running")
+    page.wait_for_selector('#clip-run[data-state="success"]', timeout=240_000)
+    video = page.locator(".clip video").first
+    video.wait_for()
+    page.wait_for_function("() => document.querySelector('.clip video').readyState >= 2", timeout=30_000)
+    duration = page.evaluate("() => document.querySelector('.clip video').duration")
+    page.evaluate("() => document.querySelector('.clip video').play()")  # decodes and plays (H.264)
+    page.wait_for_function("() => document.querySelector('.clip video').currentTime > 0.5", timeout=30_000)
+    page.evaluate("() => { const v = document.querySelector('.clip video'); v.pause(); v.currentTime = 3; }")
+    page.wait_for_function("() => document.querySelector('.clip video').readyState >= 2")
+    assert 4 < duration < 15  # 6094 is seen for about 5 s, plus 2 s padding each side
+    assert "6094" in page.locator(".clip .body b").first.inner_text()
+    run_id = re.search(r"run=([^&]+)", page.url).group(1)
+    assert run_id
+    shot(page, "clips")
+
+
+def test_the_page_sits_in_the_airflow_navigation(page, deployment, web_data):
+    page.goto(f"{deployment.url}/plugin/video-search")
+    frame = page.frame_locator('iframe[title="Video search"]')
+    frame.locator(".tabs").wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    shot(page, "airflow-nav")
+
+
+def test_the_dag_tab_lists_the_videos_that_dag_analysed(page, deployment, web_data):
+    page.goto(f"{deployment.url}/dags/video_analysis/plugin/reko-dag-videos")
+    frame = page.frame_locator("iframe")
+    card = frame.locator(f'.video-card[data-video-id="{web_data["video_id"]}"]')
+    card.wait_for(timeout=60_000)
+    assert "analysed by video_analysis" in frame.locator("#videos-status").inner_text()
+    page.wait_for_timeout(500)
+    shot(page, "airflow-dag-tab")

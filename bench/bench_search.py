@@ -42,6 +42,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -319,8 +320,15 @@ def main() -> int:
     parser.add_argument("--keep-index", action="store_true", help="keep the data for a later run")
     parser.add_argument("--app-url", help="Airflow api-server URL serving /reko/api/search")
     parser.add_argument("--token", help="bearer JWT of an Airflow user (with --app-url)")
+    parser.add_argument(
+        "--serve-app",
+        action="store_true",
+        help="start a local Airflow deployment (api-server with the reko plugin) for the HTTP column",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "search.json")
     args = parser.parse_args()
+    if args.serve_app:
+        return _with_served_app(args)
     for name in ("docs", "videos", "frames", "runners", "queries"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
@@ -340,6 +348,38 @@ def main() -> int:
 
     with opensearch_node() as url:
         return run(args, url)
+
+
+def _with_served_app(args: argparse.Namespace) -> int:
+    """The whole benchmark with the HTTP column, against Airflow's own api-server on 127.0.0.1.
+
+    The node is started first so the api-server's OpenSearch connection can point at it; the
+    deployment's REKO_INDEX_PREFIX is the benchmark's, so the route searches the loaded data.
+    """
+    from bench_bulk import opensearch_node
+
+    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
+    from reko.localdev.opensearch import free_port
+
+    args.prefix = args.prefix or f"reko-bench-search-{uuid.uuid4().hex[:8]}"
+    with opensearch_node() as url, tempfile.TemporaryDirectory(prefix="reko-bench-airflow-") as tmp:
+        port = free_port()
+        services = AirflowServices(
+            Path(tmp) / "airflow",
+            port,
+            extra_env={
+                "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(url),
+                "REKO_INDEX_PREFIX": args.prefix,
+                "REKO_WORK_URI": (Path(tmp) / "work").as_uri(),
+            },
+        )
+        services.start()
+        try:
+            args.app_url, args.token = f"http://127.0.0.1:{port}", services.token()
+            _preflight(args)
+            return run(args, url)
+        finally:
+            services.stop()
 
 
 def _preflight(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.web_data import XSS, XSS_VIDEO, analysed_sample, web_data  # noqa: F401 (fixtures)
+from tests.support.web_data import XSS, XSS_VIDEO, analysed_sample, own_indices, web_data  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

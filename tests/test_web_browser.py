@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.web_data import XSS, analysed_sample, web_data  # noqa: F401 (fixtures)
+from tests.support.web_data import XSS, analysed_sample, own_indices, web_data  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,21 @@ XSS_VIDEO = "xss-check-0000000000"
 
 
 @pytest.fixture(scope="module")
-def analysed_sample(analysis_dag, os_client):
-    """The sample's video id, analysed once (reused when an earlier test module already did it)."""
+def own_indices():
+    """Indices of this module alone: other modules index copies of the sample under other ids,
+    and the page's counts (hits, videos, pages) must be the sample's only."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REKO_INDEX_PREFIX", f"{os.environ['REKO_INDEX_PREFIX']}-web-{uuid.uuid4().hex[:6]}")
+        yield os.environ["REKO_INDEX_PREFIX"]
+
+
+@pytest.fixture(scope="module")
+def analysed_sample(own_indices, analysis_dag, os_client):
+    """The sample's video id, analysed into this module's indices (frames and results are cached)."""
     from reko.index.client import IndexNames
 
     video_id = video_id_for(SAMPLE_VIDEO.as_uri())
-    if not os_client.exists(index=IndexNames.current().videos, id=video_id):
-        assert analysis_dag.test(run_conf={"video_uri": SAMPLE_VIDEO.as_uri()}).state == "success"
+    assert analysis_dag.test(run_conf={"video_uri": SAMPLE_VIDEO.as_uri()}).state == "success"
     os_client.indices.refresh(index=f"{IndexNames.current().prefix}-*")
     return video_id
 

@@ -327,21 +327,28 @@ def register_clips(
 ) -> dict[str, Any]:
     """Index every cut clip, then remove the scope's clips this plan did not produce (and their files).
 
+    `plan_clips` has installed the templates; documents go through the bulk loader.
+
     A planned clip without a cut (its task failed) keeps any document it had; only clips outside
     the plan are removed, so a partial run never deletes what it did not replace.
     """
+    from reko.index.bulk import bulk_load
+
     cfg = ClipConfig(**plan["cfg"])
-    ensure_templates(client, names)
-    registered = []
-    for item in plan["items"]:
-        cut = cuts.get(item["clip_id"])
-        if cut is None:
-            continue
-        doc = clip_document(item, cut, cfg, **run)
-        client.index(index=names.clips, id=item["clip_id"], body=doc)
-        registered.append(item["clip_id"])
+    cut_items = [item for item in plan["items"] if item["clip_id"] in cuts]
+    bulk_load(
+        client,
+        (
+            {
+                "_index": names.clips,
+                "_id": item["clip_id"],
+                "_source": clip_document(item, cuts[item["clip_id"]], cfg, **run),
+            }
+            for item in cut_items
+        ),
+    )
     planned = {item["clip_id"] for item in plan["items"]}
-    removed = []
+    removed: list[str] = []
     client.indices.refresh(index=names.clips)
     for pair in plan["scope"]:
         query = {
@@ -357,13 +364,12 @@ def register_clips(
             index=names.clips, body={"size": MAX_CLIPS_PER_RUN, "query": query, "_source": ["clip_uri"]}
         )["hits"]["hits"]
         for hit in hits:
-            if hit["_id"] in planned:
-                continue
-            _remove_file(hit["_source"]["clip_uri"])
-            client.delete(index=names.clips, id=hit["_id"], params={"ignore": 404})
-            removed.append(hit["_id"])
+            if hit["_id"] not in planned:
+                _remove_file(hit["_source"]["clip_uri"])
+                removed.append(hit["_id"])
+    bulk_load(client, ({"_op_type": "delete", "_index": names.clips, "_id": i} for i in removed))
     client.indices.refresh(index=names.clips)
-    return {"registered": registered, "removed": removed}
+    return {"registered": [item["clip_id"] for item in cut_items], "removed": removed}
 
 
 def _remove_file(uri: str) -> None:

@@ -78,10 +78,11 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
         """List what the job wrote (S3Hook), check it, and write the manifest."""
         from reko.aws.mediaconvert import list_frames
         from reko.media import InvalidVideoError
-        from reko.pipeline import Job, current_frames, write_manifest
+        from reko.pipeline import Job, write_manifest
+        from reko.storage import parse_uri, source_fingerprint
 
         job = Job.from_xcom(self.probed)
-        _, fingerprint = current_frames(job.cfg, job.store)
+        fingerprint = source_fingerprint(parse_uri(job.cfg.video_uri))
         indexes = list_frames(str(job.store.frames_dir), stem=job.store.stem, aws_conn_id=self.aws_conn_id)
         timing = self.hook.get_job(mc_job["job_id"]).get("Timing", {})
         ran_s = 0.0

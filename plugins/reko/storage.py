@@ -81,6 +81,18 @@ def remove_tree(path: ObjectStoragePath) -> None:
         path.fs.rm(path.path, recursive=True)
 
 
+_S3_URI = re.compile(r"^s3://(?:(?P<conn>[^@/]+)@)?(?P<bucket>[^@/]+)/(?P<key>.*)$")
+
+
+def split_s3_uri(uri: str, what: str = "uri") -> tuple[str | None, str, str]:
+    """(connection id or None, bucket, key) of `s3://[conn_id@]bucket/key`, the form
+    ObjectStoragePath reads; the key may be a prefix, or empty for the bucket itself."""
+    match = _S3_URI.match(uri or "")
+    if not match:
+        raise ValueError(f"{what} must be an s3://[conn_id@]bucket/key URI, got {uri!r}")
+    return match["conn"], match["bucket"], match["key"]
+
+
 def video_id_for(uri: str) -> str:
     """Stable, readable id: the file's stem plus a hash of the URI (same name, other folder).
 

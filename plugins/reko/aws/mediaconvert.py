@@ -191,12 +191,11 @@ def list_frames(frames_uri: str, *, stem: str | None = None, aws_conn_id: str | 
     """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from reko.aws.mediaconvert_jobs import s3_uri
     from reko.media import parse_frame_name
+    from reko.storage import split_s3_uri
 
-    conn_in_uri = frames_uri.split("://", 1)[-1].split("/", 1)[0]
-    conn_id = conn_in_uri.split("@", 1)[0] if "@" in conn_in_uri else aws_conn_id or "aws_default"
-    bucket, prefix = s3_uri(frames_uri, "frames_uri")[len("s3://") :].split("/", 1)
+    conn_in_uri, bucket, prefix = split_s3_uri(frames_uri, "frames_uri")
+    conn_id = conn_in_uri or aws_conn_id or "aws_default"
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     keys = S3Hook(aws_conn_id=conn_id).list_keys(bucket_name=bucket, prefix=prefix, delimiter="/")
     by_stem: dict[str, list[int]] = {}

@@ -23,13 +23,14 @@ from functools import lru_cache
 from typing import Any
 
 from reko.media import capture_rate, frame_stem
+from reko.storage import split_s3_uri
 
 MAX_CAPTURES = 10_000_000  # FrameCaptureSettings.MaxCaptures maximum in the service model
 _INT32_MAX = 2**31 - 1
 # A frame this close before a requested time still counts (the local clip cutter's rule).
 _TOLERANCE = Fraction(1, 2000)
 _DROP_FRAME_RATES = {Fraction(30000, 1001): 2, Fraction(60000, 1001): 4}  # frames dropped a minute
-_S3_URI = re.compile(r"^s3://(?:[^@/]+@)?(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.*)$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
 # ---------------------------------------------------------------- URIs
@@ -37,10 +38,13 @@ _S3_URI = re.compile(r"^s3://(?:[^@/]+@)?(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-
 
 def s3_uri(uri: str, what: str = "uri") -> str:
     """`s3://bucket/key` for MediaConvert from a plain or `s3://conn_id@bucket/key` URI."""
-    match = _S3_URI.match(uri or "")
-    if not match:
+    try:
+        _, bucket, key = split_s3_uri(uri, what)
+    except ValueError:
+        bucket = key = ""
+    if not _BUCKET.match(bucket):
         raise ValueError(f"{what} must be an s3://bucket/key URI for MediaConvert, got {uri!r}")
-    return f"s3://{match['bucket']}/{match['key']}"
+    return f"s3://{bucket}/{key}"
 
 
 # ---------------------------------------------------------------- timecodes

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 
+from reko.storage import split_s3_uri
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-_S3_URI = re.compile(r"^s3://(?:(?P<conn>[^@/]+)@)?(?P<bucket>[^/]+)/(?P<key>.+)$")
-
-
-def split_s3_uri(uri: str) -> tuple[str | None, str, str]:
-    """(connection id or None, bucket, key) of `s3://[conn_id@]bucket/key`."""
-    match = _S3_URI.match(uri)
-    if not match:
-        raise ValueError(f"{uri!r} is not an s3://[conn_id@]bucket/key URI")
-    return match["conn"], match["bucket"], match["key"]
 
 
 class VideoObjectSensor(S3KeySensor):
@@ -39,7 +30,7 @@ class VideoObjectSensor(S3KeySensor):
         if not self.video_uri.startswith("s3://"):
             self.log.info("%s is not in S3: nothing to wait for", self.video_uri)
             return
-        conn_id, self.bucket_name, self.bucket_key = split_s3_uri(self.video_uri)
+        conn_id, self.bucket_name, self.bucket_key = split_s3_uri(self.video_uri, "video_uri")
         if conn_id:
             self.aws_conn_id = conn_id
         super().execute(context)

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 
-from reko.storage import split_s3_uri
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -27,6 +25,8 @@ class VideoObjectSensor(S3KeySensor):
         self.video_uri = video_uri
 
     def execute(self, context: Context) -> None:
+        from reko.storage import split_s3_uri  # not at DAG-parse time: reko.storage imports reko.media
+
         if not self.video_uri.startswith("s3://"):
             self.log.info("%s is not in S3: nothing to wait for", self.video_uri)
             return

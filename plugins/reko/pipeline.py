@@ -6,6 +6,7 @@ The DAG file only wires these into tasks; nothing here needs a running Airflow.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import shutil
@@ -95,6 +96,21 @@ class RunConfig:
             batch_size=int(batch_size) if batch_size is not None else None,
             reprocess_frames=sorted(set(frames)),
         )
+
+
+def settings_key(cfg: RunConfig) -> str:
+    """What makes two analyses of one source interchangeable: backend, interval, analyses, threshold.
+
+    Stored on the video document, so a scan skips a video already analysed this way and a run
+    with other settings is not mistaken for one (the frames to re-analyse are not part of it).
+    """
+    basis = {
+        "backend": cfg.backend,
+        "interval_ms": round(cfg.frame_interval_s * 1000),
+        "analyses": sorted(cfg.analyses),
+        "min_confidence": float(cfg.min_confidence),
+    }
+    return hashlib.sha1(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -587,6 +603,8 @@ def video_document(
     return {
         "video_id": store.video_id,
         "source_uri": cfg.video_uri,
+        "source_fingerprint": manifest.get("source_fingerprint"),
+        "settings_key": settings_key(cfg),
         "frames_uri": manifest["frames_uri"],
         "duration_ms": round(info.duration_s * 1000),
         "fps": info.fps,

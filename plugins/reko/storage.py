@@ -70,7 +70,11 @@ def local_copy(path: ObjectStoragePath) -> Iterator[Path]:
 
 def source_fingerprint(path: ObjectStoragePath) -> str:
     """What identifies this version of an object: size plus ETag (S3) or modification time."""
-    info = dict(path.stat())
+    return fingerprint_of(dict(path.stat()))
+
+
+def fingerprint_of(info: dict[str, Any]) -> str:
+    """`source_fingerprint` from an fsspec info/listing entry (a listing needs no extra request)."""
     version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
     return f"{info.get('size')}:{version}"
 

@@ -85,11 +85,16 @@ def index_template(kind: str, prefix: str) -> dict:
 
 
 def ensure_templates(client: OpenSearch, names: IndexNames) -> None:
-    """Install the templates and create the indices (idempotent), so mappings are never guessed."""
+    """Install the templates and create the indices (idempotent), so mappings are never guessed.
+
+    An index created by an older release gets the template's new fields added to its mapping
+    (additive changes only; OpenSearch refuses a changed field type, and so does this).
+    """
     for kind in INDEX_KINDS:
-        client.indices.put_index_template(
-            name=f"{names.prefix}-{kind}", body=index_template(kind, names.prefix)
-        )
+        template = index_template(kind, names.prefix)
+        client.indices.put_index_template(name=f"{names.prefix}-{kind}", body=template)
         index = getattr(names, kind)
         if not client.indices.exists(index=index):
             client.indices.create(index=index, params={"ignore": 400})
+        else:
+            client.indices.put_mapping(index=index, body=template["template"]["mappings"])

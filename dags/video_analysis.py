@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import pendulum
@@ -15,6 +16,7 @@ from reko.config import (
     BACKENDS,
     REPO_ROOT,
     default_backend,
+    lease_wait_s,
     mediaconvert_poll_s,
     rekognition_pool,
 )
@@ -27,8 +29,9 @@ DOC_MD = """
 Turns one video into searchable frames.
 
 0. **wait_for_video** waits (deferred) for an `s3://` video to land; a `file://` video passes at once.
-1. **probe** checks the Params and reads the video (duration, fps, size); anything that is not a
-   readable video fails here, before anything is written.
+1. **probe** checks the Params, takes the video's lease (one run per video at a time: a second
+   run of the same video waits, rescheduled, until the first ends) and reads the video (duration,
+   fps, size); anything that is not a readable video fails here, before anything is written.
 2. **extract_frames** cuts frame images every `frame_interval_s` (local: ffmpeg; aws: MediaConvert
    frame capture; same names and timestamps).
 3. **analyse_frames** runs once per batch of frames (named by frame range). Each frame's result is
@@ -38,9 +41,22 @@ Turns one video into searchable frames.
    the `reko_video_analysed` asset.
 5. **fail_run_on_failed_frames** runs only when a batch failed, and fails the run so it shows red
    while everything that succeeded is already indexed.
+6. **summarise_run** (teardown: runs whatever happened) releases the lease and writes a short
+   report (frames, detections, failed frames with reasons, calls, cost, time per stage) to its
+   log; reko's plugin copies it into the run's note.
+
+Reprocess a video with new settings by triggering it with them: its old detections and segments
+are replaced at load time, never mixed. `reanalyse` also ignores stored results (a new model).
 """
 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
+
+
+def _me(context: Any) -> Any:
+    """This run, as the holder of a video's lease."""
+    from reko.index.lease import Holder
+
+    return Holder(context["dag"].dag_id, context["run_id"])
 
 
 def _fail_without_retry(exc: Exception) -> NoReturn:
@@ -113,6 +129,12 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             title="Frames to re-analyse",
             description="Frame indexes to analyse again even if a stored result exists.",
         ),
+        "reanalyse": Param(
+            False,
+            type="boolean",
+            title="Re-analyse every frame",
+            description="Ignore stored results (e.g. after a model upgrade); frames are not cut again.",
+        ),
     },
 )
 def video_analysis() -> None:
@@ -126,13 +148,34 @@ def video_analysis() -> None:
 
     @task
     def probe(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from reko.config import work_uri
-        from reko.pipeline import RunConfig, probe_video
+        """Validate, take the video's lease, read the video's facts."""
+        from airflow.sdk.exceptions import AirflowRescheduleException
 
+        from reko.config import work_uri
+        from reko.index.client import IndexNames, get_client
+        from reko.index.lease import airflow_run_is_live, claim, release
+        from reko.pipeline import RunConfig, probe_video
+        from reko.storage import video_id_for
+
+        started = time.monotonic()
+        context = get_current_context()
         try:
-            return probe_video(RunConfig.from_params(params or {}), work_uri()).to_xcom()
+            cfg = RunConfig.from_params(params or {})
         except (ValueError, NotImplementedError) as exc:
             _fail_without_retry(exc)
+        client, names, video_id = get_client(), IndexNames.current(), video_id_for(cfg.video_uri)
+        holder = claim(client, names, video_id, _me(context), airflow_run_is_live)
+        if holder is not None:
+            print(f"{cfg.video_uri} is being worked on by {holder}: waiting for it to end")
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))
+        try:
+            job = probe_video(cfg, work_uri()).to_xcom()
+        except Exception as exc:
+            release(client, names, video_id, _me(context))  # the teardown will not run: nothing to hold
+            if isinstance(exc, (ValueError, NotImplementedError)):
+                _fail_without_retry(exc)
+            raise
+        return {**job, "probe_s": round(time.monotonic() - started, 3)}
 
     @task
     def plan_batches(manifest: dict[str, Any], probed: dict[str, Any]) -> list[dict[str, int]]:
@@ -160,7 +203,7 @@ def video_analysis() -> None:
             backend=cfg.backend,
             analyses=cfg.analyses,
             interval_s=cfg.frame_interval_s,
-            reprocess=cfg.reprocess_frames,
+            reprocess=range(batch["start"], batch["end"]) if cfg.reanalyse else cfg.reprocess_frames,
             not_before=started.isoformat() if started else None,
             analysis_options={"min_confidence": cfg.min_confidence},
         )
@@ -248,6 +291,46 @@ def video_analysis() -> None:
         )
         return {k: doc[k] for k in ("video_id", "status", "counts", "api_calls")}
 
+    @task
+    def summarise_run() -> dict[str, Any]:
+        """Release the lease; report the run to the log and (via the plugin) the run's note."""
+        from reko import run_summary
+        from reko.index.client import IndexNames, get_client
+        from reko.index.lease import release
+        from reko.pipeline import Job
+
+        context = get_current_context()
+        ti = context["ti"]
+        probed = ti.xcom_pull(task_ids="probe")
+        job = Job.from_xcom(probed)
+        release(get_client(), IndexNames.current(), job.store.video_id, _me(context))
+        manifest = ti.xcom_pull(task_ids="extract_frames")
+        reports = [r for r in (ti.xcom_pull(task_ids="analyse_frames", key="report") or []) if r]
+        load = ti.xcom_pull(task_ids="load_detections")
+        segments = ti.xcom_pull(task_ids="build_segments")
+        video = ti.xcom_pull(task_ids="write_video_document") or {}
+        started = context["dag_run"].start_date
+        note = run_summary.render(
+            video_id=job.store.video_id,
+            source_uri=job.cfg.video_uri,
+            status=video.get("status", "failed"),
+            manifest=manifest,
+            reports=reports,
+            load=load,
+            segments=segments,
+            api_calls=video.get("api_calls"),
+            stages=run_summary.stage_times(
+                probe_s=probed.get("probe_s"),
+                manifest=manifest,
+                reports=reports,
+                load=load,
+                segments=segments,
+            ),
+            wall_s=(datetime.now(UTC) - started).total_seconds() if started else None,
+        )
+        print(note)
+        return {"video_id": job.store.video_id, "status": video.get("status", "failed"), "note": note}
+
     @task(trigger_rule="one_failed", retries=0)
     def fail_run_on_failed_frames() -> None:
         """Leaf that turns the run red when batches failed (the load after them still succeeds)."""
@@ -261,6 +344,7 @@ def video_analysis() -> None:
         raise AirflowFailException(f"{len(frames)} frames have no result: {frames[:50]}")
 
     probed = probe()
+    summary = summarise_run()
     manifest = ExtractFramesOperator(
         task_id="extract_frames", probed=probed, waiter_delay=mediaconvert_poll_s()
     ).output
@@ -268,8 +352,10 @@ def video_analysis() -> None:
     analysed = analyse_frames.partial(probed=probed).expand(batch=plan_batches(manifest, probed))
     loaded = load_detections()
     analysed >> loaded
-    analysed >> fail_run_on_failed_frames()
-    write_video_document(probed, manifest, loaded, build_segments(probed, loaded))
+    failed_frames = fail_run_on_failed_frames()
+    analysed >> failed_frames
+    written = write_video_document(probed, manifest, loaded, build_segments(probed, loaded))
+    [written, failed_frames] >> summary.as_teardown(setups=probed)
 
 
 video_analysis()

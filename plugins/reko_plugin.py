@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from reko import listeners as run_note_listener
+
 URL_PREFIX = "/reko"
 
 
@@ -31,6 +33,7 @@ class RekoPlugin(AirflowPlugin):
     """Loaded by every Airflow component from the plugins folder."""
 
     name = "reko"
+    listeners = [run_note_listener]  # the run summary into each video_analysis run's note
     fastapi_apps = [{"app": RekoSearchApp(), "url_prefix": URL_PREFIX, "name": "reko video search"}]
     external_views = [
         {

@@ -164,3 +164,11 @@ def rekognition_price_per_1000() -> float:
     month in us-east-1; set your region's and tier's price.
     """
     return _positive_number("REKO_REKOGNITION_PRICE_PER_1000", 1.0)
+
+
+def lease_wait_s() -> float:
+    """Seconds between checks while another run holds a video's lease (`REKO_LEASE_WAIT_S`, default 15).
+
+    The waiting task is rescheduled, so it holds no worker slot meanwhile.
+    """
+    return _positive_number("REKO_LEASE_WAIT_S", 15.0)

@@ -67,6 +67,7 @@ class RunConfig:
     min_confidence: float
     batch_size: int | None = None
     reprocess_frames: list[int] = field(default_factory=list)
+    reanalyse: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RunConfig:
@@ -95,6 +96,7 @@ class RunConfig:
             min_confidence=confidence,
             batch_size=int(batch_size) if batch_size is not None else None,
             reprocess_frames=sorted(set(frames)),
+            reanalyse=bool(params.get("reanalyse", False)),
         )
 
 
@@ -102,7 +104,7 @@ def settings_key(cfg: RunConfig) -> str:
     """What makes two analyses of one source interchangeable: backend, interval, analyses, threshold.
 
     Stored on the video document, so a scan skips a video already analysed this way and a run
-    with other settings is not mistaken for one (the frames to re-analyse are not part of it).
+    with other settings is not mistaken for one (which frames to re-analyse is not part of it).
     """
     basis = {
         "backend": cfg.backend,
@@ -253,6 +255,7 @@ def analyse_batch(
     (e.g. `min_confidence`) are passed to the factory as `options=` when given. An analysis with
     `concurrency` > 1 (a remote API, paced by its own rate limiter) has that many frames in flight.
     """
+    started = time.monotonic()
     again = set(reprocess)
     bound: dict[str, Analysis] = {}
     report: dict[str, Any] = {
@@ -323,6 +326,7 @@ def analyse_batch(
         if failure:
             report["failed"].append(failure)
     report["failed"].sort(key=lambda f: (f["frame_index"], f["kind"]))
+    report["elapsed_s"] = round(time.monotonic() - started, 3)
     return report
 
 
@@ -442,6 +446,7 @@ def load_detections(
     Reads results from storage rather than XCom, so what a failed batch did finish is indexed
     and a re-run converges to the same index as a clean run.
     """
+    started = time.monotonic()
     ensure_templates(client, names)
     counts: dict[str, list[int]] = {kind: [0] * frame_count for kind in analyses}
     failed: list[dict[str, Any]] = []
@@ -493,6 +498,7 @@ def load_detections(
         "frames_with_results": len(frames_with_results),
         "failed_frames": failed,
         "models": sorted(models),
+        "elapsed_s": round(time.monotonic() - started, 3),
     }
 
 
@@ -553,6 +559,7 @@ def load_segments(
     analyses: list[str],
 ) -> dict[str, Any]:
     """Merge this video's indexed detections into segments, replace its old segments."""
+    started = time.monotonic()
     emitted: set[str] = set()
 
     def actions() -> Iterator[dict[str, Any]]:
@@ -567,7 +574,7 @@ def load_segments(
     indexed = _bulk(client, actions())
     stale = _delete_stale(client, names.segments, store.video_id, lambda hit: hit["_id"] not in emitted)
     client.indices.refresh(index=names.segments)
-    return {"segments": indexed, "stale_deleted": stale}
+    return {"segments": indexed, "stale_deleted": stale, "elapsed_s": round(time.monotonic() - started, 3)}
 
 
 def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -40,6 +40,11 @@ class IndexNames:
     def clips(self) -> str:
         return f"{self.prefix}-clips"
 
+    @property
+    def leases(self) -> str:
+        """Internal: which run is working on which video (`reko.index.lease`)."""
+        return f"{self.prefix}-leases"
+
     @classmethod
     def current(cls) -> IndexNames:
         return cls(index_prefix())

@@ -1,0 +1,70 @@
+"""Copies each `video_analysis` run's summary into the run's note when the run ends.
+
+Airflow 3 tasks cannot write a DAG run's note (the execution API has no such call), but the
+scheduler calls plugin listeners with the finished run attached to its own database session:
+setting the note there is committed with the run's final state, without a second connection
+(which SQLite would block) and without credentials in a task. dag.test() passes a detached run;
+its thread-local scoped session is the one dag.test() commits, so the note goes through that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger(__name__)
+
+DAG_IDS = frozenset({"video_analysis"})
+
+
+def _summary_of(dag_run: Any, session: Any) -> str | None:
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    from reko.run_summary import SUMMARY_TASK_ID
+
+    row = session.scalars(
+        select(XComModel).where(
+            XComModel.dag_id == dag_run.dag_id,
+            XComModel.run_id == dag_run.run_id,
+            XComModel.task_id == SUMMARY_TASK_ID,
+            XComModel.map_index == -1,
+            XComModel.key == "return_value",
+        )
+    ).first()
+    value = XComModel.deserialize_value(row) if row is not None else None
+    return value.get("note") if isinstance(value, dict) else None
+
+
+def _write_note(dag_run: Any) -> None:
+    if dag_run.dag_id not in DAG_IDS:
+        return
+    from sqlalchemy.orm import object_session
+
+    from reko.run_summary import merge_note
+
+    run, session = dag_run, object_session(dag_run)
+    try:
+        if session is None:  # dag.test() passes a detached run: use the thread's scoped session
+            from airflow import settings
+            from airflow.models.dagrun import DagRun
+
+            session = settings.Session()
+            run = session.get(DagRun, dag_run.id)
+        summary = _summary_of(run, session)
+        if summary:
+            run.note = merge_note(run.note, summary)
+    except Exception:  # a listener must never break the scheduler
+        log.exception("could not write the summary of %s into its note", dag_run.run_id)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _write_note(dag_run)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _write_note(dag_run)

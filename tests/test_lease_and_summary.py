@@ -1,0 +1,134 @@
+"""One run per video at a time (the lease), the run summary and its note, and `reanalyse`.
+
+The lease runs against the real OpenSearch node; the summary through dag.test() with the real
+plugin listener writing the DAG run's note.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+
+import pytest
+
+from reko.index.client import IndexNames
+from reko.index.lease import Holder, claim, holder_of, release
+from reko.run_summary import NOTE_HEADING, merge_note
+from reko.storage import video_id_for
+from tests.conftest import SAMPLE_VIDEO
+
+A = Holder("video_analysis", "run-a")
+B = Holder("video_analysis", "run-b")
+
+
+@pytest.fixture
+def names(opensearch_url) -> IndexNames:
+    return IndexNames(f"reko-lease-{uuid.uuid4().hex[:8]}")
+
+
+def live(*holders: Holder):
+    return lambda holder: holder in holders
+
+
+def test_a_lease_is_held_by_one_run_and_only_its_holder_releases_it(os_client, names):
+    assert claim(os_client, names, "v1", A, live(A)) is None
+    assert claim(os_client, names, "v1", A, live(A)) is None  # a retried task of the same run
+    assert claim(os_client, names, "v1", B, live(A)) == A
+    assert claim(os_client, names, "v2", B, live(A)) is None  # another video is free
+    assert release(os_client, names, "v1", B) is False and holder_of(os_client, names, "v1") == A
+    assert release(os_client, names, "v1", A) is True and holder_of(os_client, names, "v1") is None
+    assert claim(os_client, names, "v1", B, live(A)) is None and holder_of(os_client, names, "v1") == B
+
+
+def test_the_lease_of_a_run_that_ended_is_taken_over(os_client, names):
+    assert claim(os_client, names, "v1", A, live(A)) is None
+    assert claim(os_client, names, "v1", B, live()) is None  # A's run is no longer queued or running
+    assert holder_of(os_client, names, "v1") == B
+    assert release(os_client, names, "v1", A) is False  # A, late, cannot release B's lease
+
+
+def test_racing_claims_have_exactly_one_winner(os_client, names):
+    holders = [Holder("video_analysis", f"run-{i}") for i in range(12)]
+    winners: list[Holder] = []
+    barrier = threading.Barrier(len(holders))
+
+    def race(me: Holder) -> None:
+        barrier.wait()
+        if claim(os_client, names, "v1", me, live(*holders)) is None:
+            winners.append(me)
+
+    threads = [threading.Thread(target=race, args=(h,)) for h in holders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1 and holder_of(os_client, names, "v1") == winners[0]
+
+    # the same race for a lease whose holder ended: still exactly one takes it over
+    barrier.reset()
+    takers = [Holder("video_analysis", f"taker-{i}") for i in range(12)]
+    took_over: list[Holder] = []
+
+    def take_over(me: Holder) -> None:
+        barrier.wait()
+        if claim(os_client, names, "v1", me, live(*takers)) is None:  # the old winner has ended
+            took_over.append(me)
+
+    threads = [threading.Thread(target=take_over, args=(h,)) for h in takers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(took_over) == 1 and holder_of(os_client, names, "v1") == took_over[0]
+
+
+def test_merge_note_keeps_a_persons_text_and_replaces_an_old_summary():
+    first = f"{NOTE_HEADING}\nold"
+    assert merge_note(None, first) == first
+    assert merge_note("found by scan X", first) == f"found by scan X\n\n{first}"
+    assert (
+        merge_note(f"found by scan X\n\n{first}", f"{NOTE_HEADING}\nnew")
+        == f"found by scan X\n\n{NOTE_HEADING}\nnew"
+    )
+
+
+@pytest.fixture(scope="module")
+def summarised(analysis_dag, tmp_path_factory, os_client):
+    """One dag.test() run of a sample copy, and a second one with reanalyse."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    video = tmp_path_factory.mktemp("summary") / "race.mp4"
+    shutil.copy(SAMPLE_VIDEO, video)
+    runs = []
+    for conf in ({}, {"reanalyse": True}):
+        dag_run = analysis_dag.test(run_conf={"video_uri": video.as_uri(), "batch_size": 20, **conf})
+        with create_session() as session:
+            stored = session.get(DagRun, dag_run.id)
+            runs.append({"state": dag_run.state, "note": stored.note, "run_id": dag_run.run_id})
+    video_id = video_id_for(video.as_uri())
+    return {"runs": runs, "video_id": video_id}
+
+
+@pytest.mark.slow
+def test_each_run_ends_with_a_summary_in_its_note(summarised):
+    first = summarised["runs"][0]
+    assert first["state"] == "success"
+    note = first["note"] or ""
+    assert note.startswith(NOTE_HEADING), note
+    assert f"**{summarised['video_id']}: complete**" in note
+    assert "- 38 frames," in note and ", 0 failed frames" in note
+    assert "- calls: 38 made, 0 skipped (cached)" in note
+    assert "in 2 batches" in note
+    for stage in ("probe", "extract", "analyse", "load", "segments"):
+        assert f"{stage} " in note.split("- time: ", 1)[1]
+    assert "outside the stages' work" in note
+
+
+@pytest.mark.slow
+def test_reanalyse_ignores_stored_results_and_releases_the_lease(summarised, os_client, index_names):
+    second = summarised["runs"][1]
+    assert second["state"] == "success"
+    assert "- calls: 38 made, 0 skipped (cached)" in (second["note"] or "")  # cached results ignored
+    assert holder_of(os_client, index_names, summarised["video_id"]) is None

@@ -6,7 +6,12 @@ keeps every request as received, so signing can be checked byte for byte.
 `FaultyProxy` forwards to a real OpenSearch node and injects the failures a busy cluster shows:
 whole `_bulk` requests answered 429, individual items rejected with 429 (those items are *not*
 forwarded, as a node whose write queue is full does not index them), dropped connections, and
-413 for bodies above a size. It records every `_bulk` request it saw.
+413 for bodies above a size. It records every `_bulk` request it saw, and every fault it injected.
+
+Faults that last a while rather than a number of requests: `down_for_s` drops every request
+(any path, not only `_bulk`) for that many seconds from the first request after it is set (a
+node that is down or restarting), and `reject_for_s` answers every `_bulk` with 429 for that many
+seconds from the first `_bulk` after it is set (a cluster under sustained load).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -138,6 +144,25 @@ class Faults:
     reject_items: set[str] = field(default_factory=set)  # ids rejected with 429 once each
     max_body: int | None = None  # 413 for `_bulk` bodies larger than this
     deny: bool = False  # 403 for every `_bulk` request (a missing IAM permission)
+    down_for_s: float = 0.0  # drop every request for this long, from the first one after it is set
+    reject_for_s: float = 0.0  # 429 for every `_bulk` for this long, from the first `_bulk` after it is set
+    down_since: float | None = None
+    reject_since: float | None = None
+
+    def down(self) -> bool:
+        """Whether a request arriving now falls in the `down_for_s` window (starting it if need be)."""
+        if self.down_for_s <= 0:
+            return False
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        return time.monotonic() - self.down_since < self.down_for_s
+
+    def rejecting(self) -> bool:
+        if self.reject_for_s <= 0:
+            return False
+        if self.reject_since is None:
+            self.reject_since = time.monotonic()
+        return time.monotonic() - self.reject_since < self.reject_for_s
 
 
 REJECTED = {
@@ -151,16 +176,24 @@ class _ProxyHandler(_Handler):
         req = self._read()
         proxy: FaultyProxy = self.server.owner  # type: ignore[attr-defined]
         is_bulk = urlsplit(req.path).path.endswith("/_bulk")
+        with proxy.lock:
+            down = proxy.faults.down()
+            if down:
+                proxy.injected.append(("down", req.method, req.path))
+            if is_bulk:
+                proxy.bulk_requests.append(req)
+        if down:
+            self._drop()
+            return
         if not is_bulk:
             self._forward(req)
             return
         with proxy.lock:
-            proxy.bulk_requests.append(req)
             faults = proxy.faults
             if faults.drop_requests:
                 faults.drop_requests -= 1
-                self.close_connection = True
-                self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees a dropped connection
+                proxy.injected.append(("drop", req.method, req.path))
+                self._drop()
                 return
             if faults.deny:
                 denied = {"type": "security_exception", "reason": "no permissions for [indices:data/write]"}
@@ -169,8 +202,11 @@ class _ProxyHandler(_Handler):
             if faults.max_body is not None and len(req.body) > faults.max_body:
                 self._reply(413, b"")
                 return
-            if faults.reject_requests:
-                faults.reject_requests -= 1
+            window = faults.rejecting()
+            if window or faults.reject_requests:
+                if not window:
+                    faults.reject_requests -= 1
+                proxy.injected.append(("429", req.method, req.path))
                 self._reply(
                     429, json.dumps({"error": {"root_cause": [REJECTED], **REJECTED}, "status": 429}).encode()
                 )
@@ -179,6 +215,7 @@ class _ProxyHandler(_Handler):
             rejected = [i for i, (_, meta, _) in enumerate(actions) if meta.get("_id") in faults.reject_items]
             for i in rejected:
                 faults.reject_items.discard(actions[i][1]["_id"])
+                proxy.injected.append(("item-429", actions[i][0], actions[i][1]["_id"]))
         if not rejected:
             self._forward(req)
             return
@@ -200,6 +237,10 @@ class _ProxyHandler(_Handler):
             for i in range(len(actions))
         ]
         self._reply(200, json.dumps({"errors": True, "items": merged}).encode())
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees a dropped connection
 
     def _forward(self, req: Recorded) -> None:
         proxy: FaultyProxy = self.server.owner  # type: ignore[attr-defined]
@@ -234,3 +275,4 @@ class FaultyProxy(_Server):
         self.upstream = upstream
         self.faults = Faults()
         self.bulk_requests: list[Recorded] = []
+        self.injected: list[tuple[str, str, str]] = []  # (fault, method or op, path or document id)

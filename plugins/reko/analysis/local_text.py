@@ -45,6 +45,11 @@ _TESSDATA_CANDIDATES = (
     "/opt/homebrew/share/tessdata",
 )
 _LANGS_RE = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+# Largest frame the local models take, in pixels: Pillow's own decompression-bomb threshold
+# (~89.5 MP; an 8K frame is 33 MP). Decoded as RGB it is ~270 MB, per task. Rekognition has no
+# pixel limit the aws backend can hit (it re-encodes frames over its byte limits), so a larger
+# frame fails alone, like Rekognition's ImageTooLargeException, instead of exhausting memory.
+MAX_PIXELS = 89_478_485
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -400,8 +405,9 @@ def _engine(languages: str, tessdata: Path) -> _Engine:
     return eng
 
 
-def _decode(image: Any):
-    """Decode JPEG/PNG bytes to an RGB numpy array, strictly. Raises ValueError on bad input."""
+def _decode(image: Any, max_pixels: int = MAX_PIXELS):
+    """Decode JPEG/PNG bytes to an RGB numpy array, strictly. Raises ValueError on bad input
+    (and on an image over `max_pixels`, checked from the header, before decoding it)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -425,13 +431,20 @@ def _decode(image: Any):
         raise ValueError(f"JPEG image is truncated: no end-of-image marker ({len(image)} bytes)")
     try:
         with Image.open(io.BytesIO(image)) as img:
+            if img.width * img.height > max_pixels:
+                raise ValueError(
+                    f"image too large: {img.width}x{img.height} px ({img.width * img.height:,} pixels)"
+                    f" is over the local analyser's limit of {max_pixels:,} pixels"
+                )
             img.load()
             if img.width < 1 or img.height < 1:
                 raise ValueError(f"{fmt} image has no pixels ({img.width}x{img.height})")
             rgb = img.convert("RGB")
     except ValueError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow refuses it before we see its size
+        raise ValueError(f"image too large: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         kind = "truncated" if "truncated" in str(exc).lower() else "corrupt"
         raise ValueError(f"{fmt} image is {kind} or unreadable ({len(image)} bytes): {exc}") from exc
     return np.asarray(rgb)
@@ -491,10 +504,13 @@ class LocalTextAnalyser:
 
     kind = "text"
 
-    def __init__(self, languages: str = "eng+kor") -> None:
+    def __init__(self, languages: str = "eng+kor", max_pixels: int = MAX_PIXELS) -> None:
         if not isinstance(languages, str) or not _LANGS_RE.match(languages):
             raise ValueError(f"languages must look like 'eng' or 'eng+kor', got {languages!r}")
+        if int(max_pixels) < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {max_pixels!r}")
         self.languages = languages
+        self.max_pixels = int(max_pixels)
         self._tessdata = _find_tessdata()
         missing = [
             lang
@@ -517,7 +533,7 @@ class LocalTextAnalyser:
     def detect_text(self, image: bytes) -> dict:
         import cv2
 
-        rgb = _decode(image)
+        rgb = _decode(image, self.max_pixels)
         height, width = rgb.shape[:2]
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

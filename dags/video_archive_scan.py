@@ -143,8 +143,9 @@ provider's `MessageQueueTrigger(scheme="sqs", ...)` wraps the same trigger, but 
     },
 )
 def video_archive_scan() -> None:
-    @task(multiple_outputs=True)
-    def list_new_videos(params: dict[str, Any] | None = None) -> dict[str, Any]:
+    @task
+    def list_new_videos(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Returns the mapped trigger's kwargs; the whole report goes to XCom key `report`."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from reko.archive import ScanSettings, scan_archive, trigger_kwargs
@@ -173,7 +174,8 @@ def video_archive_scan() -> None:
         )
         for rejected in report["rejected"]:
             print(f"rejected {rejected['uri']}: {rejected['reason']}")
-        return {"requests": trigger_kwargs(report), "report": report}
+        context["ti"].xcom_push(key="report", value=report)
+        return trigger_kwargs(report)
 
     @task(trigger_rule="all_done", retries=0)
     def summarise_scan(report: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +203,7 @@ def video_archive_scan() -> None:
             )
         return summary_counts(report, outcomes)
 
-    scan = list_new_videos()
+    requests = list_new_videos()
     analysed = TriggerDagRunOperator.partial(
         task_id=TRIGGER_TASK_ID,
         trigger_dag_id=ANALYSIS_DAG_ID,
@@ -213,8 +215,8 @@ def video_archive_scan() -> None:
         max_active_tis_per_dag=scan_max_in_flight(),
         retries=0,  # a retry would only find its own run and be skipped
         map_index_template="{{ task.conf['video_uri'] }}",
-    ).expand_kwargs(scan["requests"])
-    analysed >> summarise_scan(scan["report"])
+    ).expand_kwargs(requests)
+    analysed >> summarise_scan(requests["report"])
 
 
 video_archive_scan()

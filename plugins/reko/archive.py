@@ -35,6 +35,9 @@ MGET_CHUNK = 1000
 DONE_STATUSES = ("complete", "partial")
 MAX_LISTED_IN_REPORT = 200  # names per category kept in the report (counts are always exact)
 PRESIGNED_URL_TTL_S = 900
+# ffmpeg reads HTTP with open-ended ranges and hangs up when it has enough; a small socket buffer
+# bounds what is already in flight by then (autotuned, it grows to megabytes per connection)
+PROBE_RECV_BUFFER = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def check_url(url: str, label: str, timeout_s: float | None = None) -> None:
     """`reko.media.probe`'s checks on a URL ffmpeg reads with range requests (a presigned S3 URL):
     a video stream, a duration, and a last second that decodes. The URL never reaches a message."""
     timeout_s = timeout_s or scan_probe_timeout_s()
-    rw = ["-rw_timeout", str(int(timeout_s * 1_000_000))]
+    rw = ["-rw_timeout", str(int(timeout_s * 1_000_000)), "-recv_buffer_size", str(PROBE_RECV_BUFFER)]
     result = _run(
         ["ffprobe", "-v", "error", *rw, "-of", "json", "-show_format", "-show_streams", url], timeout_s
     )
@@ -320,7 +323,7 @@ def scan_archive(
                     "video_id": video_id,
                     "status": done[video_id].get("status"),
                     "run_id": done[video_id].get("run_id"),
-                }  # fmt: skip
+                }
             )
             continue
         if len(report.new) >= max_videos:

@@ -378,9 +378,8 @@ def test_dag_shape_and_params(scan_dag):
 
 def manual_interval(dag, logical: datetime) -> tuple[datetime, datetime]:
     """The data interval dag.test() gives a run at `logical` (as the core timetable infers it)."""
-    from airflow.serialization.encoders import coerce_to_core_timetable
-
     from airflow.sdk import timezone
+    from airflow.serialization.encoders import coerce_to_core_timetable
 
     timetable = coerce_to_core_timetable(dag.timetable)
     interval = timetable.infer_manual_data_interval(run_after=timezone.coerce_datetime(logical))

@@ -205,6 +205,10 @@ def test_backfilling_an_archive_analyses_every_good_video_exactly_once(deploymen
     assert sorted(rejected) == sorted(CORRUPT)
     assert "empty (0 bytes)" in rejected["day1/empty.mp4"] and "truncated" in rejected["day3/cut.mp4"]
     assert summaries["2025-06-02"]["ignored_extension"] == 1
+    mapped = [ti for ti in client.task_instances(SCAN_DAG_ID, scans[0]["dag_run_id"]) if ti["map_index"] >= 0]
+    assert sorted(ti["rendered_map_index"] for ti in mapped) == sorted(
+        (archive / name).as_uri() for name in GOOD if name.startswith("day1/")
+    )
 
     # every good video: one run under its fixed id, one complete document, each frame analysed once
     settings = ScanSettings("local", 1.0, ["text"], 50.0)

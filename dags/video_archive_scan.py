@@ -41,7 +41,9 @@ Running it again (`--reprocess-behavior completed` re-runs finished scans) analy
 a video whose document in the videos index has the same settings key and source fingerprint is
 skipped, and every analysis run has a fixed id, `archive__<video_id>__<hash of settings and source
 version>`, which Airflow refuses to create twice (the trigger is then *skipped*: "run already existed").
-A video that changed (new ETag/mtime) or new settings get a new run id and are analysed again.
+A video that changed (new ETag/mtime) or new settings get a new run id and are analysed again. A
+video analysed with failed frames (status `partial`) is skipped too: its run exists, so clear that
+run's failed tasks to retry them.
 
 **Tasks**: `list_new_videos` lists the prefix once (one paginated listing on S3), skips videos already
 analysed (one `mget`), rejects corrupt inputs with a reason (zero bytes, not a video, truncated; checked
@@ -53,7 +55,8 @@ overflow: then clear the scan run to continue with the rest.
 
 **Concurrency**: at most `REKO_SCAN_MAX_IN_FLIGHT` (default 16) analysis runs started by scans are
 unfinished at once, over all scan runs (backfills included): the trigger task has
-`max_active_tis_per_dag`, and Airflow 3.3 counts deferred task instances toward it. `video_analysis`
+`max_active_tis_per_dag`, and Airflow 3.3 counts deferred task instances toward it (backfill runs do
+not follow the DAG's `max_active_runs`, so a per-run limit would multiply). `video_analysis`
 itself runs at most 8 at once (`max_active_runs`), its Rekognition calls go through the
 `rekognition` pool and the rate limiter, and MediaConvert jobs are bounded by the same in-flight cap.
 

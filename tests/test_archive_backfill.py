@@ -138,7 +138,7 @@ def backfill(services, client, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def wait_for_backfill(client, count: int, timeout_s: float = 420) -> list[dict]:
+def wait_for_backfill(client, count: int, timeout_s: float = 600) -> list[dict]:
     """Wait until `count` backfills of the scan DAG exist and all have completed."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -172,3 +172,40 @@ def lease_wait_s() -> float:
     The waiting task is rescheduled, so it holds no worker slot meanwhile.
     """
     return _positive_number("REKO_LEASE_WAIT_S", 15.0)
+
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".mxf")
+
+
+def archive_uri() -> str:
+    """The prefix `video_archive_scan` lists when its Param is left alone (`REKO_ARCHIVE_URI`)."""
+    return os.environ.get("REKO_ARCHIVE_URI") or (REPO_ROOT / ".data" / "archive").as_uri()
+
+
+def scan_schedule() -> str:
+    """Cron expression (or preset) of the scan's data intervals, in UTC (`REKO_SCAN_SCHEDULE`, `@hourly`)."""
+    return os.environ.get("REKO_SCAN_SCHEDULE") or "@hourly"
+
+
+def scan_start_date() -> str:
+    """First data interval a backfill may ask for (`REKO_SCAN_START_DATE`, ISO date, default 2000-01-01).
+
+    The scan never catches up by itself, so an early date costs nothing; it only bounds backfills.
+    """
+    return os.environ.get("REKO_SCAN_START_DATE") or "2000-01-01"
+
+
+def scan_max_in_flight() -> int:
+    """Most `video_analysis` runs the scan DAG keeps unfinished at once, over all its runs
+    (`REKO_SCAN_MAX_IN_FLIGHT`, default 16)."""
+    return int(_positive_number("REKO_SCAN_MAX_IN_FLIGHT", 16))
+
+
+def scan_poke_s() -> int:
+    """Seconds between checks of a triggered analysis run's state (`REKO_SCAN_POKE_S`, default 15)."""
+    return int(_positive_number("REKO_SCAN_POKE_S", 15))
+
+
+def scan_probe_timeout_s() -> float:
+    """Seconds ffprobe/ffmpeg may take to check one archive object (`REKO_SCAN_PROBE_TIMEOUT_S`, 60)."""
+    return _positive_number("REKO_SCAN_PROBE_TIMEOUT_S", 60.0)

@@ -181,20 +181,20 @@ def test_first_bulk_lost_the_loader_resends_it_and_the_index_equals_a_clean_run(
     assert len(faults.calls_made()) == CLIP_FRAMES
 
 
-def test_opensearch_down_for_seconds_airflow_retries_the_load_and_the_index_equals_a_clean_run(
+def test_opensearch_down_for_seconds_airflow_retries_and_the_index_equals_a_clean_run(
     dag, clip, clean, module_env, faults, proxy, os_client, index_names
 ):
     from airflow.utils.state import DagRunState
 
-    proxy.faults.down_for_s = RETRY_S  # from the load's first request: its retry comes after it
+    proxy.faults.down_for_s = RETRY_S  # from the run's first request: its retry comes after it
     uri = place(clip, module_env, "node-down")
     dag_run = run(dag, uri)
 
     assert dag_run.state == DagRunState.SUCCESS
     assert proxy.injected and {f for f, _, _ in proxy.injected} == {"down"}
-    # the load's first request (installing the templates) was lost with the client's own re-sends
-    assert len(proxy.injected) == 4 and "_index_template" in proxy.injected[0][2]
-    assert tries(dag_run)[("load_detections", -1)] == ("success", 2)
+    # the run's first request (probe taking the video's lease) was lost with the client's re-sends
+    assert len(proxy.injected) == 4 and proxy.injected[0][2].endswith("-leases")
+    assert tries(dag_run)[("probe", -1)] == ("success", 2)
     assert_same_index(clean, index_state(os_client, index_names, uri))
 
 

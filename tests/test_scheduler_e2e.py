@@ -172,3 +172,39 @@ def test_clips_follow_every_analysis_through_the_asset_and_on_request(deployment
     mapped = [ti for ti in client.task_instances(CLIPS_DAG_ID, run_id) if ti["map_index"] >= 0]
     start_s, end_s = clip["requested_start_ms"] / 1000, clip["requested_end_ms"] / 1000
     assert [ti["rendered_map_index"] for ti in mapped] == [f"257 @ {video_id} {start_s:.1f}-{end_s:.1f}s"]
+
+
+def test_the_same_video_triggered_twice_at_once_is_analysed_once(deployment, os_client, index_names):
+    """The second run waits for the first's lease, then finds every frame analysed; both notes summarise."""
+    client, root, faults = deployment
+    faults["fail"].write_text("[]")
+    faults["calls"].write_text("")
+    video, reference = copy_sample(root, "twice"), copy_sample(root, "twice-reference")
+    conf = {"video_uri": video.as_uri(), "frame_interval_s": 4.0}
+    first, second = client.trigger(DAG_ID, conf), client.trigger(DAG_ID, conf)
+    assert client.wait_for_run(DAG_ID, first) == "success"
+    assert client.wait_for_run(DAG_ID, second) == "success"
+    calls = faults["calls"].read_text().split()
+    assert len(calls) == 10 and len(set(calls)) == 10  # 10 frames, each analysed by one run only
+
+    notes = [client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run}")["note"] or "" for run in (first, second)]
+    video_id = video_id_for(video.as_uri())
+    assert all(f"**{video_id}: complete**" in note for note in notes), notes
+    assert sorted("- calls: 10 made" in note for note in notes) == [False, True], notes  # one run made them
+
+    ref_conf = {"video_uri": reference.as_uri(), "frame_interval_s": 4.0}
+    assert client.wait_for_run(DAG_ID, client.trigger(DAG_ID, ref_conf)) == "success"
+    ref_id = video_id_for(reference.as_uri())
+    for kind in ("detections", "segments"):
+        index = getattr(index_names, kind)
+        ours, theirs = snapshot(os_client, index, video_id), snapshot(os_client, index, ref_id)
+        assert theirs and _comparable(ours, video_id) == _comparable(theirs, ref_id), kind
+    assert os_client.get(index=index_names.videos, id=video_id)["_source"]["run_id"] in (first, second)
+
+
+def _comparable(docs: dict[str, dict], video_id: str) -> dict[str, dict]:
+    skip = {"analysed_at", "video_id", "run_id"}
+    return {
+        i.replace(video_id, "V"): {k: v for k, v in d.items() if k not in skip and not k.endswith("_uri")}
+        for i, d in docs.items()
+    }

@@ -1,0 +1,118 @@
+"""Reprocess a video with new settings (old documents replaced, never mixed) and delete a video."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reko.index.lease import Holder, claim
+from reko.maintenance import VideoBusyError, delete_video
+from reko.storage import video_id_for
+from tests.conftest import REPO, SAMPLE_VIDEO, snapshot
+
+pytestmark = pytest.mark.slow
+IGNORED = {
+    "analysed_at",
+    "processed_at",
+    "run_id",
+    "api_calls",
+    "video_id",
+    "source_uri",
+    "frame_uri",
+    "frames_uri",
+}
+
+
+def copy_of(root: Path, name: str) -> Path:
+    target = root / name / "race.mp4"
+    target.parent.mkdir(parents=True)
+    shutil.copy2(SAMPLE_VIDEO, target)
+    return target
+
+
+def comparable(docs: dict[str, dict], video_id: str) -> dict[str, dict]:
+    """Documents keyed without the video id, without fields that name the copy or the run."""
+    return {
+        doc_id.replace(video_id, "V"): {
+            k: v for k, v in doc.items() if k not in IGNORED and not k.endswith("_uri") and k != "thumbnail"
+        }
+        for doc_id, doc in docs.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def maintenance_dag(airflow_db, opensearch_url):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags" / "video_maintenance.py")).dags["video_maintenance"]
+
+
+def test_reprocessing_with_a_new_interval_replaces_every_old_document(
+    analysis_dag, os_client, index_names, tmp_path
+):
+    video, clean = copy_of(tmp_path, "reprocessed"), copy_of(tmp_path, "clean")
+    for uri, conf in (
+        (video.as_uri(), {"frame_interval_s": 4.0, "analyses": ["text"]}),
+        (video.as_uri(), {"frame_interval_s": 6.0}),
+        (clean.as_uri(), {"frame_interval_s": 6.0}),
+    ):
+        assert analysis_dag.test(run_conf={"video_uri": uri, **conf}).state == "success"
+    vid, clean_id = video_id_for(video.as_uri()), video_id_for(clean.as_uri())
+    for kind in ("detections", "segments"):
+        index = getattr(index_names, kind)
+        after, reference = snapshot(os_client, index, vid), snapshot(os_client, index, clean_id)
+        assert reference, kind
+        assert comparable(after, vid) == comparable(reference, clean_id), kind
+    stamps = {d["timestamp_ms"] for d in snapshot(os_client, index_names.detections, vid).values()}
+    assert stamps and all(t % 6000 == 0 for t in stamps)  # nothing left from the 4 s interval
+    doc = os_client.get(index=index_names.videos, id=vid)["_source"]
+    assert doc["frame_interval_ms"] == 6000 and doc["frame_count"] == 7
+
+
+def test_delete_removes_documents_frames_and_clips_and_nothing_else(
+    analysis_dag, maintenance_dag, os_client, index_names, tmp_path
+):
+    from reko.config import work_uri
+    from reko.storage import local_path, parse_uri
+
+    doomed, kept = copy_of(tmp_path, "doomed"), copy_of(tmp_path, "kept")
+    for video in (doomed, kept):
+        conf = {"video_uri": video.as_uri(), "frame_interval_s": 6.0}
+        assert analysis_dag.test(run_conf=conf).state == "success"
+    doomed_id, kept_id = video_id_for(doomed.as_uri()), video_id_for(kept.as_uri())
+    os_client.index(  # a clip document, as video_clips registers them
+        index=index_names.clips,
+        id=f"{doomed_id}-text-1042",
+        body={"video_id": doomed_id, "kind": "text", "subject": "1042"},
+        params={"refresh": "true"},
+    )
+    tree = local_path(parse_uri(work_uri()) / doomed_id)
+    assert tree.is_dir()
+    before = {
+        kind: len(snapshot(os_client, getattr(index_names, kind), kept_id))
+        for kind in ("detections", "segments")
+    }
+
+    refused = maintenance_dag.test(run_conf={"video": doomed_id})
+    assert refused.state == "failed" and tree.is_dir()  # not confirmed: nothing deleted
+
+    # a live run holds the lease: the delete is refused and nothing is removed
+    busy, me = Holder("video_analysis", "still-running"), Holder("video_maintenance", "delete")
+    assert claim(os_client, index_names, doomed_id, busy, lambda h: True) is None
+    with pytest.raises(VideoBusyError, match="still-running"):
+        delete_video(os_client, index_names, work_uri(), doomed_id, me, lambda holder: holder == busy)
+    assert tree.is_dir() and snapshot(os_client, index_names.detections, doomed_id)
+
+    # that run has ended (the DAG's task asks Airflow; a run it cannot find holds nothing)
+    run = maintenance_dag.test(run_conf={"video": doomed.as_uri(), "confirm_delete": True})
+    assert run.state == "success"
+    for kind in ("detections", "segments", "videos", "clips"):
+        assert snapshot(os_client, getattr(index_names, kind), doomed_id) == {}, kind
+    assert not tree.exists() and doomed.exists()  # the source video is kept
+    after = {
+        kind: len(snapshot(os_client, getattr(index_names, kind), kept_id))
+        for kind in ("detections", "segments")
+    }
+    assert after == before and os_client.exists(index=index_names.videos, id=kept_id)

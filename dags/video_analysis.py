@@ -52,6 +52,12 @@ are replaced at load time, never mixed. `reanalyse` also ignores stored results 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
 
 
+def _batch_reports(ti: Any) -> list[dict[str, Any]]:
+    """Every analysis batch's report (one mapped instance pulls as a dict, several as a list)."""
+    reports = ti.xcom_pull(task_ids="analyse_frames", key="report")
+    return [r for r in (reports if isinstance(reports, list) else [reports]) if r]
+
+
 def _me(context: Any) -> Any:
     """This run, as the holder of a video's lease."""
     from reko.index.lease import Holder
@@ -262,13 +268,12 @@ def video_analysis() -> None:
         from reko.pipeline import Job, video_document
 
         context = get_current_context()
-        reports = context["ti"].xcom_pull(task_ids="analyse_frames", key="report")
         doc = video_document(
             job=Job.from_xcom(probed),
             manifest=manifest,
             load=loaded,
             segments=segments,
-            batch_reports=reports if isinstance(reports, list) else [reports],
+            batch_reports=_batch_reports(context["ti"]),
             dag_id=context["dag"].dag_id,
             run_id=context["run_id"],
         )
@@ -305,7 +310,7 @@ def video_analysis() -> None:
         job = Job.from_xcom(probed)
         release(get_client(), IndexNames.current(), job.store.video_id, _me(context))
         manifest = ti.xcom_pull(task_ids="extract_frames")
-        reports = [r for r in (ti.xcom_pull(task_ids="analyse_frames", key="report") or []) if r]
+        reports = _batch_reports(ti)
         load = ti.xcom_pull(task_ids="load_detections")
         segments = ti.xcom_pull(task_ids="build_segments")
         video = ti.xcom_pull(task_ids="write_video_document") or {}
@@ -336,8 +341,7 @@ def video_analysis() -> None:
         """Leaf that turns the run red when batches failed (the load after them still succeeds)."""
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        reports = get_current_context()["ti"].xcom_pull(task_ids="analyse_frames", key="report") or []
-        failed = [f for r in reports if r for f in r["failed"]]
+        failed = [f for r in _batch_reports(get_current_context()["ti"]) for f in r["failed"]]
         if not failed:
             raise AirflowSkipException("no frame failed (an earlier step did; see it)")
         frames = sorted({f["frame_index"] for f in failed})

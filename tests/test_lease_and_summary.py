@@ -16,7 +16,7 @@ from reko.index.client import IndexNames
 from reko.index.lease import Holder, claim, holder_of, release
 from reko.run_summary import NOTE_HEADING, merge_note
 from reko.storage import video_id_for
-from tests.conftest import SAMPLE_VIDEO
+from tests.conftest import REPO, SAMPLE_VIDEO
 
 A = Holder("video_analysis", "run-a")
 B = Holder("video_analysis", "run-b")
@@ -25,6 +25,15 @@ B = Holder("video_analysis", "run-b")
 @pytest.fixture
 def names(opensearch_url) -> IndexNames:
     return IndexNames(f"reko-lease-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def own_analysis_dag(airflow_db, opensearch_url):
+    """A DagBag copy of its own: dag.test() writes run conf into the DAG's Params, which must not
+    leak the intervals and flags used here into other modules' runs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags" / "video_analysis.py")).dags["video_analysis"]
 
 
 def live(*holders: Holder):
@@ -94,7 +103,7 @@ def test_merge_note_keeps_a_persons_text_and_replaces_an_old_summary():
 
 
 @pytest.fixture(scope="module")
-def summarised(analysis_dag, tmp_path_factory, os_client):
+def summarised(own_analysis_dag, tmp_path_factory, os_client):
     """One dag.test() run of a sample copy, and a second one with reanalyse."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -103,7 +112,7 @@ def summarised(analysis_dag, tmp_path_factory, os_client):
     shutil.copy(SAMPLE_VIDEO, video)
     runs = []
     for conf in ({}, {"reanalyse": True}):
-        dag_run = analysis_dag.test(run_conf={"video_uri": video.as_uri(), "batch_size": 20, **conf})
+        dag_run = own_analysis_dag.test(run_conf={"video_uri": video.as_uri(), "batch_size": 20, **conf})
         with create_session() as session:
             stored = session.get(DagRun, dag_run.id)
             runs.append({"state": dag_run.state, "note": stored.note, "run_id": dag_run.run_id})

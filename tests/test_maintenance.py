@@ -25,6 +25,15 @@ IGNORED = {
 }
 
 
+@pytest.fixture(scope="module")
+def own_analysis_dag(airflow_db, opensearch_url):
+    """A DagBag copy of its own: dag.test() writes run conf into the DAG's Params, which must not
+    leak the intervals and flags used here into other modules' runs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags" / "video_analysis.py")).dags["video_analysis"]
+
+
 def copy_of(root: Path, name: str) -> Path:
     target = root / name / "race.mp4"
     target.parent.mkdir(parents=True)
@@ -50,7 +59,7 @@ def maintenance_dag(airflow_db, opensearch_url):
 
 
 def test_reprocessing_with_a_new_interval_replaces_every_old_document(
-    analysis_dag, os_client, index_names, tmp_path
+    own_analysis_dag, os_client, index_names, tmp_path
 ):
     video, clean = copy_of(tmp_path, "reprocessed"), copy_of(tmp_path, "clean")
     for uri, conf in (
@@ -58,7 +67,7 @@ def test_reprocessing_with_a_new_interval_replaces_every_old_document(
         (video.as_uri(), {"frame_interval_s": 6.0}),
         (clean.as_uri(), {"frame_interval_s": 6.0}),
     ):
-        assert analysis_dag.test(run_conf={"video_uri": uri, **conf}).state == "success"
+        assert own_analysis_dag.test(run_conf={"video_uri": uri, **conf}).state == "success"
     vid, clean_id = video_id_for(video.as_uri()), video_id_for(clean.as_uri())
     for kind in ("detections", "segments"):
         index = getattr(index_names, kind)
@@ -72,7 +81,7 @@ def test_reprocessing_with_a_new_interval_replaces_every_old_document(
 
 
 def test_delete_removes_documents_frames_and_clips_and_nothing_else(
-    analysis_dag, maintenance_dag, os_client, index_names, tmp_path
+    own_analysis_dag, maintenance_dag, os_client, index_names, tmp_path
 ):
     from reko.config import work_uri
     from reko.storage import local_path, parse_uri
@@ -80,7 +89,7 @@ def test_delete_removes_documents_frames_and_clips_and_nothing_else(
     doomed, kept = copy_of(tmp_path, "doomed"), copy_of(tmp_path, "kept")
     for video in (doomed, kept):
         conf = {"video_uri": video.as_uri(), "frame_interval_s": 6.0}
-        assert analysis_dag.test(run_conf=conf).state == "success"
+        assert own_analysis_dag.test(run_conf=conf).state == "success"
     doomed_id, kept_id = video_id_for(doomed.as_uri()), video_id_for(kept.as_uri())
     os_client.index(  # a clip document, as video_clips registers them
         index=index_names.clips,

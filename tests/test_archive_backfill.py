@@ -129,12 +129,12 @@ def backfill(services, client, *extra: str) -> None:
     cmd += ["--from-date", DAY1.date().isoformat(), "--to-date", (DAY1 + 2 * DAY).date().isoformat(), *extra]
     before = len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"])
     with scheduler_stopped(services):
-        for _ in range(5):  # the dag-processor and triggerer still write now and then
+        for _ in range(20):  # the dag-processor and triggerer still write now and then (5 was too few in CI)
             done = subprocess.run(cmd, env=services.env, capture_output=True, text=True, timeout=180)
             created = len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"]) > before
             if done.returncode == 0 or created or "database is locked" not in done.stderr:
                 break
-            time.sleep(1)
+            time.sleep(3)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

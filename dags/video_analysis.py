@@ -12,15 +12,13 @@ from airflow.sdk import Param, dag, get_current_context, task
 from reko.assets import VIDEO_ANALYSED
 from reko.aws.sensors import VideoObjectSensor
 from reko.config import (
-    ANALYSES,
-    BACKENDS,
     REPO_ROOT,
-    default_backend,
     lease_wait_s,
     mediaconvert_poll_s,
     rekognition_pool,
 )
 from reko.operators import ExtractFramesOperator
+from reko.params import analysis_settings_params
 
 VIDEO_WAIT_S = 3600  # an s3:// video that has not landed an hour after the trigger fails the run
 
@@ -89,38 +87,7 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             description="The video to analyse: file:///path/video.mp4 or s3://bucket/key.mp4.",
             minLength=8,
         ),
-        "backend": Param(
-            default_backend(),
-            type="string",
-            enum=list(BACKENDS),
-            title="Backend",
-            description="local: ffmpeg and packaged models; aws: MediaConvert and Rekognition.",
-        ),
-        "frame_interval_s": Param(
-            1.0,
-            type="number",
-            minimum=0.04,
-            maximum=3600,
-            title="Frame interval (s)",
-            description="Seconds between captured frames (MediaConvert frame-capture rate).",
-        ),
-        "analyses": Param(
-            ["text"],
-            type="array",
-            items={"type": "string", "enum": list(ANALYSES)},
-            uniqueItems=True,
-            minItems=1,
-            title="Analyses",
-            description="What to detect in each frame: text (bib numbers, captions), faces, labels.",
-        ),
-        "min_confidence": Param(
-            50.0,
-            type="number",
-            minimum=0,
-            maximum=100,
-            title="Minimum confidence (%)",
-            description="Detections below this confidence are not indexed (results keep them).",
-        ),
+        **analysis_settings_params(""),
         "batch_size": Param(
             None,
             type=["null", "integer"],

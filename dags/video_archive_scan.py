@@ -10,16 +10,14 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from reko.config import (
-    ANALYSES,
-    BACKENDS,
     VIDEO_EXTENSIONS,
     archive_uri,
-    default_backend,
     scan_max_in_flight,
     scan_poke_s,
     scan_schedule,
     scan_start_date,
 )
+from reko.params import analysis_settings_params
 
 ANALYSIS_DAG_ID = "video_analysis"
 TRIGGER_TASK_ID = "analyse_video"
@@ -103,38 +101,7 @@ provider's `MessageQueueTrigger(scheme="sqs", ...)` wraps the same trigger, but 
             title="Video extensions",
             description="File extensions that count as videos; other objects are ignored (and counted).",
         ),
-        "backend": Param(
-            default_backend(),
-            type="string",
-            enum=list(BACKENDS),
-            title="Backend",
-            description="For video_analysis. local: ffmpeg, packaged models; aws: MediaConvert, Rekognition.",
-        ),
-        "frame_interval_s": Param(
-            1.0,
-            type="number",
-            minimum=0.04,
-            maximum=3600,
-            title="Frame interval (s)",
-            description="Passed to video_analysis: seconds between captured frames.",
-        ),
-        "analyses": Param(
-            ["text"],
-            type="array",
-            items={"type": "string", "enum": list(ANALYSES)},
-            uniqueItems=True,
-            minItems=1,
-            title="Analyses",
-            description="Passed to video_analysis: what to detect in each frame.",
-        ),
-        "min_confidence": Param(
-            50.0,
-            type="number",
-            minimum=0,
-            maximum=100,
-            title="Minimum confidence (%)",
-            description="Passed to video_analysis: detections below this confidence are not indexed.",
-        ),
+        **analysis_settings_params("Passed to video_analysis. "),
         "max_videos": Param(
             500,
             type="integer",

@@ -1,0 +1,49 @@
+"""The analysis settings' Params, declared once for every DAG that takes them.
+
+`video_analysis` runs with them; `video_archive_scan` passes them on to the runs it starts.
+Light to import (DAG files read it at parse time).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+from reko.config import ANALYSES, BACKENDS, default_backend
+
+
+def analysis_settings_params(note: str = "") -> dict[str, Param]:
+    """backend, frame_interval_s, analyses and min_confidence; `note` prefixes each description."""
+    return {
+        "backend": Param(
+            default_backend(),
+            type="string",
+            enum=list(BACKENDS),
+            title="Backend",
+            description=f"{note}local: ffmpeg and packaged models; aws: MediaConvert and Rekognition.",
+        ),
+        "frame_interval_s": Param(
+            1.0,
+            type="number",
+            minimum=0.04,
+            maximum=3600,
+            title="Frame interval (s)",
+            description=f"{note}Seconds between captured frames (MediaConvert frame-capture rate).",
+        ),
+        "analyses": Param(
+            ["text"],
+            type="array",
+            items={"type": "string", "enum": list(ANALYSES)},
+            uniqueItems=True,
+            minItems=1,
+            title="Analyses",
+            description=f"{note}What to detect in each frame: text (bib numbers, captions), faces, labels.",
+        ),
+        "min_confidence": Param(
+            50.0,
+            type="number",
+            minimum=0,
+            maximum=100,
+            title="Minimum confidence (%)",
+            description=f"{note}Detections below this confidence are not indexed (results keep them).",
+        ),
+    }

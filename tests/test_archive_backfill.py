@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 
 from reko.archive import ScanSettings, analysis_run_id
 from reko.storage import fingerprint_of, video_id_for
+from tests.support.deployment import airflow_deployment
 from tests.support.short_videos import (
     empty_file,
     make_video,
@@ -52,37 +51,21 @@ CORRUPT = {
 @pytest.fixture(scope="module")
 def deployment(opensearch_url, tmp_path_factory):
     """The four Airflow services with daily scan intervals, a bound of 2 and an analyser that counts."""
-    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
-    from reko.localdev.opensearch import free_port
-
     root = tmp_path_factory.mktemp("backfill")
     archive = make_archive(root / "archive")
     calls = root / "calls.log"
     calls.write_text("")
-    services = AirflowServices(
-        root / "airflow",
-        free_port(),
-        extra_env={
-            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(opensearch_url),
-            "REKO_WORK_URI": (root / "work").as_uri(),
-            "REKO_INDEX_PREFIX": os.environ["REKO_INDEX_PREFIX"],
-            "REKO_LOCAL_TEXT_ANALYSER": "tests.support.faulty:FaultyTextAnalyser",
-            "REKO_TEST_CALLS_LOG": str(calls),
-            "REKO_ARCHIVE_URI": archive.as_uri(),
-            "REKO_SCAN_SCHEDULE": "0 0 * * *",
-            "REKO_SCAN_START_DATE": "2025-01-01",
-            "REKO_SCAN_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
-            "REKO_SCAN_POKE_S": "2",
-        },
-    )
-    services.start()
-    try:
-        client = services.client()
-        client.wait_for_dag(ANALYSIS_DAG_ID)
-        client.wait_for_dag(SCAN_DAG_ID)  # video_clips stays paused: not what this test is about
-        yield services, client, archive, calls
-    finally:
-        services.stop()
+    env = {
+        "REKO_TEST_CALLS_LOG": str(calls),
+        "REKO_ARCHIVE_URI": archive.as_uri(),
+        "REKO_SCAN_SCHEDULE": "0 0 * * *",
+        "REKO_SCAN_START_DATE": "2025-01-01",
+        "REKO_SCAN_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+        "REKO_SCAN_POKE_S": "2",
+    }
+    dags = [ANALYSIS_DAG_ID, SCAN_DAG_ID]  # video_clips stays paused: not what this test is about
+    with airflow_deployment(opensearch_url, root, os.environ["REKO_INDEX_PREFIX"], dags, env) as services:
+        yield services, services.client(), archive, calls
 
 
 def make_archive(root: Path) -> Path:
@@ -100,35 +83,15 @@ def make_archive(root: Path) -> Path:
     return root
 
 
-@contextmanager
-def scheduler_stopped(services):
-    """The scheduler off while the CLI writes the backfill: on SQLite, a writer that read first is
-    refused at once ("database is locked", no busy wait) when another process writes; production
-    runs Postgres or MySQL. Tasks are not running at these moments (before and after the work)."""
-    from reko.localdev.airflow_services import SERVICES, _airflow_bin
-
-    proc = services.procs["scheduler"]
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=60)
-    try:
-        yield
-    finally:
-        log = (services.home / "service-logs" / "scheduler.log").open("ab")
-        services.procs["scheduler"] = subprocess.Popen(
-            [_airflow_bin(), *SERVICES["scheduler"]],
-            env=services.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def backfill(services, client, *extra: str) -> None:
     """`airflow backfill create` over the three days, as an operator would type it."""
     cmd = [str(Path(sys.executable).parent / "airflow"), "backfill", "create", "--dag-id", SCAN_DAG_ID]
     cmd += ["--from-date", DAY1.date().isoformat(), "--to-date", (DAY1 + 2 * DAY).date().isoformat(), *extra]
     before = len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"])
-    with scheduler_stopped(services):
+    # On SQLite a writer that read first is refused at once ("database is locked", no busy wait) when
+    # another process writes, so the scheduler is off while the CLI writes the backfill (production
+    # runs Postgres or MySQL). No task runs at these moments (before and after the work).
+    with services.without("scheduler"):
         for _ in range(20):  # the dag-processor and triggerer still write now and then (5 was too few in CI)
             done = subprocess.run(cmd, env=services.env, capture_output=True, text=True, timeout=180)
             created = len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"]) > before
@@ -164,12 +127,12 @@ class InFlightSampler(threading.Thread):
 
 
 def analysis_runs(client) -> dict[str, dict]:
-    runs = client.call("GET", f"/dags/{ANALYSIS_DAG_ID}/dagRuns?limit=1000")["dag_runs"]
+    runs = client.every(f"/dags/{ANALYSIS_DAG_ID}/dagRuns", "dag_runs")
     return {r["dag_run_id"]: r for r in runs}
 
 
 def scan_runs(client) -> list[dict]:
-    runs = client.call("GET", f"/dags/{SCAN_DAG_ID}/dagRuns?run_type=backfill&limit=100")["dag_runs"]
+    runs = client.every(f"/dags/{SCAN_DAG_ID}/dagRuns?run_type=backfill", "dag_runs")
     return sorted(runs, key=lambda r: r["logical_date"])
 
 

@@ -11,18 +11,9 @@ from reko.index.lease import Holder, claim
 from reko.maintenance import VideoBusyError, delete_video
 from reko.storage import video_id_for
 from tests.conftest import REPO, SAMPLE_VIDEO, snapshot
+from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
-IGNORED = {
-    "analysed_at",
-    "processed_at",
-    "run_id",
-    "api_calls",
-    "video_id",
-    "source_uri",
-    "frame_uri",
-    "frames_uri",
-}
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +30,6 @@ def copy_of(root: Path, name: str) -> Path:
     target.parent.mkdir(parents=True)
     shutil.copy2(SAMPLE_VIDEO, target)
     return target
-
-
-def comparable(docs: dict[str, dict], video_id: str) -> dict[str, dict]:
-    """Documents keyed without the video id, without fields that name the copy or the run."""
-    return {
-        doc_id.replace(video_id, "V"): {
-            k: v for k, v in doc.items() if k not in IGNORED and not k.endswith("_uri") and k != "thumbnail"
-        }
-        for doc_id, doc in docs.items()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +49,12 @@ def test_reprocessing_with_a_new_interval_replaces_every_old_document(
         (clean.as_uri(), {"frame_interval_s": 6.0}),
     ):
         assert own_analysis_dag.test(run_conf={"video_uri": uri, **conf}).state == "success"
-    vid, clean_id = video_id_for(video.as_uri()), video_id_for(clean.as_uri())
-    for kind in ("detections", "segments"):
-        index = getattr(index_names, kind)
-        after, reference = snapshot(os_client, index, vid), snapshot(os_client, index, clean_id)
-        assert reference, kind
-        assert comparable(after, vid) == comparable(reference, clean_id), kind
+    assert_same_index(
+        index_state(os_client, index_names, clean.as_uri()),
+        index_state(os_client, index_names, video.as_uri()),
+        kinds=("detections", "segments"),
+    )
+    vid = video_id_for(video.as_uri())
     stamps = {d["timestamp_ms"] for d in snapshot(os_client, index_names.detections, vid).values()}
     assert stamps and all(t % 6000 == 0 for t in stamps)  # nothing left from the 4 s interval
     doc = os_client.get(index=index_names.videos, id=vid)["_source"]

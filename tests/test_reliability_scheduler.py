@@ -25,6 +25,7 @@ import pytest
 
 from reko.media import extract_frames
 from tests.conftest import SAMPLE_VIDEO
+from tests.support.deployment import airflow_deployment
 from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
@@ -53,32 +54,16 @@ def digests(frames: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def deployment(opensearch_url, tmp_path_factory):
     """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with the killing analyser."""
-    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
-    from reko.localdev.opensearch import free_port
-
     root = tmp_path_factory.mktemp("reliability-scheduler")
     faults = {"kill": root / "kill.json", "marker": root / "killed.pid", "calls": root / "calls.log"}
     faults["kill"].write_text("[]")
-    services = AirflowServices(
-        root / "airflow",
-        free_port(),
-        extra_env={
-            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(opensearch_url),
-            "REKO_WORK_URI": (root / "work").as_uri(),
-            "REKO_INDEX_PREFIX": os.environ["REKO_INDEX_PREFIX"],
-            "REKO_LOCAL_TEXT_ANALYSER": "tests.support.faulty:FaultyTextAnalyser",
-            "REKO_TEST_KILL_HASHES": str(faults["kill"]),
-            "REKO_TEST_KILL_MARKER": str(faults["marker"]),
-            "REKO_TEST_CALLS_LOG": str(faults["calls"]),
-        },
-    )
-    services.start()
-    try:
-        client = services.client()
-        client.wait_for_dag(DAG_ID)
-        yield client, root, faults, (root / "work").as_uri()
-    finally:
-        services.stop()
+    env = {
+        "REKO_TEST_KILL_HASHES": str(faults["kill"]),
+        "REKO_TEST_KILL_MARKER": str(faults["marker"]),
+        "REKO_TEST_CALLS_LOG": str(faults["calls"]),
+    }
+    with airflow_deployment(opensearch_url, root, os.environ["REKO_INDEX_PREFIX"], [DAG_ID], env) as services:
+        yield services.client(), root, faults, (root / "work").as_uri()
 
 
 def place(clip: Path, root: Path, name: str) -> str:

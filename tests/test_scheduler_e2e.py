@@ -18,6 +18,8 @@ import pytest
 from reko.media import extract_frames
 from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO, snapshot
+from tests.support.deployment import airflow_deployment
+from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
@@ -28,33 +30,18 @@ WATCHLIST = ["1042", "3318"]
 @pytest.fixture(scope="module")
 def deployment(opensearch_url, tmp_path_factory):
     """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with a fault-injecting analyser."""
-    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
-    from reko.localdev.opensearch import free_port
-
     root = tmp_path_factory.mktemp("scheduler")
     faults = {"fail": root / "fail.json", "calls": root / "calls.log"}
     faults["fail"].write_text("[]")
-    services = AirflowServices(
-        root / "airflow",
-        free_port(),
-        extra_env={
-            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(opensearch_url),
-            "REKO_WORK_URI": (root / "work").as_uri(),
-            "REKO_INDEX_PREFIX": os.environ["REKO_INDEX_PREFIX"],
-            "REKO_LOCAL_TEXT_ANALYSER": "tests.support.faulty:FaultyTextAnalyser",
-            "REKO_TEST_FAIL_HASHES": str(faults["fail"]),
-            "REKO_TEST_CALLS_LOG": str(faults["calls"]),
-            "AIRFLOW_VAR_REKO_CLIP_WATCHLIST": json.dumps(WATCHLIST),
-        },
-    )
-    services.start()
-    try:
-        client = services.client()
-        client.wait_for_dag(DAG_ID)
-        client.wait_for_dag(CLIPS_DAG_ID)  # unpaused before any analysis, so asset events start it
-        yield client, root, faults
-    finally:
-        services.stop()
+    env = {
+        "REKO_TEST_FAIL_HASHES": str(faults["fail"]),
+        "REKO_TEST_CALLS_LOG": str(faults["calls"]),
+        "AIRFLOW_VAR_REKO_CLIP_WATCHLIST": json.dumps(WATCHLIST),
+    }
+    # video_clips is unpaused before any analysis, so asset events start it
+    dags = [DAG_ID, CLIPS_DAG_ID]
+    with airflow_deployment(opensearch_url, root, os.environ["REKO_INDEX_PREFIX"], dags, env) as services:
+        yield services.client(), root, faults
 
 
 def copy_sample(root: Path, name: str) -> Path:
@@ -194,17 +181,9 @@ def test_the_same_video_triggered_twice_at_once_is_analysed_once(deployment, os_
 
     ref_conf = {"video_uri": reference.as_uri(), "frame_interval_s": 4.0}
     assert client.wait_for_run(DAG_ID, client.trigger(DAG_ID, ref_conf)) == "success"
-    ref_id = video_id_for(reference.as_uri())
-    for kind in ("detections", "segments"):
-        index = getattr(index_names, kind)
-        ours, theirs = snapshot(os_client, index, video_id), snapshot(os_client, index, ref_id)
-        assert theirs and _comparable(ours, video_id) == _comparable(theirs, ref_id), kind
+    assert_same_index(
+        index_state(os_client, index_names, reference.as_uri()),
+        index_state(os_client, index_names, video.as_uri()),
+        kinds=("detections", "segments"),
+    )
     assert os_client.get(index=index_names.videos, id=video_id)["_source"]["run_id"] in (first, second)
-
-
-def _comparable(docs: dict[str, dict], video_id: str) -> dict[str, dict]:
-    skip = {"analysed_at", "video_id", "run_id"}
-    return {
-        i.replace(video_id, "V"): {k: v for k, v in d.items() if k not in skip and not k.endswith("_uri")}
-        for i, d in docs.items()
-    }

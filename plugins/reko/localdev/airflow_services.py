@@ -18,6 +18,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,15 +131,42 @@ class AirflowServices:
     def start(self, timeout_s: float = 180) -> None:
         admin_password(self.home)
         self.migrate()
+        for name in SERVICES:
+            self.start_service(name)
+        self.wait_healthy(timeout_s)
+
+    def start_service(self, name: str) -> None:
+        """Start one service, appending to its log in AIRFLOW_HOME/service-logs."""
         logs = self.home / "service-logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = self.env
-        for name, args in SERVICES.items():
-            out = (logs / f"{name}.log").open("ab")
+        with (logs / f"{name}.log").open("ab") as out:
             self.procs[name] = subprocess.Popen(
-                [_airflow_bin(), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                [_airflow_bin(), *SERVICES[name]],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        self.wait_healthy(timeout_s)
+
+    def stop_service(self, name: str, timeout_s: float = 60) -> None:
+        """Stop one service (its whole process group) and wait for it to exit."""
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    @contextmanager
+    def without(self, name: str) -> Iterator[None]:
+        """One service stopped for the duration of the block, then started again."""
+        self.stop_service(name)
+        try:
+            yield
+        finally:
+            self.start_service(name)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -225,7 +254,18 @@ class AirflowClient:
         raise TimeoutError(f"{dag_id} run {run_id} still running after {timeout_s}s")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
+        """The run's task instances (`run_id` "~": of every run of the DAG)."""
+        return self.every(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
+    def every(self, path: str, key: str, page: int = 100) -> list[dict]:
+        """Every item of a list endpoint, page by page: the API caps `limit` (100 by default)."""
+        items: list[dict] = []
+        sep = "&" if "?" in path else "?"
+        while True:
+            batch = self.call("GET", f"{path}{sep}limit={page}&offset={len(items)}")[key]
+            items += batch
+            if len(batch) < page:
+                return items
 
 
 def main() -> None:

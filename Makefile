@@ -81,6 +81,7 @@ bench: install
 	$(PY) bench/bench_cut.py
 	$(PY) bench/bench_rekognition.py
 	$(PY) bench/bench_bulk.py
+	$(PY) bench/bench_archive.py
 	$(PY) bench/bench_search.py --serve-app
 
 clean: stop

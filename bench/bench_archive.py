@@ -217,11 +217,19 @@ def markdown(r: dict[str, Any]) -> str:
         f"**Scheduler overhead per video: {s['scheduler_overhead_per_video_s']} s** (Airflow wall minus"
         f" direct wall, per video); Airflow / direct = **{s['ratio_airflow_to_direct']}**.",
         "",
-        f"Inside task instances: {a['in_task_total_s']} s over {a['task_instances']} task instances"
+        f"Inside task instances (wall, {r['parallelism']} at once on {r['machine']['nproc']} cores):"
+        f" {a['in_task_total_s']} s over {a['task_instances']} task instances"
         f" ({s['in_task_per_video_s']} s per video, against {s['direct_in_process_per_video_s']} s of work"
         " per video in the direct run). An analysis run lasted"
         f" {a['analysis_run_mean_s']} s on average, of which {a['analysis_run_gaps_mean_s']} s between its"
         f" tasks; runs waited {a['analysis_run_queued_mean_s']} s queued (the in-flight bound).",
+        "",
+        f"CPU during the Airflow run: {a['cpu_s_per_video']} CPU-s per video ("
+        + ", ".join(f"{name} {cpu}" for name, cpu in a["cpu_s_by_service"].items())
+        + f" CPU-s in all), against {s['direct_in_process_per_video_s']} s per video of work in the direct"
+        " run: Airflow's own work per task instance (a process, the DAG file parsed, execution API"
+        " calls), not the analysis, is the cost of a short clip. 'scheduler children' are the executor"
+        " workers and the task processes.",
         "",
         f"Slowest stage (most time inside task instances): `{s['slowest_stage']}`.",
         "",

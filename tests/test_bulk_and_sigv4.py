@@ -25,6 +25,7 @@ from opensearchpy import OpenSearch
 from reko.index.bulk import BulkLoader, BulkLoadError, bulk_load
 from reko.index.client import ensure_templates, get_client, get_hook
 from tests.support.loopback_opensearch import FaultyProxy, RecordingServer, parse_bulk
+from tests.support.same_index import doc_versions
 from tests.support.synthetic import detection_actions
 
 ACCESS_KEY = "AKIDEXAMPLE0TEST"
@@ -215,15 +216,6 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def _versions(client: OpenSearch, index: str, video_id: str) -> dict[str, int]:
-    client.indices.refresh(index=index)
-    hits = client.search(
-        index=index,
-        body={"size": 10000, "version": True, "query": {"term": {"video_id": video_id}}, "_source": False},
-    )["hits"]["hits"]
-    return {h["_id"]: h["_version"] for h in hits}
-
-
 def test_requests_stay_under_max_bytes_and_max_docs(proxy, proxied, os_client, detections_index):
     video = f"v-{uuid.uuid4().hex[:8]}"
     actions = list(detection_actions(detections_index, video, frames=600))
@@ -241,7 +233,8 @@ def test_requests_stay_under_max_bytes_and_max_docs(proxy, proxied, os_client, d
     again = bulk_load(proxied, actions, max_bytes=10 * 1024 * 1024, max_docs=700)
     assert [len(r.bulk_ids) for r in proxy.bulk_requests] == [700, 700, 700, 700, 200]
     assert again.indexed == 3000
-    assert set(_versions(os_client, detections_index, video).values()) == {2}  # overwritten, not duplicated
+    # overwritten, not duplicated
+    assert set(doc_versions(os_client, detections_index, video).values()) == {2}
 
 
 def test_whole_request_429_shrinks_backs_off_and_grows_back(proxy, proxied, os_client, detections_index):
@@ -261,7 +254,7 @@ def test_whole_request_429_shrinks_backs_off_and_grows_back(proxy, proxied, os_c
     assert sizes[1] <= max_bytes // 2 and sizes[2] <= max_bytes // 4 and sizes[3] <= max_bytes // 8
     assert max(sizes[4:]) > max_bytes // 8  # grew back once the node kept up
     assert max(sizes) <= max_bytes
-    versions = _versions(os_client, detections_index, video)
+    versions = doc_versions(os_client, detections_index, video)
     assert len(versions) == 2000 and set(versions.values()) == {1}  # every document indexed once
 
 
@@ -283,7 +276,7 @@ def test_item_level_429_retries_only_those_items(proxy, proxied, os_client, dete
     assert sorted(i for batch in ids_sent for i in batch) == sorted(
         [a["_id"] for a in actions] + list(rejected)
     )
-    versions = _versions(os_client, detections_index, video)
+    versions = doc_versions(os_client, detections_index, video)
     assert len(versions) == 1000 and set(versions.values()) == {1}
 
 
@@ -311,7 +304,7 @@ def test_mapping_errors_fail_loudly_after_the_rest_is_indexed(proxied, os_client
     assert "[colour]" in message
     assert {f.doc_id for f in caught.value.failures} == {f"{video}:bad-type", f"{video}:bad-field"}
     assert caught.value.result.indexed == 500 and not caught.value.pending
-    assert len(_versions(os_client, detections_index, video)) == 500
+    assert len(doc_versions(os_client, detections_index, video)) == 500
 
 
 def test_too_many_mapping_errors_stop_reading_input(proxied, detections_index):
@@ -336,7 +329,7 @@ def test_delete_of_missing_documents_is_not_a_failure(proxied, os_client, detect
     result = bulk_load(proxied, deletes[:4] + missing)
     assert (result.deleted, result.not_found, result.failed) == (4, 5, [])
     assert _bulk(proxied, deletes + missing) == 6  # the pipeline's count: documents actually deleted
-    assert _versions(os_client, detections_index, video) == {}
+    assert doc_versions(os_client, detections_index, video) == {}
 
 
 def test_dropped_connections_and_413_shrink_and_succeed(proxy, proxied, os_client, detections_index):
@@ -354,7 +347,7 @@ def test_dropped_connections_and_413_shrink_and_succeed(proxy, proxied, os_clien
     # 200 kB dropped, 100 kB dropped, 50 kB refused (413), then capped at half the refused size
     assert sizes[0] > 100_000 and 50_000 < sizes[1] <= 100_000 and 40_000 < sizes[2] <= 50_000
     assert result.shrinks == 3 and max(sizes[3:]) <= sizes[2] // 2 and result.requests == len(sizes)
-    assert set(_versions(os_client, detections_index, video).values()) == {1}
+    assert set(doc_versions(os_client, detections_index, video).values()) == {1}
 
 
 def test_retry_budget_bounds_the_load_and_says_what_was_left(proxy, proxied, detections_index):

@@ -57,38 +57,31 @@ def test_the_lease_of_a_run_that_ended_is_taken_over(os_client, names):
     assert release(os_client, names, "v1", A) is False  # A, late, cannot release B's lease
 
 
-def test_racing_claims_have_exactly_one_winner(os_client, names):
-    holders = [Holder("video_analysis", f"run-{i}") for i in range(12)]
+def race_for_the_lease(os_client, names, racers: list[Holder]) -> list[Holder]:
+    """All racers claim v1 at the same instant (none of them has ended); the ones that got it."""
     winners: list[Holder] = []
-    barrier = threading.Barrier(len(holders))
+    barrier = threading.Barrier(len(racers))
 
     def race(me: Holder) -> None:
         barrier.wait()
-        if claim(os_client, names, "v1", me, live(*holders)) is None:
+        if claim(os_client, names, "v1", me, live(*racers)) is None:
             winners.append(me)
 
-    threads = [threading.Thread(target=race, args=(h,)) for h in holders]
+    threads = [threading.Thread(target=race, args=(h,)) for h in racers]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return winners
+
+
+def test_racing_claims_have_exactly_one_winner(os_client, names):
+    winners = race_for_the_lease(os_client, names, [Holder("video_analysis", f"run-{i}") for i in range(12)])
     assert len(winners) == 1 and holder_of(os_client, names, "v1") == winners[0]
 
-    # the same race for a lease whose holder ended: still exactly one takes it over
-    barrier.reset()
+    # the same race for a lease whose holder ended (it is not among the live): one takes it over
     takers = [Holder("video_analysis", f"taker-{i}") for i in range(12)]
-    took_over: list[Holder] = []
-
-    def take_over(me: Holder) -> None:
-        barrier.wait()
-        if claim(os_client, names, "v1", me, live(*takers)) is None:  # the old winner has ended
-            took_over.append(me)
-
-    threads = [threading.Thread(target=take_over, args=(h,)) for h in takers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    took_over = race_for_the_lease(os_client, names, takers)
     assert len(took_over) == 1 and holder_of(os_client, names, "v1") == took_over[0]
 
 

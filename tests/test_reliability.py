@@ -28,7 +28,13 @@ import pytest
 from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO
 from tests.support.loopback_opensearch import FaultyProxy
-from tests.support.same_index import IndexState, assert_same_index, index_differences, index_state
+from tests.support.same_index import (
+    IndexState,
+    assert_same_index,
+    doc_versions,
+    index_differences,
+    index_state,
+)
 
 CLIP_START_S, CLIP_FRAMES = 4, 4  # bibs 1042 and 257 are in view
 BATCH = 2  # two mapped batches: frames 0-1 and 2-3
@@ -118,15 +124,6 @@ def proxy(opensearch_url, monkeypatch) -> Iterator[FaultyProxy]:
     with FaultyProxy(opensearch_url) as p:
         monkeypatch.setenv("AIRFLOW_CONN_OPENSEARCH_DEFAULT", opensearch_connection(p.url))
         yield p
-
-
-def versions(client, index: str, video_id: str) -> dict[str, int]:
-    client.indices.refresh(index=index)
-    hits = client.search(
-        index=index,
-        body={"size": 10000, "version": True, "query": {"term": {"video_id": video_id}}, "_source": False},
-    )["hits"]["hits"]
-    return {h["_id"]: h["_version"] for h in hits}
 
 
 # -- the comparison itself -------------------------------------------------------------------------
@@ -226,7 +223,7 @@ def test_bulk_429s_are_waited_out_and_the_index_equals_a_clean_run_each_document
         assert not proxy.faults.reject_items  # every chosen id was rejected once, then re-sent
     assert_same_index(clean, index_state(os_client, index_names, uri))
     for index in (index_names.detections, index_names.segments):  # indexed once: never a second write
-        assert set(versions(os_client, index, vid).values()) == {1}
+        assert set(doc_versions(os_client, index, vid).values()) == {1}
 
 
 # -- bad frames -----------------------------------------------------------------------------------

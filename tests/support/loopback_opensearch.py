@@ -151,18 +151,19 @@ class Faults:
 
     def down(self) -> bool:
         """Whether a request arriving now falls in the `down_for_s` window (starting it if need be)."""
-        if self.down_for_s <= 0:
-            return False
-        if self.down_since is None:
+        if self.down_for_s > 0 and self.down_since is None:
             self.down_since = time.monotonic()
-        return time.monotonic() - self.down_since < self.down_for_s
+        return _within(self.down_since, self.down_for_s)
 
     def rejecting(self) -> bool:
-        if self.reject_for_s <= 0:
-            return False
-        if self.reject_since is None:
+        """Whether a `_bulk` arriving now falls in the `reject_for_s` window (starting it if need be)."""
+        if self.reject_for_s > 0 and self.reject_since is None:
             self.reject_since = time.monotonic()
-        return time.monotonic() - self.reject_since < self.reject_for_s
+        return _within(self.reject_since, self.reject_for_s)
+
+
+def _within(since: float | None, length_s: float) -> bool:
+    return length_s > 0 and since is not None and time.monotonic() - since < length_s
 
 
 REJECTED = {

@@ -97,3 +97,13 @@ def assert_same_index(
             + "\n".join(lines[:MAX_LINES])
             + more
         )
+
+
+def doc_versions(client: Any, index: str, video_id: str) -> dict[str, int]:
+    """`{document id: _version}` of one video's documents (after a refresh): how often each was written."""
+    client.indices.refresh(index=index)
+    hits = client.search(
+        index=index,
+        body={"size": 10000, "version": True, "query": {"term": {"video_id": video_id}}, "_source": False},
+    )["hits"]["hits"]
+    return {h["_id"]: h["_version"] for h in hits}

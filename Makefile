@@ -9,13 +9,13 @@ APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-n
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: help install system-deps venv opensearch-build opensearch airflow demo stop compose-plugin test test-fast lint format bench clean
+.PHONY: help install system-deps venv opensearch-build opensearch airflow demo stop compose-plugin test test-fast soak lint format bench clean
 
 help:
 	@echo "make demo     install, start OpenSearch + Airflow on 127.0.0.1, analyse the sample, print the bibs"
 	@echo "make test     install, then run every test (real OpenSearch, Airflow, ffmpeg, OCR)"
 	@echo "make opensearch | make airflow   run one local service in the foreground"
-	@echo "make stop     stop what make demo started;  make lint | make bench"
+	@echo "make stop     stop what make demo started;  make lint | make bench | make soak (200-video load test)"
 
 install: system-deps venv opensearch-build
 
@@ -69,6 +69,10 @@ test: install compose-plugin
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow"
+
+# the archive load test at archive scale (200 videos, ~25 min); the suite runs it with 30
+soak: install
+	REKO_LOAD_VIDEOS=$${REKO_LOAD_VIDEOS:-200} $(PY) -m pytest tests/test_archive_load.py -s
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -18,7 +18,7 @@ from reko.config import (
     rekognition_pool,
 )
 from reko.operators import ExtractFramesOperator
-from reko.params import analysis_settings_params
+from reko.params import analysis_settings_params, runner_params
 
 VIDEO_WAIT_S = 3600  # an s3:// video that has not landed an hour after the trigger fails the run
 
@@ -35,8 +35,10 @@ Turns one video into searchable frames.
 3. **analyse_frames** runs once per batch of frames (named by frame range). Each frame's result is
    stored next to the frames; clearing a failed batch re-analyses only frames without a result.
 4. **load_detections** indexes every stored result (also after partial failure), **build_segments**
-   merges them into appearance segments, **write_video_document** records the summary and announces
-   the `reko_video_analysed` asset.
+   merges them into appearance segments, **build_passes** follows bib boxes from frame to frame
+   and votes each track into one runner pass (snapped to the `roster_uri` roster when given;
+   clocks, signs and the year on every bib never become runners), **write_video_document**
+   records the summary and announces the `reko_video_analysed` asset.
 5. **fail_run_on_failed_frames** runs only when a batch failed, and fails the run so it shows red
    while everything that succeeded is already indexed.
 6. **summarise_run** (teardown: runs whatever happened) releases the lease and writes a short
@@ -88,6 +90,7 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             minLength=8,
         ),
         **analysis_settings_params(""),
+        **runner_params(),
         "batch_size": Param(
             None,
             type=["null", "integer"],
@@ -227,9 +230,27 @@ def video_analysis() -> None:
             get_client(), IndexNames.current(), job.store, backend=job.cfg.backend, analyses=job.cfg.analyses
         )
 
+    @task
+    def build_passes(probed: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+        """Track bib reads across frames into runner passes (one voted number per runner)."""
+        from reko.index.client import IndexNames, get_client
+        from reko.pipeline import Job, find_runner_passes
+
+        found = find_runner_passes(get_client(), IndexNames.current(), Job.from_xcom(probed))
+        print(
+            f"{found['passes']} runner passes: {found['numbers']}; {found['rejected_count']} tracks rejected"
+        )
+        for track in found["rejected"]:
+            print(f"  not a runner: {track['text']!r} ({track['reason']})")
+        return found
+
     @task(outlets=[VIDEO_ANALYSED])
     def write_video_document(
-        probed: dict[str, Any], manifest: dict[str, Any], loaded: dict[str, Any], segments: dict[str, Any]
+        probed: dict[str, Any],
+        manifest: dict[str, Any],
+        loaded: dict[str, Any],
+        segments: dict[str, Any],
+        passes: dict[str, Any],
     ) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
         from reko.pipeline import Job, video_document
@@ -243,6 +264,7 @@ def video_analysis() -> None:
             batch_reports=_batch_reports(context["ti"]),
             dag_id=context["dag"].dag_id,
             run_id=context["run_id"],
+            passes=passes,
         )
         names = IndexNames.current()
         get_client().index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
@@ -325,7 +347,8 @@ def video_analysis() -> None:
     analysed >> loaded
     failed_frames = fail_run_on_failed_frames()
     analysed >> failed_frames
-    written = write_video_document(probed, manifest, loaded, build_segments(probed, loaded))
+    segments = build_segments(probed, loaded)
+    written = write_video_document(probed, manifest, loaded, segments, build_passes(probed, loaded))
     [written, failed_frames] >> summary.as_teardown(setups=probed)
 
 

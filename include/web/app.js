@@ -47,7 +47,7 @@ function fmtTime(ms) {
   const mm = h ? String(m).padStart(2, "0") : String(m);
   return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
 }
-const plural = (n, word) => `${fmtNum(n)} ${word}${n === 1 ? "" : "s"}`;
+const plural = (n, word, many) => `${fmtNum(n)} ${n === 1 ? word : (many || word + "s")}`;
 const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
 const videoName = (video, id) => (video && video.source_uri ? decodeURIComponent(video.source_uri.split("/").pop()) : id);
 
@@ -175,21 +175,24 @@ function addVideoResult(v, text) {
     const title = videoName(v.video, v.video_id);
     const timeline = el("div", { class: "timeline", title: "Where the text is seen" });
     const grid = el("div", { class: "frames" });
-    entry = { frames: [], frameCount: 0, grid, timeline, duration, title, segments: v.segments || [], video: v.video };
+    // a runner's passes (one bar per runner appearance) replace the loose word segments
+    const passes = v.passes || [];
+    const bars = passes.length ? passes.map(passBar) : (v.segments || []).map(segmentBar);
+    entry = { frames: [], frameCount: 0, grid, timeline, duration, title, segments: v.segments || [], passes, bars, video: v.video };
     const card = el("article", { class: "video-result", "data-video-id": v.video_id },
       el("div", { class: "vr-head" },
         el("h2", { text: title }),
-        el("span", { class: "meta", text: [duration ? fmtTime(duration) : null, entry.segments.length ? plural(entry.segments.length, "appearance") : null].filter(Boolean).join(" · ") }),
+        el("span", { class: "meta", text: [duration ? fmtTime(duration) : null, passes.length ? plural(passes.length, "runner pass", "runner passes") : (entry.segments.length ? plural(entry.segments.length, "appearance") : null)].filter(Boolean).join(" · ") }),
         el("button", { type: "button", class: "primary", onclick: () => openFlipbook(entry, text, 0) }, "▶ Flip-book"),
         el("button", { type: "button", onclick: () => go("clips", { subject: text, video: v.video_id }) }, "Clips")),
       timeline,
       el("div", { class: "timeline-scale" }, el("span", { text: "0:00" }), el("span", { text: duration ? fmtTime(duration) : "" })),
       grid);
-    for (const s of entry.segments) {
+    for (const bar of entry.bars) {
       if (!duration) break;
-      const seg = el("div", { class: "seg", title: `${fmtTime(s.start_ms)}–${fmtTime(s.end_ms)} · ${s.frame_count} frames · best ${Math.round(s.best_confidence)}%` });
-      seg.style.left = (100 * s.start_ms / duration) + "%";
-      seg.style.width = (100 * Math.max(s.end_ms - s.start_ms, 500) / duration) + "%";
+      const seg = el("div", { class: bar.cls, title: bar.title });
+      seg.style.left = (100 * bar.start_ms / duration) + "%";
+      seg.style.width = (100 * Math.max(bar.end_ms - bar.start_ms, 500) / duration) + "%";
       timeline.append(seg);
     }
     searchState.videos.set(v.video_id, entry);
@@ -205,12 +208,24 @@ function addVideoResult(v, text) {
     entry.frames.push(frame);
     entry.frameCount += 1;
     entry.grid.append(frameCard(entry, frame, text));
-    if (entry.duration && !entry.segments.length) {
+    if (entry.duration && !entry.bars.length) {
       const tick = el("div", { class: "tick" });
       tick.style.left = (100 * frame.timestamp_ms / entry.duration) + "%";
       entry.timeline.append(tick);
     }
   }
+}
+
+function segmentBar(s) {
+  return { cls: "seg", start_ms: s.start_ms, end_ms: s.end_ms,
+    title: `${fmtTime(s.start_ms)}–${fmtTime(s.end_ms)} · ${s.frame_count} frames · best ${Math.round(s.best_confidence)}%` };
+}
+
+function passBar(p) {
+  const who = p.name ? `${p.number} ${p.name}` : p.number;
+  const misreads = (p.overruled || []).map((o) => `${o.text}×${o.count}`).join(", ");
+  return { cls: "seg pass", start_ms: p.start_ms, end_ms: p.end_ms,
+    title: `${who} · ${fmtTime(p.start_ms)}–${fmtTime(p.end_ms)} · read in ${p.read_count} of ${p.frame_count} frames` + (misreads ? ` · misreads ${misreads}` : "") };
 }
 
 function frameCard(entry, frame, text) {

@@ -136,6 +136,43 @@ def find_segments(
         body["search_after"] = hits[-1]["sort"]
 
 
+def find_passes_of(
+    client: OpenSearch, names: IndexNames, *, subject: str, video_ids: list[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, runner pass) whose number is the subject or whose roster name matches it, by video and time.
+
+    A pass is one runner's whole appearance (a track voted to one number), so it is clipped as one
+    range whatever the confidence of its single reads.
+    """
+    if not client.indices.exists(index=names.passes):
+        return
+    who: dict[str, Any] = {
+        "bool": {
+            "should": [
+                {"term": {"number": normalise(subject)}},
+                {"match": {"name": {"query": subject, "operator": "and"}}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+    filters: list[dict[str, Any]] = [who]
+    if video_ids:
+        filters.append({"terms": {"video_id": video_ids}})
+    body: dict[str, Any] = {
+        "size": 1000,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"video_id": "asc"}, {"start_ms": "asc"}, {"_id": "asc"}],
+        "_source": {"excludes": ["frames"]},
+    }
+    while True:
+        hits = client.search(index=names.passes, body=body)["hits"]["hits"]
+        for hit in hits:
+            yield hit["_id"], hit["_source"]
+        if len(hits) < body["size"]:
+            return
+        body["search_after"] = hits[-1]["sort"]
+
+
 @dataclass
 class _Range:
     start_ms: int
@@ -213,6 +250,10 @@ def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri:
             video_ids=cfg.video_ids,
         ):
             by_video.setdefault(seg["video_id"], []).append((seg_id, seg))
+        passes: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for pass_id, runner_pass in find_passes_of(client, names, subject=subject, video_ids=cfg.video_ids):
+            passes.setdefault(runner_pass["video_id"], []).append((pass_id, runner_pass))
+        by_video.update(passes)  # where a runner has passes, they replace its loose word segments
         missing = [v for v in by_video if v not in videos]
         videos.update(videos_by_id(client, names, missing))
         for video_id in cfg.video_ids or sorted(by_video):

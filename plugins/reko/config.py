@@ -174,6 +174,11 @@ def lease_wait_s() -> float:
     return _positive_number("REKO_LEASE_WAIT_S", 15.0)
 
 
+def roster_uri() -> str:
+    """Default race roster for `video_analysis` (`REKO_ROSTER_URI`): a CSV of bibs, or empty for none."""
+    return os.environ.get("REKO_ROSTER_URI", "").strip()
+
+
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".mxf")
 
 

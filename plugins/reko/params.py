@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
-from reko.config import ANALYSES, BACKENDS, default_backend
+from reko.config import ANALYSES, BACKENDS, default_backend, roster_uri
 
 
 def analysis_settings_params(note: str = "") -> dict[str, Param]:
@@ -45,5 +45,31 @@ def analysis_settings_params(note: str = "") -> dict[str, Param]:
             maximum=100,
             title="Minimum confidence (%)",
             description=f"{note}Detections below this confidence are not indexed (results keep them).",
+        ),
+    }
+
+
+def runner_params() -> dict[str, Param]:
+    """How runner passes are found: the race roster and how long a track may go unseen."""
+    return {
+        "roster_uri": Param(
+            roster_uri(),
+            type="string",
+            title="Race roster",
+            description=(
+                "Optional CSV of bib numbers (header bib[,name,category]) as file:// or s3://. With it,"
+                " reads snap to the roster and numbers not on it never become runner passes."
+            ),
+        ),
+        "track_gap_s": Param(
+            3.0,
+            type="number",
+            minimum=0,
+            maximum=60,
+            title="Track gap (s)",
+            description=(
+                "How long a runner's bib may be hidden or unreadable (another runner in front, blur)"
+                " while its track goes on, when its motion stays consistent."
+            ),
         ),
     }

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
 from reko.config import ANALYSES, rekognition_price_per_1000
+from reko.index.bulk import delete_stale
 from reko.index.client import IndexNames, ensure_templates
 from reko.index.docs import detection_docs
 from reko.index.segments import Sighting, build_segments
@@ -34,6 +35,8 @@ from reko.media import (
     parse_frame_name,
     probe,
 )
+from reko.runners.passes import PassSettings
+from reko.runners.roster import load_roster
 from reko.storage import (
     VideoStore,
     local_copy,
@@ -68,6 +71,8 @@ class RunConfig:
     batch_size: int | None = None
     reprocess_frames: list[int] = field(default_factory=list)
     reanalyse: bool = False
+    roster_uri: str | None = None
+    track_gap_s: float = 3.0
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RunConfig:
@@ -88,6 +93,12 @@ class RunConfig:
         frames = [int(i) for i in params.get("reprocess_frames") or []]
         if any(i < 0 for i in frames):
             raise ValueError(f"reprocess_frames must be frame indexes >= 0, got {frames}")
+        roster = str(params.get("roster_uri") or "").strip() or None
+        if roster:
+            parse_uri(roster, "roster_uri")
+        gap = float(params.get("track_gap_s", 3.0))
+        if not 0 <= gap <= 60:
+            raise ValueError(f"track_gap_s must be between 0 and 60 s, got {gap}")
         return cls(
             video_uri=uri,
             backend=params["backend"],
@@ -97,6 +108,8 @@ class RunConfig:
             batch_size=int(batch_size) if batch_size is not None else None,
             reprocess_frames=sorted(set(frames)),
             reanalyse=bool(params.get("reanalyse", False)),
+            roster_uri=roster,
+            track_gap_s=gap,
         )
 
 
@@ -141,10 +154,40 @@ def probe_video(cfg: RunConfig, work_uri: str) -> Job:
             f"backend 'aws' needs the video and the work root in S3 (MediaConvert reads and writes"
             f" there): video_uri={cfg.video_uri!r}, REKO_WORK_URI={work_uri!r}"
         )
+    if cfg.roster_uri:
+        load_roster(cfg.roster_uri)  # a bad roster fails the run here, before anything is written
     store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
     with local_copy(parse_uri(cfg.video_uri)) as path:
         info = probe(path, cfg.video_uri)
     return Job(cfg, store, info)
+
+
+def pass_settings(cfg: RunConfig, interval_ms: int) -> PassSettings:
+    """The tracker's settings for this run's frames."""
+    return PassSettings(interval_ms=interval_ms, max_gap_s=cfg.track_gap_s, min_confidence=cfg.min_confidence)
+
+
+def find_runner_passes(client: OpenSearch, names: IndexNames, job: Job) -> dict[str, Any]:
+    """Track this video's indexed bib reads into runner passes (snapped to the roster, if any)."""
+    from reko.index.passes import load_passes
+
+    if "text" not in job.cfg.analyses:
+        return {
+            "passes": 0,
+            "numbers": [],
+            "rejected": [],
+            "rejected_count": 0,
+            "skipped": "no text analysis",
+        }
+    roster = load_roster(job.cfg.roster_uri) if job.cfg.roster_uri else None
+    return load_passes(
+        client,
+        names,
+        job.store.video_id,
+        backend=job.cfg.backend,
+        settings=pass_settings(job.cfg, job.store.interval_ms),
+        roster=roster,
+    )
 
 
 def current_frames(cfg: RunConfig, store: VideoStore) -> tuple[dict[str, Any] | None, str]:
@@ -480,7 +523,7 @@ def load_detections(
                     yield {"_index": names.detections, "_id": doc_id, "_source": doc}
 
     indexed = _bulk(client, actions())
-    stale = _delete_stale(
+    stale = delete_stale(
         client,
         names.detections,
         store.video_id,
@@ -505,29 +548,6 @@ def load_detections(
 def _count_at(counts: dict[str, list[int]], kind: str, index: int) -> int:
     per_frame = counts.get(kind)
     return per_frame[index] if per_frame is not None and index < len(per_frame) else 0
-
-
-def _delete_stale(
-    client: OpenSearch,
-    index: str,
-    video_id: str,
-    is_stale: Callable[[dict[str, Any]], bool],
-    fields: list[str] | None = None,
-) -> int:
-    """Delete this video's documents that the load just done did not write (scan, bulk delete)."""
-    from opensearchpy.helpers import scan
-
-    client.indices.refresh(index=index)
-    hits = scan(
-        client,
-        index=index,
-        query={"query": {"term": {"video_id": video_id}}, "_source": fields or False},
-        size=1000,
-    )
-    return _bulk(
-        client,
-        ({"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits if is_stale(h)),
-    )
 
 
 def _sightings(client: OpenSearch, index: str, video_id: str, kind: str) -> Iterator[Sighting]:
@@ -572,7 +592,7 @@ def load_segments(
                 yield {"_index": names.segments, "_id": seg_id, "_source": doc}
 
     indexed = _bulk(client, actions())
-    stale = _delete_stale(client, names.segments, store.video_id, lambda hit: hit["_id"] not in emitted)
+    stale = delete_stale(client, names.segments, store.video_id, lambda hit: hit["_id"] not in emitted)
     client.indices.refresh(index=names.segments)
     return {"segments": indexed, "stale_deleted": stale, "elapsed_s": round(time.monotonic() - started, 3)}
 
@@ -602,6 +622,7 @@ def video_document(
     batch_reports: Iterable[dict[str, Any] | None],
     dag_id: str,
     run_id: str,
+    passes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The per-video summary the search page, Dashboards and the clip DAG read."""
     cfg, store, info = job.cfg, job.store, job.info
@@ -625,9 +646,11 @@ def video_document(
         "analyses": cfg.analyses,
         "models": load["models"],
         "min_confidence": cfg.min_confidence,
+        "roster_uri": cfg.roster_uri,
         "counts": {
             "detections": load["detections"],
             "segments": segments["segments"],
+            "passes": (passes or {}).get("passes", 0),
             "frames_with_results": load["frames_with_results"],
             "failed_frames": len(failed),
         },

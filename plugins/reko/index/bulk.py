@@ -367,6 +367,29 @@ class _Run:
         return BulkLoadError(". ".join(parts), result=r, pending=pending, input_left=input_left)
 
 
+def delete_stale(
+    client: OpenSearch,
+    index: str,
+    video_id: str,
+    is_stale: Callable[[dict[str, Any]], bool],
+    fields: list[str] | None = None,
+) -> int:
+    """Delete this video's documents that the load just done did not write (scan, bulk delete)."""
+    from opensearchpy.helpers import scan
+
+    client.indices.refresh(index=index)
+    hits = scan(
+        client,
+        index=index,
+        query={"query": {"term": {"video_id": video_id}}, "_source": fields or False},
+        size=1000,
+    )
+    return bulk_load(
+        client,
+        ({"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits if is_stale(h)),
+    ).written
+
+
 def _error_type(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("type", "unknown"))

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
 TEMPLATE_DIR = REPO_ROOT / "include" / "index_templates"
-INDEX_KINDS = ("detections", "segments", "videos", "clips")
+INDEX_KINDS = ("detections", "segments", "passes", "videos", "clips")
 AUTH_MODES = ("basic", "sigv4")
 
 
@@ -31,6 +31,10 @@ class IndexNames:
     @property
     def segments(self) -> str:
         return f"{self.prefix}-segments"
+
+    @property
+    def passes(self) -> str:
+        return f"{self.prefix}-passes"
 
     @property
     def videos(self) -> str:

@@ -40,6 +40,20 @@ DETECTION_FIELDS = [
     "frame_uri",
 ]
 SEGMENT_FIELDS = ["video_id", "value", "start_ms", "end_ms", "frame_count", "best_confidence"]
+PASS_FIELDS = [
+    "video_id",
+    "number",
+    "name",
+    "category",
+    "start_ms",
+    "end_ms",
+    "frame_count",
+    "read_count",
+    "best_confidence",
+    "vote_margin",
+    "overruled",
+]
+MAX_PASSES = 1000
 VIDEO_FIELDS = ["video_id", "source_uri", "duration_ms", "frame_count", "frame_interval_ms", "status"]
 MAX_SEGMENTS = 1000
 
@@ -118,8 +132,9 @@ def search_frames(
     """One page of detections matching `text`, grouped by video then frame, with the timeline.
 
     Returns `{"text", "total" (first page only, else None), "videos": [{"video_id", "video",
-    "segments", "frames": [{"frame_index", "timestamp_ms", "frame_uri", "detections": [...]}]}],
-    "next"}`; `next` is None on the last page. A frame can continue on the next page.
+    "segments", "passes", "frames": [{"frame_index", "timestamp_ms", "frame_uri", "detections":
+    [...]}]}], "next"}`; `next` is None on the last page. A frame can continue on the next page.
+    Runner passes of the number (and, on the first page, of a roster name) come with their videos.
     """
     norm = validate(text, min_confidence, max_confidence, size)
     filters: list[dict] = [{"range": {"confidence": {"gte": min_confidence, "lte": max_confidence}}}]
@@ -138,6 +153,13 @@ def search_frames(
     hits = response["hits"]["hits"]
     total = response["hits"]["total"]["value"] if after is None else None
     videos = _group(hits)
+    runner_passes = _passes(client, names, text, norm, list(videos), by_name=after is None, video_id=video_id)
+    for runner_pass in runner_passes:  # a roster name finds a runner in frames where no word says it
+        if runner_pass["video_id"] not in videos:
+            videos[runner_pass["video_id"]] = _pass_frames(runner_pass)
+    for runner_pass in runner_passes:
+        runner_pass.pop("frames", None)
+        videos[runner_pass["video_id"]]["passes"].append(runner_pass)
     if videos:
         ids = list(videos)
         for doc in _videos(client, names, ids):
@@ -158,9 +180,7 @@ def _group(hits: list[dict]) -> dict[str, dict]:
     videos: dict[str, dict] = {}
     for hit in hits:
         src = hit["_source"]
-        video = videos.setdefault(
-            src["video_id"], {"video_id": src["video_id"], "video": None, "segments": [], "frames": []}
-        )
+        video = videos.setdefault(src["video_id"], _empty_video(src["video_id"]))
         frames = video["frames"]
         if not frames or frames[-1]["frame_index"] != src["frame_index"]:
             frames.append(
@@ -181,6 +201,63 @@ def _group(hits: list[dict]) -> dict[str, dict]:
             }
         )
     return videos
+
+
+def _empty_video(video_id: str) -> dict:
+    return {"video_id": video_id, "video": None, "segments": [], "passes": [], "frames": []}
+
+
+def _passes(
+    client: OpenSearch,
+    names: IndexNames,
+    text: str,
+    norm: str,
+    ids: list[str],
+    *,
+    by_name: bool,
+    video_id: str | None,
+) -> list[dict]:
+    """Runner passes of the number in this page's videos and, on the first page, of a roster name.
+
+    The timeline draws one bar per pass: a runner's whole appearance, misreads and hidden frames
+    included. A name ("Kim") matches runners whose bib the roster gives that name.
+    """
+    if not client.indices.exists(index=names.passes):
+        return []
+    who: list[dict] = []
+    if ids:
+        who.append({"bool": {"filter": [{"term": {"number": norm}}, {"terms": {"video_id": ids}}]}})
+    if by_name:
+        who.append({"match": {"name": {"query": text, "operator": "and"}}})
+    if not who:
+        return []
+    filters: list[dict] = [{"bool": {"should": who, "minimum_should_match": 1}}]
+    if video_id:
+        filters.append({"term": {"video_id": video_id}})
+    body = {
+        "size": MAX_PASSES,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"video_id": "asc"}, {"start_ms": "asc"}],
+        "_source": [*PASS_FIELDS, "frames"],
+    }
+    return [hit["_source"] for hit in client.search(index=names.passes, body=body)["hits"]["hits"]]
+
+
+def _pass_frames(runner_pass: dict) -> dict:
+    """A video entry whose frames are a pass's frames, the bib's box on each (for a name search)."""
+    video = _empty_video(runner_pass["video_id"])
+    label = runner_pass["number"] + (f" {runner_pass['name']}" if runner_pass.get("name") else "")
+    for frame in runner_pass.get("frames") or []:
+        detection = {"text": label, "kind": "runner", "text_type": "PASS", "bbox": frame.get("bbox")}
+        video["frames"].append(
+            {
+                "frame_index": frame["frame_index"],
+                "timestamp_ms": frame["timestamp_ms"],
+                "frame_uri": frame.get("frame_uri"),
+                "detections": [{**detection, "confidence": frame.get("confidence")}],
+            }
+        )
+    return video
 
 
 def _videos(client: OpenSearch, names: IndexNames, ids: list[str]) -> list[dict]:

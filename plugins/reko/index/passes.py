@@ -1,0 +1,91 @@
+"""Runner passes in OpenSearch: read a video's words, track and vote them, replace its passes.
+
+Tracking runs after the detections are loaded, on what the index holds, so both backends feed it
+the same Rekognition-shaped WORD detections and cached frame results are never paid for twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from reko.index.client import IndexNames
+from reko.runners.passes import PassSettings, find_passes
+from reko.runners.reads import Read, number_candidate
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+    from reko.runners.roster import Roster
+
+PAGE = 5000
+MAX_REJECTED_REPORTED = 50
+
+
+def number_reads(client: OpenSearch, names: IndexNames, video_id: str) -> Iterator[Read]:
+    """This video's number-like WORD detections in frame order (paged with search_after)."""
+    body: dict[str, Any] = {
+        "size": PAGE,
+        "query": {
+            "bool": {
+                "filter": [
+                    {"term": {"video_id": video_id}},
+                    {"term": {"kind": "text"}},
+                    {"term": {"text_type": "WORD"}},
+                ]
+            }
+        },
+        "sort": [{"frame_index": "asc"}, {"ordinal": "asc"}],
+        "_source": ["frame_index", "timestamp_ms", "value", "confidence", "bbox", "frame_uri"],
+    }
+    while True:
+        hits = client.search(index=names.detections, body=body)["hits"]["hits"]
+        for hit in hits:
+            src = hit["_source"]
+            box = src.get("bbox")
+            if box and number_candidate(src["value"]) is not None:
+                yield Read(
+                    frame_index=src["frame_index"],
+                    timestamp_ms=src["timestamp_ms"],
+                    text=src["value"],
+                    confidence=src["confidence"],
+                    left=box["left"],
+                    top=box["top"],
+                    width=box["width"],
+                    height=box["height"],
+                    frame_uri=src.get("frame_uri") or "",
+                )
+        if len(hits) < PAGE:
+            return
+        body["search_after"] = hits[-1]["sort"]
+
+
+def load_passes(
+    client: OpenSearch,
+    names: IndexNames,
+    video_id: str,
+    *,
+    backend: str,
+    settings: PassSettings,
+    roster: Roster | None = None,
+) -> dict[str, Any]:
+    """Find this video's runner passes, index them, and delete the passes a re-run no longer finds."""
+    from reko.index.bulk import bulk_load, delete_stale
+
+    started = time.monotonic()
+    result = find_passes(number_reads(client, names, video_id), settings, roster)
+    docs = [p.to_doc(video_id, backend) for p in result.passes]
+    written = bulk_load(client, ({"_index": names.passes, "_id": i, "_source": d} for i, d in docs)).written
+    emitted = {doc_id for doc_id, _ in docs}
+    stale = delete_stale(client, names.passes, video_id, lambda hit: hit["_id"] not in emitted)
+    client.indices.refresh(index=names.passes)
+    return {
+        "passes": written,
+        "numbers": sorted({p.number for p in result.passes}),
+        "rejected": result.rejected[:MAX_REJECTED_REPORTED],
+        "rejected_count": len(result.rejected),
+        "roster": roster is not None,
+        "stale_deleted": stale,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }

@@ -41,6 +41,7 @@ def first_run(analysis_dag, os_client):
         "video_id": video_id,
         "detections": snapshot(os_client, names.detections, video_id),
         "segments": snapshot(os_client, names.segments, video_id),
+        "passes": snapshot(os_client, names.passes, video_id),
         "video": os_client.get(index=names.videos, id=video_id)["_source"],
     }
 
@@ -57,6 +58,17 @@ def test_every_bib_is_found_with_segments_at_the_true_times(first_run, sample_tr
             assert abs(start - t_start) <= INTERVAL_MS, (bib["text"], start, t_start)
             assert abs(end - t_end) <= INTERVAL_MS, (bib["text"], end, t_end)
     print(json.dumps(report))
+
+
+def test_every_runner_of_the_clean_sample_is_one_whole_pass(first_run, sample_truth):
+    from reko.runners.truth import score
+
+    result = score(sample_truth, first_run["passes"].values(), interval_ms=INTERVAL_MS)
+    print(json.dumps(result.summary()))
+    assert result.passes == 8 and result.whole == 8, result.rows
+    assert result.false_passes == [] and result.frame_recall == 1.0
+    assert first_run["video"]["counts"]["passes"] == 8
+    assert not any(p["number"] == "2026" for p in first_run["passes"].values())  # the banner's year
 
 
 def test_document_counts_match_what_the_analyser_returned(first_run):
@@ -87,6 +99,7 @@ def test_a_second_run_leaves_the_index_the_same(analysis_dag, os_client, first_r
     video_id = first_run["video_id"]
     assert snapshot(os_client, names.detections, video_id) == first_run["detections"]
     assert snapshot(os_client, names.segments, video_id) == first_run["segments"]
+    assert snapshot(os_client, names.passes, video_id) == first_run["passes"]
     video = os_client.get(index=names.videos, id=video_id)["_source"]
     assert video["api_calls"] == CALLS | {"skipped": 38, "skipped_cached": 38}
     volatile = {"processed_at", "run_id", "api_calls"}

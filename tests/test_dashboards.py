@@ -468,7 +468,7 @@ def test_saved_objects_exist_and_parse():
     for obj in objects:
         types.setdefault(obj["type"], []).append(obj["id"])
     patterns = {o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
-    assert {"reko-detections*", "reko-segments*", "reko-videos*"} <= patterns
+    assert {"reko-detections*", "reko-segments*", "reko-passes*", "reko-videos*"} <= patterns
     assert len(types["dashboard"]) == 1
     assert len(types["visualization"]) >= 4
 
@@ -492,6 +492,7 @@ def test_dashboard_shows_what_the_issue_asks_for():
     assert ("date_histogram", "processed_at") in aggs  # and over wall-clock time
     assert ("terms", "value_norm") in aggs  # top texts
     assert ("terms", "video_id") in aggs  # per-video counts
+    assert ("terms", "number") in aggs  # runner passes by bib
     assert ("sum", "counts.failed_frames") in aggs  # failed frames
     search = [o for o in shown if o["type"] == "search"]
     assert search and "failed_frames.reason" in search[0]["attributes"]["columns"]

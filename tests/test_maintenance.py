@@ -78,6 +78,12 @@ def test_delete_removes_documents_frames_and_clips_and_nothing_else(
         body={"video_id": doomed_id, "kind": "text", "subject": "1042"},
         params={"refresh": "true"},
     )
+    os_client.index(  # a runner pass (at a 6 s interval the sample's runners are seen once each)
+        index=index_names.passes,
+        id=f"{doomed_id}:pass:1042:0000001",
+        body={"video_id": doomed_id, "number": "1042", "start_ms": 6000, "end_ms": 6000},
+        params={"refresh": "true"},
+    )
     tree = local_path(parse_uri(work_uri()) / doomed_id)
     assert tree.is_dir()
     before = {
@@ -98,7 +104,7 @@ def test_delete_removes_documents_frames_and_clips_and_nothing_else(
     # that run has ended (the DAG's task asks Airflow; a run it cannot find holds nothing)
     run = maintenance_dag.test(run_conf={"video": doomed.as_uri(), "confirm_delete": True})
     assert run.state == "success"
-    for kind in ("detections", "segments", "videos", "clips"):
+    for kind in ("detections", "segments", "passes", "videos", "clips"):
         assert snapshot(os_client, getattr(index_names, kind), doomed_id) == {}, kind
     assert not tree.exists() and doomed.exists()  # the source video is kept
     after = {

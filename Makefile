@@ -65,7 +65,7 @@ compose-plugin:
 	fi
 
 test: install compose-plugin
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow"

@@ -138,10 +138,24 @@ def test_searching_each_bib_shows_its_frames_with_boxes(page, deployment, web_da
                 abs(row["box"][0] - det["bbox"]["left"]) < 0.02
                 and abs(row["box"][1] - det["bbox"]["top"]) < 0.02
             )
-        long_enough = [s for s in bib["segments"] if s["end_s"] - s["start_s"] >= 1]
-        assert page.locator(".timeline .seg").count() == len(long_enough)  # one bar per appearance
+        assert page.locator(".timeline .seg.pass").count() == len(bib["segments"])  # one bar per pass
+        assert page.locator(".timeline .seg").count() == len(bib["segments"])  # and no word segments
         if bib["text"] == "3318":
             shot(page, "search-3318")
+    assert not page.dialogs and not page.console_errors
+
+
+def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=Min-jun")
+    page.wait_for_selector(".video-result .frame")
+    assert page.locator(".video-result").count() == 1
+    assert page.locator(".timeline .seg.pass").count() == 2  # 3318 passes twice (a lap)
+    assert "2 runner passes" in page.locator(".video-result .meta").inner_text()
+    labels = set(page.locator(".frame .box .label").all_text_contents())
+    assert labels and all(label.startswith("3318 Kim Min-jun") for label in labels)
+    titles = page.locator(".timeline .seg.pass").evaluate_all("bars => bars.map(b => b.title)")
+    assert all(t.startswith("3318 Kim Min-jun · ") for t in titles)
+    shot(page, "search-name")
     assert not page.dialogs and not page.console_errors
 
 

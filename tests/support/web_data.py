@@ -14,6 +14,11 @@ from tests.conftest import SAMPLE_VIDEO
 
 XSS = "<img src=x onerror=alert(1)>"
 XSS_VIDEO = "xss-check-0000000000"
+# the sample's runners with names, as a race roster gives them (3318 passes twice: a lap)
+ROSTER = (
+    "bib,name,category\n1042,Ana Silva,F35\n257,Ben Okafor,M40\n3318,Kim Min-jun,M30\n6094,Lea Brandt,F20\n"
+    "781,Tom Kim,M20\n2465,Ida Berg,F45\n908,Raj Patel,M50\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +32,22 @@ def own_indices():
 
 @pytest.fixture(scope="module")
 def analysed_sample(own_indices, analysis_dag, os_client):
-    """The sample's video id, analysed into this module's indices (frames and results are cached)."""
+    """The sample's video id, analysed into this module's indices (frames and results are cached);
+    its runner passes carry the roster's names."""
     from reko.index.client import IndexNames
+    from reko.index.passes import load_passes
+    from reko.runners.passes import PassSettings
+    from reko.runners.roster import Roster
 
     video_id = video_id_for(SAMPLE_VIDEO.as_uri())
     assert analysis_dag.test(run_conf={"video_uri": SAMPLE_VIDEO.as_uri()}).state == "success"
-    os_client.indices.refresh(index=f"{IndexNames.current().prefix}-*")
+    names = IndexNames.current()
+    roster = Roster.parse(ROSTER, "web roster")
+    found = load_passes(
+        os_client, names, video_id, backend="local", settings=PassSettings(1000), roster=roster
+    )
+    assert found["passes"] == 8, found
+    os_client.indices.refresh(index=f"{names.prefix}-*")
     return video_id
 
 

@@ -150,11 +150,16 @@ def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data
     page.wait_for_selector(".video-result .frame")
     assert page.locator(".video-result").count() == 1
     assert page.locator(".timeline .seg.pass").count() == 2  # 3318 passes twice (a lap)
+    assert page.locator("#search-status").inner_text().startswith("2 runner passes of “Min-jun”")
+    captions = page.locator(".frame figcaption span:first-child").all_inner_texts()
+    seconds = [int(c.split(" · ")[0].split(":")[1]) for c in captions]
+    assert min(seconds) < 19 < max(seconds)  # frames of both passes (about 9-16 s and 27-33 s)
     assert "2 runner passes" in page.locator(".video-result .meta").inner_text()
     labels = set(page.locator(".frame .box .label").all_text_contents())
     assert labels and all(label.startswith("3318 Kim Min-jun") for label in labels)
     titles = page.locator(".timeline .seg.pass").evaluate_all("bars => bars.map(b => b.title)")
     assert all(t.startswith("3318 Kim Min-jun · ") for t in titles)
+    page.wait_for_function("() => [...document.querySelectorAll('.frame img')].every(i => i.naturalWidth > 0)")
     shot(page, "search-name")
     assert not page.dialogs and not page.console_errors
 

@@ -158,7 +158,9 @@ async function loadPage() {
       setStatus($("search-status"), "");
       $("results").append(el("div", { class: "empty" }, "No frames show ", el("b", { text: p.get("text") }), ` with confidence ${p.get("min") || 80}–${p.get("max") || 100} %. Try a lower confidence or another spelling.`));
     } else {
-      setStatus($("search-status"), `${plural(searchState.total, "detection")} of “${p.get("text")}” in ${plural(searchState.videos.size, "video")} · ${plural(shown, "frame")} shown` + (page.next ? " · more below" : ""));
+      const passes = [...searchState.videos.values()].reduce((n, v) => n + v.passes.length, 0);
+      const found = [searchState.total ? plural(searchState.total, "detection") : null, passes ? plural(passes, "runner pass", "runner passes") : null].filter(Boolean).join(" and ") || "0 detections";
+      setStatus($("search-status"), `${found} of “${p.get("text")}” in ${plural(searchState.videos.size, "video")} · ${plural(shown, "frame")} shown` + (page.next ? " · more below" : ""));
     }
   } catch (err) {
     setStatus($("search-status"), err.message, true);

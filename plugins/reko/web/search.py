@@ -154,12 +154,13 @@ def search_frames(
     total = response["hits"]["total"]["value"] if after is None else None
     videos = _group(hits)
     runner_passes = _passes(client, names, text, norm, list(videos), by_name=after is None, video_id=video_id)
-    for runner_pass in runner_passes:  # a roster name finds a runner in frames where no word says it
-        if runner_pass["video_id"] not in videos:
-            videos[runner_pass["video_id"]] = _pass_frames(runner_pass)
+    by_name = {p["video_id"] for p in runner_passes} - set(videos)
     for runner_pass in runner_passes:
-        runner_pass.pop("frames", None)
-        videos[runner_pass["video_id"]]["passes"].append(runner_pass)
+        video = videos.setdefault(runner_pass["video_id"], _empty_video(runner_pass["video_id"]))
+        frames = runner_pass.pop("frames", None) or []
+        if runner_pass["video_id"] in by_name:  # a roster name: the runner's frames, no word says it
+            video["frames"] += _pass_frames(runner_pass, frames)
+        video["passes"].append(runner_pass)
     if videos:
         ids = list(videos)
         for doc in _videos(client, names, ids):
@@ -243,21 +244,26 @@ def _passes(
     return [hit["_source"] for hit in client.search(index=names.passes, body=body)["hits"]["hits"]]
 
 
-def _pass_frames(runner_pass: dict) -> dict:
-    """A video entry whose frames are a pass's frames, the bib's box on each (for a name search)."""
-    video = _empty_video(runner_pass["video_id"])
+def _pass_frames(runner_pass: dict, frames: list[dict]) -> list[dict]:
+    """A pass's frames as search frames, the bib's box on each, labelled with number and name."""
     label = runner_pass["number"] + (f" {runner_pass['name']}" if runner_pass.get("name") else "")
-    for frame in runner_pass.get("frames") or []:
-        detection = {"text": label, "kind": "runner", "text_type": "PASS", "bbox": frame.get("bbox")}
-        video["frames"].append(
-            {
-                "frame_index": frame["frame_index"],
-                "timestamp_ms": frame["timestamp_ms"],
-                "frame_uri": frame.get("frame_uri"),
-                "detections": [{**detection, "confidence": frame.get("confidence")}],
-            }
-        )
-    return video
+    return [
+        {
+            "frame_index": frame["frame_index"],
+            "timestamp_ms": frame["timestamp_ms"],
+            "frame_uri": frame.get("frame_uri"),
+            "detections": [
+                {
+                    "text": label,
+                    "kind": "runner",
+                    "text_type": "PASS",
+                    "confidence": frame.get("confidence"),
+                    "bbox": frame.get("bbox"),
+                }
+            ],
+        }
+        for frame in frames
+    ]
 
 
 def _videos(client: OpenSearch, names: IndexNames, ids: list[str]) -> list[dict]:

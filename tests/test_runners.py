@@ -316,6 +316,15 @@ def test_static_clock_and_sign_are_rejected_as_static():
     assert clock_track["reason"] == sign_track["reason"] == "static (does not move)"
 
 
+def test_clock_over_ten_minutes_is_one_static_track():
+    # mm:ss read without its colon: 600 different texts, never twice the same, at one place.
+    frames = range(0, 600)
+    texts = {f: f"{(f + 27) // 60 % 60:02d}{(f + 27) % 60:02d}" for f in frames}
+    result = find_passes(bib("x", x0=0.85, speed=0.0, frames=frames, y=0.1, texts=texts), ONE_S)
+    assert result.passes == []
+    assert [(len(r["frames"]), r["reason"]) for r in result.rejected] == [(600, "static (does not move)")]
+
+
 def test_year_riding_below_every_bib_is_rejected():
     reads: list[Read] = []
     runners = [("4172", 0.05, 0.25, 0.45), ("5830", 0.9, -0.2, 0.55), ("901", 0.3, 0.15, 0.5)]

@@ -14,6 +14,7 @@ All boxes are normalised to the frame; distances are measured in the track's own
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -58,6 +59,7 @@ UBIQUITOUS_SHARE = 0.25
 # Vote and roster
 SUPPORT_WEIGHT = 0.5  # a similar read counts half for a candidate when choosing the winner
 RUNNER_UP_MIN_SHARE = 0.3
+VOTE_CONTENDERS = 12
 _UNSEEN = 1e6
 
 
@@ -137,15 +139,17 @@ class PassResult:
 # ---------------------------------------------------------------- text similarity
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (bib numbers are at most 6 characters: the plain DP is enough)."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+def within_one_edit(a: str, b: str) -> bool:
+    """One substitution, insertion or deletion at most (linear: no full edit-distance table)."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1 :]
 
 
 def is_truncation(short: str, long: str) -> bool:
@@ -167,11 +171,12 @@ def confusable(a: str, b: str, max_subs: int = 2) -> bool:
     return len(diffs) <= max_subs and all(d in CONFUSABLE_DIGITS for d in diffs)
 
 
+@functools.lru_cache(maxsize=65536)
 def same_number(read: str, number: str) -> bool:
     """Whether a read can be a misread of `number`: one edit, two confusable digits, a truncation."""
     return (
         read == number
-        or edit_distance(read, number) <= 1
+        or within_one_edit(read, number)
         or confusable(read, number)
         or is_truncation(read, number)
     )
@@ -216,14 +221,20 @@ class _Track:
     id: int
     obs: list[_Obs]
     _weight: Counter[str] = field(default_factory=Counter, repr=False)
+    _count: Counter[str] = field(default_factory=Counter, repr=False)
+    _best: tuple[float, int, str] = (-1.0, 0, "")  # (weight, length, text) of the heaviest number
 
     def __post_init__(self) -> None:
-        for o in self.obs:
-            self._weight[o.number] += o.read.confidence
+        observed, self.obs = self.obs, []
+        for o in observed:
+            self.add(o)
 
     def add(self, obs: _Obs) -> None:
+        """Append an observation; weights only grow, so the heaviest number is kept in O(1)."""
         self.obs.append(obs)
         self._weight[obs.number] += obs.read.confidence
+        self._count[obs.number] += 1
+        self._best = max(self._best, (self._weight[obs.number], len(obs.number), obs.number))
 
     @property
     def last(self) -> _Obs:
@@ -258,13 +269,14 @@ class _Track:
         """The number the track reads as so far (heaviest by confidence), and whether it is an
         established runner: moving, with at least two reads like the number holding half the
         weight. A clock (reads all different, never moving) never is."""
-        number, _ = max(self._weight.items(), key=lambda kv: (kv[1], len(kv[0]), kv[0]))
+        number = self._best[2]
         velocity = self.velocity()
         if velocity is None or abs(velocity[0]) * 1000 < ESTABLISHED_MIN_SPEED * self.size()[0]:
             return number, False
-        like = [o for o in self.obs if like_numbers(o.number, number)]
-        like_weight = sum(o.read.confidence for o in like)
-        return number, len(like) >= 2 and like_weight >= 0.5 * sum(self._weight.values())
+        like = [n for n in self._weight if like_numbers(n, number)]
+        like_count = sum(self._count[n] for n in like)
+        like_weight = sum(self._weight[n] for n in like)
+        return number, like_count >= 2 and like_weight >= 0.5 * sum(self._weight.values())
 
 
 def _height_fits(track_h: float, obs_h: float) -> bool:
@@ -431,6 +443,8 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
         counts[o.number] += 1
     total = sum(weights.values()) or 1.0
     if number is None:
+        # A clock's track has a new text every second: rank only the heaviest few by support.
+        contenders = sorted(weights, key=lambda c: (-weights[c], c))[:VOTE_CONTENDERS]
 
         def support(candidate: str) -> tuple[float, float, int, int, str]:
             similar = sum(w for c, w in weights.items() if c != candidate and same_number(c, candidate))
@@ -442,7 +456,7 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
                 candidate,
             )
 
-        number = max(weights, key=support)
+        number = max(contenders, key=support)
     like = [number] if also_absorb is None else [number, also_absorb]
     absorbed = [c for c in weights if c != number and any(same_number(c, n) for n in like)]
     rivals = [w for c, w in weights.items() if c != number and c not in absorbed]
@@ -490,21 +504,25 @@ def _continues(a: _Track, b: _Track, settings: PassSettings) -> bool:
 def merge_fragments(tracks: list[_Track], settings: PassSettings) -> list[_Track]:
     """Join tracks of one number split by a long occlusion or a bad prediction (never laps: the
     gap is at most max_gap_s)."""
-    ordered = sorted(tracks, key=lambda tr: (tr.start_ms, tr.id))
+    max_gap_ms = settings.max_gap_s * 1000
     merged: list[_Track] = []
-    for track in ordered:
+    numbers: dict[int, str] = {}
+    for track in sorted(tracks, key=lambda tr: (tr.start_ms, tr.id)):
         number = vote(track.obs).number
         target = None
         for earlier in reversed(merged):
-            earlier_number = vote(earlier.obs).number
-            if like_numbers(number, earlier_number) and _continues(earlier, track, settings):
+            if not 0 < track.start_ms - earlier.end_ms <= max_gap_ms:
+                continue
+            if like_numbers(number, numbers[earlier.id]) and _continues(earlier, track, settings):
                 target = earlier
                 break
         if target is None:
-            merged.append(_Track(track.id, list(track.obs)))
+            target = _Track(track.id, list(track.obs))
+            merged.append(target)
         else:
             for o in track.obs:
                 target.add(o)
+        numbers[target.id] = vote(target.obs).number
     return sorted(merged, key=lambda tr: tr.id)
 
 

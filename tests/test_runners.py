@@ -216,6 +216,22 @@ def test_occlusion_of_two_frames_at_1s_sampling_stays_one_pass():
     assert summary(result) == [("4172", 0, 7, 6)]
 
 
+def test_occlusion_of_2_5_s_by_a_nearer_runner_at_half_second_sampling_stays_one_pass():
+    # 5830, nearer the camera (bigger bib), overtakes 4172 slowly and hides it for 2.5 s.
+    frames = range(0, 16)
+    x_hidden = [0.2 + 0.1 * f / 2 for f in frames]
+    x_nearer = [0.075 + 0.15 * (f - 1) / 2 for f in frames]
+    hidden = {f: None for f in frames if abs(x_hidden[f] - x_nearer[f]) < 1.3 * W}
+    assert sorted(hidden) == list(range(6, 11))
+    reads = bib("4172", x0=0.2, speed=0.1, frames=frames, interval_ms=500, texts=hidden)
+    reads += bib(
+        "5830", x0=0.075, speed=0.15, frames=range(1, 16), interval_ms=500, y=0.51, h=1.3 * H, w=1.3 * W
+    )
+    result = find_passes(reads, HALF_S)
+    assert sorted(summary(result)) == [("4172", 0, 15, 11), ("5830", 1, 15, 15)]
+    assert result.rejected == []
+
+
 def test_gap_longer_than_max_gap_is_two_passes_and_laps_are_separate():
     reads = bib("4172", x0=0.1, speed=0.12, frames=range(0, 8), texts={3: None, 4: None, 5: None})
     reads += bib("4172", x0=0.1, speed=0.3, frames=range(60, 63))  # the next lap

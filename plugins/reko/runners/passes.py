@@ -2,9 +2,11 @@
 
 A runner is a bib box moving through the frames. Tracks are built from position and motion
 (a constant-velocity prediction matched by an optimal assignment per frame), so a misread, an
-unread frame or a crossing runner does not split or swap a runner; text only helps to seed a
-track before it has a velocity and breaks ties between boxes that are equally close. Each track
-then votes, weighted by confidence, and tolerates reads one OCR edit away. Tracks that do not
+unread frame or a crossing runner does not split or swap a runner. Text is never required for a
+read to join a moving track; it seeds a track before it has a velocity, breaks ties between boxes
+equally close, and keeps a read that is nothing like an established runner's number (another
+runner entering where this one leaves) out of its track. Each track then votes, weighted by
+confidence, and tolerates reads one OCR edit away. Tracks that do not
 behave like a runner's bib are rejected with the reason: static (a clock, a sign), riding with a
 bigger number on the same bib (the race year), or a number that wins in many tracks at once.
 
@@ -45,7 +47,7 @@ LIKE_TEXT_COST = 0.2
 # A seed's "reachable on the same row" is weaker evidence than a box where a moving track
 # predicted it: a stranded first read must not take a read from an established runner.
 SEED_COST = 0.5
-ESTABLISHED_MIN_SPEED = 0.5  # box widths per second: slower tracks (clocks, signs) get no text guard
+ESTABLISHED_MIN_SPEED = 0.5  # box sizes per second: slower tracks (clocks, signs) get no text guard
 VELOCITY_WINDOW = 3  # observations the velocity is measured over
 # Not runners
 STATIC_MAX_TRAVEL = 0.5  # box widths (heights vertically) over the whole track
@@ -271,7 +273,10 @@ class _Track:
         weight. A clock (reads all different, never moving) never is."""
         number = self._best[2]
         velocity = self.velocity()
-        if velocity is None or abs(velocity[0]) * 1000 < ESTABLISHED_MIN_SPEED * self.size()[0]:
+        if velocity is None:
+            return number, False
+        w, h = self.size()
+        if math.hypot(velocity[0] / w, velocity[1] / h) * 1000 < ESTABLISHED_MIN_SPEED:
             return number, False
         like = [n for n in self._weight if like_numbers(n, number)]
         like_count = sum(self._count[n] for n in like)
@@ -529,8 +534,6 @@ def merge_fragments(tracks: list[_Track], settings: PassSettings) -> list[_Track
 def is_static(track: _Track) -> bool:
     """A box that stays put over a real span of time: a clock, a sign, a banner."""
     if len(track.obs) < STATIC_MIN_OBSERVATIONS and track.end_ms - track.start_ms < STATIC_MIN_SPAN_MS:
-        return False
-    if len(track.obs) < 2:
         return False
     w = statistics.median(o.w for o in track.obs)
     h = statistics.median(o.h for o in track.obs)

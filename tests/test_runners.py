@@ -316,6 +316,23 @@ def test_overtake_keeps_numbers_through_the_hidden_frames():
     assert sorted(summary(result)) == [("4172", 0, 9, 10), ("5830", 0, 9, 10 - len(hidden))]
 
 
+def test_runner_leaving_at_an_edge_does_not_take_the_next_runner_entering_there():
+    # 4172 is predicted just past the right edge when 4178 (one edit away) comes in there.
+    reads = bib("4172", x0=0.66, speed=0.12, frames=range(0, 3))
+    reads += bib("4178", x0=0.96, speed=-0.25, frames=range(3, 7))
+    assert summary(find_passes(reads, ONE_S)) == [("4172", 0, 2, 3), ("4178", 3, 6, 4)]
+
+
+def test_two_different_misreads_first_then_the_runner_is_one_pass():
+    # 6607 then 3608 are too unlike to seed a track together; the stranded first read must not
+    # take the runner's later 6607 misread, and joins the runner's track as a fragment.
+    texts = {0: "6607", 1: "3608", 6: "6607"}
+    reads = bib("6608", x0=0.95, speed=-0.15, frames=range(0, 13), interval_ms=500, texts=texts)
+    result = find_passes(reads, HALF_S)
+    assert summary(result) == [("6608", 0, 12, 13)]
+    assert result.passes[0].overruled == [{"text": "6607", "count": 2}, {"text": "3608", "count": 1}]
+
+
 def test_static_clock_and_sign_are_rejected_as_static():
     frames = range(0, 8)
     clock = [f"0041{27 + f}" for f in frames]  # 004127, 004128, ... changes every second

@@ -2,9 +2,11 @@
 
 A runner is a bib box moving through the frames. Tracks are built from position and motion
 (a constant-velocity prediction matched by an optimal assignment per frame), so a misread, an
-unread frame or a crossing runner does not split or swap a runner; text only helps to seed a
-track before it has a velocity and breaks ties between boxes that are equally close. Each track
-then votes, weighted by confidence, and tolerates reads one OCR edit away. Tracks that do not
+unread frame or a crossing runner does not split or swap a runner. Text is never required for a
+read to join a moving track; it seeds a track before it has a velocity, breaks ties between boxes
+equally close, and keeps a read that is nothing like an established runner's number (another
+runner entering where this one leaves) out of its track. Each track then votes, weighted by
+confidence, and tolerates reads one OCR edit away. Tracks that do not
 behave like a runner's bib are rejected with the reason: static (a clock, a sign), riding with a
 bigger number on the same bib (the race year), or a number that wins in many tracks at once.
 
@@ -14,6 +16,7 @@ All boxes are normalised to the frame; distances are measured in the track's own
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -41,19 +44,24 @@ GATE_Y_PER_SECOND = 0.25
 UNLIKE_TEXT_GATE = 0.6
 UNLIKE_TEXT_COST = 0.5
 LIKE_TEXT_COST = 0.2
+# A seed's "reachable on the same row" is weaker evidence than a box where a moving track
+# predicted it: a stranded first read must not take a read from an established runner.
+SEED_COST = 0.5
+ESTABLISHED_MIN_SPEED = 0.5  # box sizes per second: slower tracks (clocks, signs) get no text guard
 VELOCITY_WINDOW = 3  # observations the velocity is measured over
 # Not runners
 STATIC_MAX_TRAVEL = 0.5  # box widths (heights vertically) over the whole track
 STATIC_MIN_OBSERVATIONS = 3
 STATIC_MIN_SPAN_MS = 2000
-RIDES_MAX_DY = 2.5  # in the bigger box's heights
-RIDES_MAX_HEIGHT_RATIO = 0.8
+RIDES_MAX_DY = 2.0  # in the bigger box's heights
+RIDES_MAX_HEIGHT_RATIO = 0.65  # the year is printed at well under half the number's height
 RIDES_MIN_FIT = 0.75  # share of the shared frames where the smaller box sits on the bigger one
 UBIQUITOUS_MIN_TRACKS = 3
 UBIQUITOUS_SHARE = 0.25
 # Vote and roster
 SUPPORT_WEIGHT = 0.5  # a similar read counts half for a candidate when choosing the winner
 RUNNER_UP_MIN_SHARE = 0.3
+VOTE_CONTENDERS = 12
 _UNSEEN = 1e6
 
 
@@ -133,15 +141,17 @@ class PassResult:
 # ---------------------------------------------------------------- text similarity
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (bib numbers are at most 6 characters: the plain DP is enough)."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+def within_one_edit(a: str, b: str) -> bool:
+    """One substitution, insertion or deletion at most (linear: no full edit-distance table)."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1 :]
 
 
 def is_truncation(short: str, long: str) -> bool:
@@ -149,14 +159,34 @@ def is_truncation(short: str, long: str) -> bool:
     return 2 <= len(short) < len(long) and (long.startswith(short) or long.endswith(short))
 
 
+# Digit pairs bib fonts are commonly misread as (closed loops, missing strokes).
+CONFUSABLE_DIGITS = frozenset(
+    frozenset(pair) for pair in ("38", "08", "17", "56", "41", "69", "58", "35", "27", "05", "89", "06")
+)
+
+
+def confusable(a: str, b: str, max_subs: int = 2) -> bool:
+    """Same length and every differing digit a commonly confused pair (4172 vs 4778)."""
+    if len(a) != len(b):
+        return False
+    diffs = [frozenset((x, y)) for x, y in zip(a, b, strict=True) if x != y]
+    return len(diffs) <= max_subs and all(d in CONFUSABLE_DIGITS for d in diffs)
+
+
+@functools.lru_cache(maxsize=65536)
 def same_number(read: str, number: str) -> bool:
-    """Whether a read can be a misread of `number`: one edit, or a truncation of it."""
-    return read == number or edit_distance(read, number) <= 1 or is_truncation(read, number)
+    """Whether a read can be a misread of `number`: one edit, two confusable digits, a truncation."""
+    return (
+        read == number
+        or within_one_edit(read, number)
+        or confusable(read, number)
+        or is_truncation(read, number)
+    )
 
 
-def similar_text(a: str, b: str) -> bool:
-    """Looser than `same_number`, for seeding: at most half the digits differ (two misreads)."""
-    return same_number(a, b) or same_number(b, a) or edit_distance(a, b) <= max(1, min(len(a), len(b)) // 2)
+def like_numbers(a: str, b: str) -> bool:
+    """Either read can be a misread of the other."""
+    return same_number(a, b) or same_number(b, a)
 
 
 # ---------------------------------------------------------------- tracking
@@ -193,14 +223,20 @@ class _Track:
     id: int
     obs: list[_Obs]
     _weight: Counter[str] = field(default_factory=Counter, repr=False)
+    _count: Counter[str] = field(default_factory=Counter, repr=False)
+    _best: tuple[float, int, str] = (-1.0, 0, "")  # (weight, length, text) of the heaviest number
 
     def __post_init__(self) -> None:
-        for o in self.obs:
-            self._weight[o.number] += o.read.confidence
+        observed, self.obs = self.obs, []
+        for o in observed:
+            self.add(o)
 
     def add(self, obs: _Obs) -> None:
+        """Append an observation; weights only grow, so the heaviest number is kept in O(1)."""
         self.obs.append(obs)
         self._weight[obs.number] += obs.read.confidence
+        self._count[obs.number] += 1
+        self._best = max(self._best, (self._weight[obs.number], len(obs.number), obs.number))
 
     @property
     def last(self) -> _Obs:
@@ -228,17 +264,38 @@ class _Track:
             return None
         return (self.last.x - first.x) / dt, (self.last.y - first.y) / dt
 
-    def leader(self) -> str:
-        """The number the track reads as so far (heaviest by confidence)."""
-        return max(self._weight.items(), key=lambda kv: (kv[1], len(kv[0]), kv[0]))[0]
+    def numbers(self) -> list[str]:
+        return list(self._weight)
+
+    def leader(self) -> tuple[str, bool]:
+        """The number the track reads as so far (heaviest by confidence), and whether it is an
+        established runner: moving, with at least two reads like the number holding half the
+        weight. A clock (reads all different, never moving) never is."""
+        number = self._best[2]
+        velocity = self.velocity()
+        if velocity is None:
+            return number, False
+        w, h = self.size()
+        if math.hypot(velocity[0] / w, velocity[1] / h) * 1000 < ESTABLISHED_MIN_SPEED:
+            return number, False
+        like = [n for n in self._weight if like_numbers(n, number)]
+        like_count = sum(self._count[n] for n in like)
+        like_weight = sum(self._weight[n] for n in like)
+        return number, like_count >= 2 and like_weight >= 0.5 * sum(self._weight.values())
 
 
 def _height_fits(track_h: float, obs_h: float) -> bool:
     return HEIGHT_RATIO[0] <= obs_h / track_h <= HEIGHT_RATIO[1]
 
 
-def _link_cost(track: _Track, obs: _Obs, leader: str) -> float:
-    """Cost of `obs` continuing `track` (lower is better), or _UNSEEN outside the gate."""
+def _link_cost(track: _Track, obs: _Obs, leader: str, established: bool) -> float:
+    """Cost of `obs` continuing `track` (lower is better), or _UNSEEN outside the gate.
+
+    A read whose text is unlike an established number is another bib even when it sits where
+    the runner was predicted: runners leave and enter the frame at the same edges, and a bib
+    read twice the same way is not misread as three different digits. Text is never needed
+    for a read to join (a clock, a bib read differently every frame, link on motion alone).
+    """
     w, h = track.size()
     if not _height_fits(h, obs.h):
         return _UNSEEN
@@ -250,19 +307,24 @@ def _link_cost(track: _Track, obs: _Obs, leader: str) -> float:
         dx = abs(obs.x - track.last.x)
         dy = abs(obs.y - track.last.y) / h
         reach = SEED_MAX_SPEED * dt_s + w
-        if dy > SEED_ROW_TOLERANCE or dx > reach or not similar_text(obs.number, leader):
+        if dy > SEED_ROW_TOLERANCE or dx > reach or not like_numbers(obs.number, leader):
             return _UNSEEN
         text_cost = 0.0 if obs.number == leader else 1.0
-        return text_cost + 0.5 * dx / reach + 0.5 * dy / SEED_ROW_TOLERANCE
+        return SEED_COST + text_cost + 0.5 * dx / reach + 0.5 * dy / SEED_ROW_TOLERANCE
     vx, vy = velocity
-    ex = abs(obs.x - (track.last.x + vx * dt)) / w
-    ey = abs(obs.y - (track.last.y + vy * dt)) / h
+    predicted_x, predicted_y = track.last.x + vx * dt, track.last.y + vy * dt
+    if not (0.0 <= predicted_x <= 1.0 and 0.0 <= predicted_y <= 1.0):
+        return _UNSEEN  # the runner has left the frame: a box at the edge is someone entering
+    ex = abs(obs.x - predicted_x) / w
+    ey = abs(obs.y - predicted_y) / h
     gate_x = GATE_X_BASE + GATE_X_PER_DISPLACEMENT * abs(vx * dt) / w + GATE_X_PER_SECOND * dt_s
     gate_y = GATE_Y_BASE + GATE_Y_PER_SECOND * dt_s
     if obs.number == leader:
         text_cost = 0.0
-    elif similar_text(obs.number, leader):
+    elif like_numbers(obs.number, leader):
         text_cost = LIKE_TEXT_COST
+    elif established and not any(like_numbers(obs.number, n) for n in track.numbers()):
+        return _UNSEEN
     else:
         text_cost = UNLIKE_TEXT_COST
         gate_x *= UNLIKE_TEXT_GATE
@@ -344,8 +406,8 @@ def build_tracks(reads: Iterable[Read], settings: PassSettings) -> list[_Track]:
         live = still
         cost = []
         for track in live:
-            leader = track.leader()
-            cost.append([_link_cost(track, obs, leader) for obs in frame])
+            leader, established = track.leader()
+            cost.append([_link_cost(track, obs, leader, established) for obs in frame])
         taken: set[int] = set()
         for t_index, o_index in assign(cost):
             live[t_index].add(frame[o_index])
@@ -386,6 +448,8 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
         counts[o.number] += 1
     total = sum(weights.values()) or 1.0
     if number is None:
+        # A clock's track has a new text every second: rank only the heaviest few by support.
+        contenders = sorted(weights, key=lambda c: (-weights[c], c))[:VOTE_CONTENDERS]
 
         def support(candidate: str) -> tuple[float, float, int, int, str]:
             similar = sum(w for c, w in weights.items() if c != candidate and same_number(c, candidate))
@@ -397,7 +461,7 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
                 candidate,
             )
 
-        number = max(weights, key=support)
+        number = max(contenders, key=support)
     like = [number] if also_absorb is None else [number, also_absorb]
     absorbed = [c for c in weights if c != number and any(same_number(c, n) for n in like)]
     rivals = [w for c, w in weights.items() if c != number and c not in absorbed]
@@ -445,31 +509,31 @@ def _continues(a: _Track, b: _Track, settings: PassSettings) -> bool:
 def merge_fragments(tracks: list[_Track], settings: PassSettings) -> list[_Track]:
     """Join tracks of one number split by a long occlusion or a bad prediction (never laps: the
     gap is at most max_gap_s)."""
-    ordered = sorted(tracks, key=lambda tr: (tr.start_ms, tr.id))
+    max_gap_ms = settings.max_gap_s * 1000
     merged: list[_Track] = []
-    for track in ordered:
+    numbers: dict[int, str] = {}
+    for track in sorted(tracks, key=lambda tr: (tr.start_ms, tr.id)):
         number = vote(track.obs).number
         target = None
         for earlier in reversed(merged):
-            earlier_number = vote(earlier.obs).number
-            if (same_number(number, earlier_number) or same_number(earlier_number, number)) and _continues(
-                earlier, track, settings
-            ):
+            if not 0 < track.start_ms - earlier.end_ms <= max_gap_ms:
+                continue
+            if like_numbers(number, numbers[earlier.id]) and _continues(earlier, track, settings):
                 target = earlier
                 break
         if target is None:
-            merged.append(_Track(track.id, list(track.obs)))
+            target = _Track(track.id, list(track.obs))
+            merged.append(target)
         else:
             for o in track.obs:
                 target.add(o)
+        numbers[target.id] = vote(target.obs).number
     return sorted(merged, key=lambda tr: tr.id)
 
 
 def is_static(track: _Track) -> bool:
     """A box that stays put over a real span of time: a clock, a sign, a banner."""
     if len(track.obs) < STATIC_MIN_OBSERVATIONS and track.end_ms - track.start_ms < STATIC_MIN_SPAN_MS:
-        return False
-    if len(track.obs) < 2:
         return False
     w = statistics.median(o.w for o in track.obs)
     h = statistics.median(o.h for o in track.obs)
@@ -480,7 +544,7 @@ def is_static(track: _Track) -> bool:
 
 def rides_with(small: _Track, big: _Track) -> bool:
     """Whether `small` is smaller text printed on `big`'s bib: in the frames both are seen, its
-    box sits within a couple of the big box's heights and overlaps it horizontally."""
+    box sits within a couple of the big box's heights and its centre inside the big box's span."""
     big_by_frame = {o.read.frame_index: o for o in big.obs}
     shared = [(o, big_by_frame[o.read.frame_index]) for o in small.obs if o.read.frame_index in big_by_frame]
     if len(shared) < min(2, len(small.obs)):
@@ -491,8 +555,8 @@ def rides_with(small: _Track, big: _Track) -> bool:
         return False
     fits = 0
     for s, b in shared:
-        overlaps_x = s.read.left < b.read.left + b.read.width and b.read.left < s.read.left + s.read.width
-        if overlaps_x and abs(s.y - b.y) <= RIDES_MAX_DY * b.h:
+        within_x = b.read.left <= s.x <= b.read.left + b.read.width
+        if within_x and abs(s.y - b.y) <= RIDES_MAX_DY * b.h:
             fits += 1
     return fits >= RIDES_MIN_FIT * len(shared)
 

@@ -43,10 +43,6 @@ class Read:
     height: float
     frame_uri: str = ""
 
-    @property
-    def centre(self) -> tuple[float, float]:
-        return self.left + self.width / 2, self.top + self.height / 2
-
 
 def _is_punctuation(char: str) -> bool:
     return unicodedata.category(char)[0] in "PS" or char.isspace()

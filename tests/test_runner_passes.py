@@ -1,6 +1,7 @@
 """Runner passes on realistic finish-line footage, end to end with dag.test() and a real OpenSearch node.
 
-`include/sample/finish-s1.mp4` (the tuning seed of `include/sample/make_finish.py`) has small,
+`include/sample/finish-s1.mp4` (the tuning seed of `include/sample/make_finish.py`, generated here
+over Debian's opencv-doc street scene on first use: no derived video is committed) has small,
 tilted, blurred and shaded bibs, occlusions, crossings, a race clock, a "KM 42" sign and the race
 year on every bib. Its runs use their own DagBag copy: dag.test() writes a run's conf into the
 DAG's Params, and a roster must not leak into other modules' runs.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,19 @@ MIN_FRAME_RECALL = 0.9
 
 
 @pytest.fixture(scope="module")
+def finish_video() -> Path:
+    """The tuning seed's video, generated once (about a minute) and kept, gitignored, beside its truth."""
+    if not FINISH.exists():
+        generator = FINISH.parent / "make_finish.py"
+        out = FINISH.parent / "generated"
+        subprocess.run([sys.executable, str(generator), "--seed", "1", "--out-dir", str(out)], check=True)
+        assert json.loads((out / TRUTH.name).read_text()) == json.loads(TRUTH.read_text())
+        (out / FINISH.name).replace(FINISH)
+        shutil.rmtree(out)
+    return FINISH
+
+
+@pytest.fixture(scope="module")
 def finish_dag(airflow_db, opensearch_url):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -41,7 +57,7 @@ def truth() -> dict:
 
 
 @pytest.fixture(scope="module")
-def analysed(finish_dag, os_client):
+def analysed(finish_video, finish_dag, os_client):
     """The footage analysed once with its roster: the video id and its passes."""
     from reko.index.client import IndexNames
 
@@ -107,7 +123,9 @@ def test_video_clips_cuts_one_clip_per_pass(analysed, os_client, index_names, ai
     assert len(clips) == len(mine)
 
 
-def test_a_bad_roster_fails_the_run_at_probe_and_writes_nothing(finish_dag, os_client, index_names, tmp_path):
+def test_a_bad_roster_fails_the_run_at_probe_and_writes_nothing(
+    finish_video, finish_dag, os_client, index_names, tmp_path
+):
     from reko.config import work_uri
     from reko.pipeline import RunConfig, probe_video
 

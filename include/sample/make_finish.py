@@ -752,7 +752,7 @@ def _pass_truth(p: PassSpec, passes: list[PassSpec]) -> PassTruth:
                 continue
             c = coverage(p, q, t)
             if c > 0:
-                fr[q.bib] = round(c, 3)
+                fr[q.bib] = c
                 union = _cover_mask(p, q, t) if union is None else union | _cover_mask(p, q, t)
         cover[i] = fr
         cover_total[i] = 0.0 if union is None else float((union & card.mask).sum()) / float(card.mask.sum())
@@ -898,8 +898,12 @@ def _same_row_clash(passes: list[PassSpec]) -> bool:
     return False
 
 
-def build_truth(seed: int, source_name: str | None = None) -> dict[str, object]:
+def build_truth(seed: int) -> dict[str, object]:
     """The ground truth of a seed, computed without the background video or any encoding."""
+    return json.loads(truth_json(seed))
+
+
+def _build_truth(seed: int) -> dict[str, object]:
     sch = plan(seed)
     passes = sorted(sch.passes, key=lambda p: p.t_enter)
     pts = [_pass_truth(p, passes) for p in passes]
@@ -951,7 +955,7 @@ def build_truth(seed: int, source_name: str | None = None) -> dict[str, object]:
         )
     clock_box = list(CLOCK_BOX)
     return {
-        "video": source_name or f"finish-s{seed}.mp4",
+        "video": f"finish-s{seed}.mp4",
         "width": WIDTH,
         "height": HEIGHT,
         "fps": FPS,
@@ -1090,12 +1094,12 @@ def source_frames(path: Path, indices: list[int] | None = None) -> Iterator[np.n
         raise SystemExit(f"decoding {path} failed (ffmpeg exit {rc})")
 
 
+@cache
 def _noise_bank(seed: int) -> np.ndarray:
-    """A few frames of seeded sensor noise (luma-correlated), cycled: cheap and deterministic."""
+    """A few frames of seeded sensor noise (mostly luma), cycled: cheap and deterministic."""
     g = np.random.default_rng(seed * 7919 + 5)
-    n = g.normal(0.0, 2.2, (8, HEIGHT, WIDTH, 1)).astype(np.float32)
-    n = n + g.normal(0.0, 1.0, (8, HEIGHT, WIDTH, 3)).astype(np.float32)
-    return n
+    luma = g.standard_normal((6, HEIGHT, WIDTH, 1), dtype=np.float32) * 2.2
+    return luma + g.standard_normal((6, HEIGHT, WIDTH, 3), dtype=np.float32)
 
 
 class Renderer:
@@ -1182,9 +1186,26 @@ def roster_csv(seed: int) -> str:
     return buf.getvalue()
 
 
+@cache
 def truth_json(seed: int) -> str:
     """The truth file's exact text (tests compare the committed file to this)."""
-    return json.dumps(build_truth(seed), ensure_ascii=False, indent=1) + "\n"
+    return json.dumps(_build_truth(seed), ensure_ascii=False, indent=1) + "\n"
+
+
+def clear_caches() -> None:
+    """Forget every cached schedule, card and sprite (to show a rebuild gives the same bytes)."""
+    for f in (
+        plan,
+        make_card,
+        _figure,
+        sprite_alpha,
+        _lighting,
+        _clock_digits,
+        _digit_ratio,
+        truth_json,
+        _noise_bank,
+    ):
+        f.cache_clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1196,7 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth-only", action="store_true", help="write truth and roster, no video")
     a = ap.parse_args(argv)
     require_fonts()
-    source = require_source(a.source)
+    source = a.source if a.truth_only else require_source(a.source)  # truth needs no pixels
     a.out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     stem = f"finish-s{a.seed}"

@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw, ImageFont
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 DURATION_S = 60.0
 N_FRAMES = int(DURATION_S * FPS)
-CRF = 24
+CRF = 26
 
 DEFAULT_SOURCE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 SOURCE = {
@@ -108,9 +108,11 @@ CAM_H = 1.5
 BODY_M = 1.75
 DIGIT_M = 0.131  # digit height on the card in metres (so digit_px = 0.131 * s)
 
-ROWS = {"far": (20, 24), "mid": (25, 29), "near": (30, 34)}  # digit_px range per depth row
+ROWS = {"far": (20, 23), "mid": (23, 27), "near": (27, 34)}  # digit_px range per depth row
+# Defocus (Gaussian sigma, px) per row: the lens is focused near the nearest row.
+FOCUS = {"far": (1.0, 1.4), "mid": (0.8, 1.1), "near": (0.6, 0.9)}
 SPEED_CROSS_S = {"walk": (12.0, 15.0), "jog": (6.0, 9.0), "race": (3.0, 5.0)}  # frame-width crossing
-BLUR_PX = {"walk": (3, 4), "jog": (4, 6), "race": (5, 7)}
+BLUR_PX = {"walk": (3, 4), "jog": (4, 6), "race": (6, 7)}
 CADENCE = {"walk": 1.8, "jog": 2.6, "race": 3.0}  # strides (one leg) per second
 BOUNCE = {"walk": 0.6, "jog": 1.4, "race": 2.0}  # vertical bob, in units of 1 % of body height
 
@@ -166,6 +168,8 @@ class PassSpec:
     phase: float
     look: int  # index into the runner's colours (same runner, same look)
     hard: bool = False
+    focus_sigma: float = 0.0  # defocus, Gaussian sigma in px (applied after the motion blur)
+    squeeze: float = 1.0  # horizontal foreshortening of the card (cos of the runner's turn away)
 
     @property
     def s(self) -> float:
@@ -184,7 +188,7 @@ class PassSpec:
     @property
     def margin(self) -> float:
         """Half the sprite width: where the figure is fully outside the frame."""
-        return 32 * self.u + self.blur_px
+        return 32 * self.u + self.blur_px + 3 * self.focus_sigma
 
     @property
     def t_exit(self) -> float:
@@ -207,15 +211,22 @@ def origin(p: PassSpec, t: float) -> tuple[int, int]:
     return int(round(center_x(p, t))), int(round(p.ground_y + bob(p, t)))
 
 
-FIRST = ["Anna", "Ben", "Chloé", "Dmitri", "Elif", "Farah", "Gustav", "Hana", "Ivan", "Jana", "Kofi",
-         "Lena", "Mateo", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Ursula",
-         "Viktor", "Wen", "Ximena", "Yusuf", "Zoe", "Aiko", "Bruno", "Carmen", "Diego", "Emma",
-         "Felix", "Grace", "Hiro", "Ines", "Jonas", "Kira", "Luca", "Maya", "Noah"]  # fmt: skip
-LAST = ["Andersen", "Becker", "Costa", "Dubois", "Eriksson", "Fischer", "García", "Hoffmann", "Ivanova",
-        "Jensen", "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi",
-        "Schmidt", "Tanaka", "Usman", "Varga", "Weber", "Xu", "Yilmaz", "Zimmermann", "Almeida",
-        "Brennan", "Kim", "Novak", "Silva", "Müller", "Park", "Horvat", "Sato", "Lopez"]  # fmt: skip
-CATEGORIES = ["M20", "M35", "M40", "M45", "M50", "M55", "M60", "W20", "W35", "W40", "W45", "W50", "W55"]
+FIRST_W = ["Anna", "Chloé", "Elif", "Farah", "Hana", "Jana", "Lena", "Nadia", "Priya", "Rosa", "Ursula",
+           "Ximena", "Zoe", "Aiko", "Carmen", "Emma", "Grace", "Ines", "Kira", "Maya", "Sofia"]  # fmt: skip
+FIRST_M = ["Ben", "Dmitri", "Gustav", "Ivan", "Kofi", "Mateo", "Oskar", "Quentin", "Sven", "Tariq", "Viktor",
+           "Yusuf", "Bruno", "Diego", "Felix", "Hiro", "Jonas", "Luca", "Noah", "Wen", "Samuel"]  # fmt: skip
+LAST = ["Andersen", "Becker", "Costa", "Dubois", "Eriksson", "Fischer", "García", "Hoffmann", "Jensen",
+        "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi", "Schmidt",
+        "Tanaka", "Usman", "Varga", "Weber", "Xu", "Yilmaz", "Zimmermann", "Almeida", "Brennan", "Kim",
+        "Novak", "Silva", "Müller", "Park", "Horvat", "Sato", "Lopez", "Haddad"]  # fmt: skip
+AGE_GROUPS = ["20", "35", "40", "45", "50", "55", "60"]
+
+
+def _person(rng: random.Random) -> tuple[str, str]:
+    """A plausible name and its age-group category (W.. or M..)."""
+    sex = rng.choice("WM")
+    first = rng.choice(FIRST_W if sex == "W" else FIRST_M)
+    return f"{first} {rng.choice(LAST)}", f"{sex}{rng.choice(AGE_GROUPS)}"
 
 
 @dataclass
@@ -260,7 +271,7 @@ def _spec(
 ) -> PassSpec:
     lo, hi = ROWS[row]
     blo, bhi = BLUR_PX[speed]
-    shaded = rng.random() < 0.3
+    shaded = rng.random() < 0.4
     args = {
         "bib": bib,
         "lap": 0,
@@ -273,7 +284,9 @@ def _spec(
         "blur_px": rng.randint(blo, bhi),
         "tilt_deg": round(rng.uniform(-10.0, 10.0), 1),
         "shear": round(rng.uniform(-0.15, 0.15), 3),
-        "shade": round(rng.uniform(0.45, 0.7), 2) if shaded else 1.0,
+        "shade": round(rng.uniform(0.4, 0.65), 2) if shaded else 1.0,
+        "focus_sigma": round(rng.uniform(*FOCUS[row]), 2),
+        "squeeze": round(rng.uniform(0.6, 0.95), 2),
         "phase": rng.uniform(0, 2 * math.pi),
         "look": 0,
     }
@@ -309,7 +322,14 @@ def _draw_schedule(rng: random.Random) -> list[PassSpec]:
     # The genuinely hard bib: far row, race pace, 22 px digits, 7 px blur.
     h = _spec(rng, "H", "far", "race", rng.choice(["ltr", "rtl"]), rng.uniform(27, 31), hard=True)
     fixed.append(
-        _replace(h, digit_target=22, blur_px=7, tilt_deg=round(rng.choice([-1, 1]) * rng.uniform(6, 9), 1))
+        _replace(
+            h,
+            digit_target=22,
+            blur_px=7,
+            tilt_deg=round(rng.choice([-1, 1]) * rng.uniform(6, 9), 1),
+            squeeze=round(rng.uniform(0.62, 0.7), 2),
+            shade=round(rng.uniform(0.5, 0.6), 2),
+        )
     )
 
     # A walker (crossing in 12-15 s), early, in the middle row.
@@ -374,11 +394,13 @@ def _assign_bibs(rng: random.Random, passes: list[PassSpec]) -> tuple[list[Runne
         first = owner[i] if owner[i] is not None else i
         if first not in by_first:
             while True:
-                name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+                name, category = _person(rng)
                 if name not in names:
                     names.add(name)
                     break
-            r = Runner(bibs[len(runners)], name, rng.choice(CATEGORIES), len(runners))
+            free = [b for b in bibs if b not in {x.bib for x in runners}]
+            bib = next(b for b in free if len(b) == 4) if p.hard else free[0]  # the hard bib: 4 digits
+            r = Runner(bib, name, category, len(runners))
             by_first[first] = r
             runners.append(r)
         r = by_first[first]
@@ -402,7 +424,7 @@ def _extra_roster(rng: random.Random, runners: list[Runner]) -> list[Runner]:
         b = str(rng.randint(1000, 9999))
         if b not in real and b not in out:
             out.append(b)
-    return [Runner(b, f"{rng.choice(FIRST)} {rng.choice(LAST)}", rng.choice(CATEGORIES), -1) for b in out]
+    return [Runner(b, *_person(rng), -1) for b in out]
 
 
 # ----------------------------------------------------------------------------- sprites
@@ -482,7 +504,7 @@ def make_card(p: PassSpec) -> Card:
 
     a = math.radians(p.tilt_deg)
     rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    A = rot @ np.array([[1.0, p.shear], [0.0, 1.0]])
+    A = rot @ np.array([[1.0, p.shear], [0.0, 1.0]]) @ np.array([[p.squeeze, 0.0], [0.0, 1.0]])
     flat_corners = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], np.float64)
     c = np.array([cw / 2, ch / 2])
     warped = (flat_corners - c) @ A.T
@@ -604,10 +626,12 @@ def _figure(p: PassSpec, t: float) -> tuple[np.ndarray, int, int]:
 
 
 def _blur(a: np.ndarray, p: PassSpec) -> np.ndarray:
-    """Motion blur: a box of blur_px pixels along the (horizontal) direction of travel."""
-    if p.blur_px <= 1:
-        return a
-    return cv2.blur(a, (p.blur_px, 1), borderType=cv2.BORDER_CONSTANT)
+    """Motion blur (a box of blur_px pixels along the horizontal motion), then lens defocus."""
+    if p.blur_px > 1:
+        a = cv2.blur(a, (p.blur_px, 1), borderType=cv2.BORDER_CONSTANT)
+    if p.focus_sigma > 0:
+        a = cv2.GaussianBlur(a, (0, 0), p.focus_sigma, borderType=cv2.BORDER_CONSTANT)
+    return a
 
 
 @lru_cache(maxsize=64)
@@ -886,6 +910,8 @@ def _mix_ok(passes: list[PassSpec]) -> bool:
         and {p.speed for p in passes} == set(SPEED_CROSS_S)
         and in_view >= 3
         and min(p.blur_px for p in passes) == 3
+        and min(p.digit_target for p in passes) <= 21
+        and max(p.digit_target for p in passes) >= 32
     )
 
 
@@ -940,6 +966,8 @@ def _build_truth(seed: int) -> dict[str, object]:
                 "occluded": _occlusions(pt),
                 "digit_px": card.digit_px,
                 "blur_px": p.blur_px,
+                "focus_sigma": p.focus_sigma,
+                "squeeze": p.squeeze,
                 "tilt_deg": p.tilt_deg,
                 "shear": p.shear,
                 "shade": p.shade,
@@ -1098,7 +1126,7 @@ def source_frames(path: Path, indices: list[int] | None = None) -> Iterator[np.n
 def _noise_bank(seed: int) -> np.ndarray:
     """A few frames of seeded sensor noise (mostly luma), cycled: cheap and deterministic."""
     g = np.random.default_rng(seed * 7919 + 5)
-    luma = g.standard_normal((6, HEIGHT, WIDTH, 1), dtype=np.float32) * 2.2
+    luma = g.standard_normal((6, HEIGHT, WIDTH, 1), dtype=np.float32) * 3.0
     return luma + g.standard_normal((6, HEIGHT, WIDTH, 3), dtype=np.float32)
 
 

@@ -110,9 +110,9 @@ DIGIT_M = 0.131  # digit height on the card in metres (so digit_px = 0.131 * s)
 
 ROWS = {"far": (20, 23), "mid": (23, 27), "near": (27, 34)}  # digit_px range per depth row
 # Defocus (Gaussian sigma, px) per row: the lens is focused near the nearest row.
-FOCUS = {"far": (1.0, 1.4), "mid": (0.8, 1.1), "near": (0.6, 0.9)}
+FOCUS = {"far": (0.9, 1.3), "mid": (0.7, 1.0), "near": (0.5, 0.8)}
 SPEED_CROSS_S = {"walk": (12.0, 15.0), "jog": (6.0, 9.0), "race": (3.0, 5.0)}  # frame-width crossing
-BLUR_PX = {"walk": (3, 4), "jog": (4, 6), "race": (6, 7)}
+BLUR_PX = {"walk": (3, 4), "jog": (4, 6), "race": (5, 7)}
 CADENCE = {"walk": 1.8, "jog": 2.6, "race": 3.0}  # strides (one leg) per second
 BOUNCE = {"walk": 0.6, "jog": 1.4, "race": 2.0}  # vertical bob, in units of 1 % of body height
 
@@ -286,7 +286,7 @@ def _spec(
         "shear": round(rng.uniform(-0.15, 0.15), 3),
         "shade": round(rng.uniform(0.4, 0.65), 2) if shaded else 1.0,
         "focus_sigma": round(rng.uniform(*FOCUS[row]), 2),
-        "squeeze": round(rng.uniform(0.6, 0.95), 2),
+        "squeeze": round(rng.uniform(0.66, 0.96), 2),
         "phase": rng.uniform(0, 2 * math.pi),
         "look": 0,
     }
@@ -590,37 +590,67 @@ def _figure(p: PassSpec, t: float) -> tuple[np.ndarray, int, int]:
     def P(x: float, y: float) -> tuple[float, float]:
         return ox + x * u, oy + y * u
 
-    lw_leg, lw_arm = max(2, int(6.5 * u)), max(2, int(4.6 * u))
-    # Far limbs first and darker, then the torso, then near limbs: reads as a body in depth.
-    for layer, sgn, k in ((0, 1.0, 0.72), (1, -1.0, 1.0)):
-        sw = swing * sgn * amp
-        hx = -6.0 if layer == 0 else 6.0
-        knee = (hx + fwd * 8 * sw, -24 + 4 * abs(sw))
-        foot = (hx + fwd * 14 * sw, -1 - 6 * max(0.0, -sw))
-        d.line([P(hx, -46), P(*knee), P(*foot)], fill=_shade_cols(skin, k), width=lw_leg, joint="curve")
-        fx, fy = P(*foot)
-        d.ellipse(
-            [fx - 5 * u, fy - 2.6 * u, fx + 5 * u + fwd * 2 * u, fy + 1.6 * u],
-            fill=_shade_cols((235, 235, 240), k),
-        )
-        sx = -18.0 if layer == 0 else 18.0
-        elbow = (sx * 1.08 - fwd * 7 * sw, -63)
-        hand = (sx * 1.0 + fwd * 9 * sw, -52 - 5 * abs(sw))
-        if layer == 0:
-            d.line([P(sx, -79), P(*elbow), P(*hand)], fill=_shade_cols(skin, k), width=lw_arm, joint="curve")
-        else:
-            arm_layer = (P(sx, -79), P(*elbow), P(*hand))
-    d.rounded_rectangle([*P(-16, -54), *P(16, -41)], radius=3 * u, fill=_shade_cols(shorts, 1.0))
-    d.polygon([P(-19, -81), P(19, -81), P(16, -50), P(-16, -50)], fill=_shade_cols(shirt, 1.0))
-    for sx in (-18.0, 18.0):
-        cx_, cy_ = P(sx, -78)
-        d.ellipse([cx_ - 4.5 * u, cy_ - 3 * u, cx_ + 4.5 * u, cy_ + 5 * u], fill=_shade_cols(shirt, 0.95))
-    d.line(list(arm_layer), fill=_shade_cols(skin, 1.0), width=lw_arm, joint="curve")
-    d.rectangle([*P(-3, -87), *P(3, -80)], fill=_shade_cols(skin, 0.9))
-    hx_, hy_ = P(fwd * 1.0, -92.5)
-    r = 6.2 * u
-    d.ellipse([hx_ - r, hy_ - r * 1.1, hx_ + r, hy_ + r * 1.1], fill=_shade_cols(skin, 1.0))
-    d.chord([hx_ - r, hy_ - r * 1.1, hx_ + r, hy_ + r * 1.1], 180, 360, fill=_shade_cols(hair, 1.0))
+    def limb(a: tuple[float, float], b: tuple[float, float], wa: float, wb: float, col: tuple) -> None:
+        """A tapered limb segment (a quad with round ends), widths in units of u."""
+        (ax, ay), (bx, by) = P(*a), P(*b)
+        dx, dy = bx - ax, by - ay
+        n = math.hypot(dx, dy) or 1.0
+        nx, ny = -dy / n, dx / n
+        ra, rb = wa * u / 2, wb * u / 2
+        d.polygon([(ax + nx * ra, ay + ny * ra), (bx + nx * rb, by + ny * rb),
+                   (bx - nx * rb, by - ny * rb), (ax - nx * ra, ay - ny * ra)], fill=col)  # fmt: skip
+        d.ellipse([ax - ra, ay - ra, ax + ra, ay + ra], fill=col)
+        d.ellipse([bx - rb, by - rb, bx + rb, by + rb], fill=col)
+
+    def leg(hx: float, sw: float, k: float) -> None:
+        """Hip -> knee -> ankle from the stride phase; seen three-quarter, so swings are shortened."""
+        a_t = math.radians(28) * sw * amp  # thigh angle from vertical, forward positive
+        bend = math.radians(12 + 70 * max(0.0, -sw) * amp)  # the calf folds up on the back swing
+        hip = (hx, -47.0)
+        knee = (hx + 0.6 * fwd * 24 * math.sin(a_t), -47.0 + 24 * math.cos(a_t))
+        a_c = a_t - bend
+        ankle = (knee[0] + 0.6 * fwd * 22 * math.sin(a_c), knee[1] + 22 * math.cos(a_c))
+        limb(hip, knee, 8.0, 6.0, _shade_cols(skin, k))
+        limb(knee, ankle, 5.8, 3.8, _shade_cols(skin, k))
+        shoe = _shade_cols((225, 228, 235) if p.look % 3 else (40, 40, 48), k)
+        ax_, ay_ = P(*ankle)
+        d.ellipse([ax_ - 3.2 * u, ay_ - 1.8 * u, ax_ + 3.2 * u + fwd * 2.2 * u, ay_ + 1.6 * u], fill=shoe)
+
+    def arm(sx: float, sw: float, k: float) -> tuple[float, float]:
+        """Shoulder -> elbow -> hand, bent more at race pace; hands stay off the bib."""
+        bend = {"walk": 0.35, "jog": 0.9, "race": 1.1}[p.speed]
+        elbow = (sx * 1.06 - 0.5 * fwd * 8 * sw, -66 + 2 * abs(sw))
+        hand_x = elbow[0] + 0.5 * fwd * 9 * bend * (1 + sw) * 0.8
+        hand_x = math.copysign(max(abs(hand_x), 16.5), sx)
+        hand = (hand_x, elbow[1] + 11 * (1.0 - 0.55 * bend))
+        limb((sx, -78.5), elbow, 5.2, 4.2, _shade_cols(skin, k))
+        limb(elbow, hand, 4.0, 3.2, _shade_cols(skin, k))
+        return hand
+
+    # Far limbs first and darker, then the torso, then the near limbs: reads as a body in depth.
+    leg(-5.5, swing, 0.72)
+    arm(-17.0, -swing * amp, 0.72)
+    shorts_poly = [P(-15.5, -55), P(15.5, -55), P(14.5, -43), P(1.5, -42), P(0, -44), P(-1.5, -42),
+                   P(-14.5, -43)]  # fmt: skip
+    d.polygon(shorts_poly, fill=_shade_cols(shorts, 1.0))
+    leg(5.5, -swing, 1.0)
+    torso = [P(-18, -80), P(-11, -83.5), P(11, -83.5), P(18, -80), P(16.2, -68), P(14, -58),
+             P(15, -51), P(-15, -51), P(-14, -58), P(-16.2, -68)]  # fmt: skip
+    d.polygon(torso, fill=_shade_cols(shirt, 1.0))
+    for sx in (-15.8, 15.8):  # rounded shoulders (singlet seams)
+        cx_, cy_ = P(sx, -79)
+        d.ellipse([cx_ - 4.2 * u, cy_ - 3.2 * u, cx_ + 4.2 * u, cy_ + 3.6 * u], fill=_shade_cols(shirt, 0.94))
+    d.polygon([P(-5, -83.6), P(5, -83.6), P(0, -78.5)], fill=_shade_cols(skin, 0.85))  # neckline
+    arm(17.0, swing * amp, 1.0)
+    limb((0, -88), (0, -83), 5.0, 5.6, _shade_cols(skin, 0.85))  # neck
+    hx_, hy_ = P(fwd * 1.0, -93.0)
+    r = 5.9 * u
+    d.ellipse([hx_ - r, hy_ - r * 1.15, hx_ + r, hy_ + r * 1.1], fill=_shade_cols(skin, 1.0))
+    d.chord(
+        [hx_ - r * 1.02, hy_ - r * 1.2, hx_ + r * 1.02, hy_ + r * 0.9], 175, 365, fill=_shade_cols(hair, 1.0)
+    )
+    ex, ey = P(fwd * 3.8, -92.0)  # a hint of the face turned in the direction of travel
+    d.ellipse([ex - 0.7 * u, ey - 0.5 * u, ex + 0.7 * u, ey + 0.5 * u], fill=_shade_cols(skin, 0.6))
 
     return np.asarray(img), ox, oy
 

@@ -15,7 +15,7 @@ Background: ``vtest.avi`` from Debian's ``opencv-doc`` (a real pedestrian scene,
 frame ``i`` shows source frame ``floor(i * 10 / 25)``), so its pedestrians are real moving
 distractors. Its sha256 is checked so a different file cannot silently change the video.
 
-Outputs (in ``--out-dir``): ``finish-s{seed}.mp4`` (libx264 CRF 24, yuv420p, GOP 2 s,
+Outputs (in ``--out-dir``): ``finish-s{seed}.mp4`` (libx264 CRF 26, yuv420p, GOP 2 s,
 ``+faststart``, no audio), ``finish-s{seed}.truth.json`` and ``finish-s{seed}.roster.csv``.
 The truth's ``definition`` field states the exact visibility rule.
 """
@@ -870,15 +870,11 @@ def _overtakes(passes: list[PassSpec]) -> list[dict[str, object]]:
             lo, hi = max(a.t_enter, b.t_enter), min(a.t_exit, b.t_exit)
             if hi <= lo:
                 continue
-            sign = 1.0 if a.direction == "ltr" else -1.0
-            # a is faster: it passes b when their centres coincide
-            t_meet = (a.v * a.t_enter - b.v * b.t_enter + (a.margin - b.margin)) / (a.v - b.v)
+            t_meet = _meet_time(b, a)  # a is faster: it passes b when their centres coincide
             if lo < t_meet < hi and 0 < center_x(a, t_meet) < WIDTH:
                 x = round(center_x(a, t_meet), 1)
                 out.append({"by": a.bib, "of": b.bib, "at_s": round(t_meet, 3), "x": x, "by_lap": a.lap,
-                            "of_lap": b.lap, "sign": sign})  # fmt: skip
-    for o in out:
-        o.pop("sign")
+                            "of_lap": b.lap})  # fmt: skip
     return sorted(out, key=lambda o: o["at_s"])
 
 

@@ -135,7 +135,7 @@ def test_a_bad_roster_fails_the_run_at_probe_and_writes_nothing(
     roster.write_text("bib,name\n4172,Kim\n5021,Lee\n4172,Park\n")
     conf = {"video_uri": video.as_uri(), "roster_uri": roster.as_uri()}
     params = {p: finish_dag.params[p] for p in finish_dag.params} | conf
-    with pytest.raises(ValueError, match=re.escape("duplicate bib 4172")):
+    with pytest.raises(ValueError, match=re.escape("row 4: bib 4172 is a duplicate of row 2")):
         probe_video(RunConfig.from_params(params), work_uri())
     dag_run = finish_dag.test(run_conf=conf)
     assert dag_run.state == "failed"

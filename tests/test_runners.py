@@ -233,9 +233,12 @@ def test_occlusion_of_2_5_s_by_a_nearer_runner_at_half_second_sampling_stays_one
 
 
 def test_gap_longer_than_max_gap_is_two_passes_and_laps_are_separate():
-    reads = bib("4172", x0=0.1, speed=0.12, frames=range(0, 8), texts={3: None, 4: None, 5: None})
+    # unseen 4 s (frames 3-6) is more than the 3 s gap; unseen 3 s (frames 3-5) would be one pass
+    reads = bib("4172", x0=0.1, speed=0.1, frames=range(0, 9), texts={3: None, 4: None, 5: None, 6: None})
     reads += bib("4172", x0=0.1, speed=0.3, frames=range(60, 63))  # the next lap
-    assert summary(find_passes(reads, ONE_S)) == [("4172", 0, 2, 3), ("4172", 6, 7, 2), ("4172", 60, 62, 3)]
+    assert summary(find_passes(reads, ONE_S)) == [("4172", 0, 2, 3), ("4172", 7, 8, 2), ("4172", 60, 62, 3)]
+    reads = bib("4172", x0=0.1, speed=0.1, frames=range(0, 8), texts={3: None, 4: None, 5: None})
+    assert summary(find_passes(reads, ONE_S)) == [("4172", 0, 7, 5)]
 
 
 def test_misread_inside_a_track_is_overruled():
@@ -545,7 +548,7 @@ def random_race(seed: int, interval_ms: int) -> tuple[list[Read], list[tuple[str
     for number, sightings in seen.items():
         runs: list[list[tuple[int, float, float, float]]] = [[sightings[0]]]
         for sighting in sightings[1:]:
-            if (sighting[0] - runs[-1][-1][0]) * interval_ms > 3000:
+            if (sighting[0] - runs[-1][-1][0] - 1) * interval_ms > 3000:  # unseen for more than the gap
                 runs.append([])
             runs[-1].append(sighting)
         for run in runs:

@@ -6,8 +6,10 @@ Frames are captured at i x interval (the first decoded frame at or after it), so
 shows video frame ceil(i x interval x fps).
 
 Measures, per the runner-identity issue:
-- a pass is *found whole* when exactly one found pass of its number overlaps it and both ends are
-  within one interval of the truth's first and last visible sampled frame;
+- a pass is *found whole* when exactly one found pass of its number overlaps it and each end is
+  within one interval of the truth's first (last) visible sampled frame, or reaches past it no
+  further than the runner is on screen (a bib read while the frame edge cuts its card, or
+  followed through a moment's cover, is still that runner);
 - *frame recall*: of the sampled frames where a bib is visible, the share covered by a found pass
   of the right number (read there, or attributed through its track);
 - *read recall*: the same share, counting only frames where the reader itself said the number at
@@ -27,7 +29,14 @@ from typing import Any
 class TruthPass:
     bib: str
     visible: frozenset[int]  # sampled frame indexes where the bib is visible
+    on_screen: tuple[int, int] | None = None  # sampled frames where the runner is in the frame at all
     props: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def ends_fit(self, start: int, end: int) -> bool:
+        """Both ends of a found pass are where this pass begins and ends (see the module doc)."""
+        low, high = self.on_screen or (self.first, self.last)
+        starts = min(low, self.first - 1) <= start <= self.first + 1
+        return starts and self.last - 1 <= end <= max(high, self.last + 1)
 
     @property
     def first(self) -> int:
@@ -66,8 +75,16 @@ def truth_passes(truth: Mapping[str, Any], interval_ms: int) -> list[TruthPass]:
         visible = frozenset(shown_by[f] for f in p["visible_frames"] if f in shown_by)
         if visible:
             props = {k: v for k, v in p.items() if k not in ("visible_frames", "boxes")}
-            passes.append(TruthPass(str(p["bib"]), visible, props))
+            passes.append(TruthPass(str(p["bib"]), visible, _on_screen(samples, p), props))
     return passes
+
+
+def _on_screen(samples: dict[int, int], p: Mapping[str, Any]) -> tuple[int, int] | None:
+    """First and last sampled frame in which the runner's figure is in the frame (make_finish truth)."""
+    if "start_frame" not in p or "end_frame" not in p:
+        return None
+    inside = [i for i, video_frame in samples.items() if p["start_frame"] <= video_frame <= p["end_frame"]]
+    return (min(inside), max(inside)) if inside else None
 
 
 @dataclass
@@ -141,11 +158,7 @@ def score(
     for t in sorted(expected, key=lambda p: (p.first, p.bib)):
         mine = [p for p in found if p["number"] == t.bib and _overlaps(p, t.first, t.last)]
         covered = {i for i in t.visible if any(p["start_frame"] <= i <= p["end_frame"] for p in mine)}
-        whole = (
-            len(mine) == 1
-            and abs(mine[0]["start_frame"] - t.first) <= 1
-            and abs(mine[0]["end_frame"] - t.last) <= 1
-        )
+        whole = len(mine) == 1 and t.ends_fit(mine[0]["start_frame"], mine[0]["end_frame"])
         rows.append(
             {
                 "bib": t.bib,

@@ -352,6 +352,19 @@ def test_static_clock_and_sign_are_rejected_as_static():
     assert clock_track["reason"] == sign_track["reason"] == "static (does not move)"
 
 
+def test_the_year_of_a_banner_is_no_runner_where_a_bibs_number_went_unread():
+    banner = bib("2026", x0=0.45, speed=0.0, frames=range(0, 10), y=0.05)
+    cut_year = bib("26", x0=0.1, speed=0.2, frames=range(3, 6), y=0.7, w=0.02)  # bib 9997 itself unread
+    runner = bib("4172", x0=0.05, speed=0.15, frames=range(2, 6), y=0.5)
+    result = find_passes(banner + cut_year + runner, ONE_S)
+    assert summary(result) == [("4172", 2, 5, 4)]
+    (year,) = [r for r in result.rejected if r["text"] == "26"]
+    assert year["reason"] == "the scene's own text (2026 stands still in the frame)"
+    # with a roster the roster decides: a bib 26 on it is a runner even beside a 2026 banner
+    roster = Roster.parse("bib\n26\n4172\n", "roster.csv")
+    assert [p.number for p in find_passes(banner + cut_year + runner, ONE_S, roster).passes] == ["4172", "26"]
+
+
 def test_clock_over_ten_minutes_is_one_static_track():
     # mm:ss read without its colon: 600 different texts, never twice the same, at one place.
     frames = range(0, 600)

@@ -633,6 +633,14 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
         and any(_overlap_in_time(a, b) for i, a in enumerate(group) for b in group[i + 1 :])
     }
 
+    # Without a roster, a number that also stands still in the scene (the year on the finish
+    # banner, the "42" of a KM sign) is the event's own text wherever it moves: on a bib whose
+    # number went unread it is the sponsor band's year, often cut short ("26" of "2026").
+    scenery = {votes[track.id].number for track in tracks if track.id in static}
+
+    def event_text(number: str) -> str | None:
+        return next((s for s in sorted(scenery) if s == number or is_truncation(number, s)), None)
+
     passes: list[RunnerPass] = []
     for track in tracks:
         result = votes[track.id]
@@ -662,6 +670,9 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
                 result = vote(track.obs, number=entry.bib, also_absorb=result.number)
         elif result.read_count < settings.min_reads:
             reject(track, f"too few reads ({result.read_count} < {settings.min_reads})")
+            continue
+        elif (sign := event_text(result.number)) is not None:
+            reject(track, f"the scene's own text ({sign} stands still in the frame)")
             continue
         passes.append(_runner_pass(track, result, entry, snapped_from))
     passes.sort(key=lambda p: (p.start_ms, p.number, p.track_id))

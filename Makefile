@@ -67,8 +67,10 @@ compose-plugin:
 test: install compose-plugin
 	$(PY) -m pytest
 
-test-fast: venv
-	$(PY) -m pytest -m "not slow"
+# test-fast runs the compose tests too, so it needs the compose plugin as much as `make test` does
+MARKERS ?= not slow
+test-fast: venv compose-plugin
+	$(PY) -m pytest -m "$(MARKERS)"
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -152,9 +152,17 @@ def rekognition_limiter_scope() -> str:
     return scope
 
 
-def rekognition_limiter_dir() -> str | None:
-    """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`, default: temp dir)."""
-    return os.environ.get("REKO_REKOGNITION_LIMITER_DIR") or None
+def rekognition_limiter_dir() -> str:
+    """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`).
+
+    Default `$AIRFLOW_HOME/reko-limiter`: one schedule per deployment. The system temp folder
+    would make two deployments on one host share (and halve) one quota schedule.
+    """
+    configured = os.environ.get("REKO_REKOGNITION_LIMITER_DIR")
+    if configured:
+        return configured
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return str(Path(home) / "reko-limiter")
 
 
 def rekognition_price_per_1000() -> float:

@@ -18,15 +18,14 @@ from reko.config import (
     rekognition_pool,
 )
 from reko.operators import ExtractFramesOperator
-from reko.params import analysis_settings_params
-
-VIDEO_WAIT_S = 3600  # an s3:// video that has not landed an hour after the trigger fails the run
+from reko.params import analysis_settings_params, video_wait_param
 
 DOC_MD = """
 ### video_analysis
 Turns one video into searchable frames.
 
-0. **wait_for_video** waits (deferred) for an `s3://` video to land; a `file://` video passes at once.
+0. **wait_for_video** waits (deferred, up to `video_wait_s`) for an `s3://` video to land; a
+   `file://` video passes at once.
 1. **probe** checks the Params, takes the video's lease (one run per video at a time: a second
    run of the same video waits, rescheduled, until the first ends) and reads the video (duration,
    fps, size); anything that is not a readable video fails here, before anything is written.
@@ -87,6 +86,7 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             description="The video to analyse: file:///path/video.mp4 or s3://bucket/key.mp4.",
             minLength=8,
         ),
+        "video_wait_s": video_wait_param(),
         **analysis_settings_params(""),
         "batch_size": Param(
             None,
@@ -116,7 +116,7 @@ def video_analysis() -> None:
         video_uri="{{ params.video_uri }}",
         deferrable=True,
         poke_interval=30,
-        timeout=VIDEO_WAIT_S,
+        wait_s="{{ params.video_wait_s }}",
     )
 
     @task

@@ -108,3 +108,48 @@ def test_identical_frames_in_s3_are_recognised_from_one_listing_without_download
     digests = _frame_digests(store, 1, 4)
     assert sorted(digests) == [0, 1, 2, 3]
     assert digests[1] == digests[2] and len({digests[0], digests[1], digests[3]}) == 3
+
+
+class TaskLog:
+    """The task's logger, keeping its lines (Airflow's structlog output bypasses caplog)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: object) -> None:
+        self.lines.append(msg % args if args else msg)
+
+    warning = error = debug = info
+
+
+def test_a_missing_video_is_waited_for_with_its_key_and_deadline_logged_for_the_param(s3):
+    """The wait is the run's `video_wait_s` Param; the log names the key and the deadline (the
+    trigger only logs "Sleeping for 30.0 seconds"); a timeout names the key and is not retried."""
+    from datetime import timedelta
+
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+
+    from reko.aws.sensors import VideoObjectSensor
+
+    uri = f"s3://aws_default@{BUCKET_VIDEOS}/late/race.mp4"
+    sensor = VideoObjectSensor(
+        task_id="wait_for_video", video_uri=uri, deferrable=True, poke_interval=5, wait_s="90"
+    )
+    sensor._cached_logger = TaskLog()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert deferred.value.timeout == timedelta(seconds=90)
+    assert deferred.value.trigger.bucket_key == "late/race.mp4"
+    waiting = [line for line in sensor._cached_logger.lines if line.startswith("Waiting for")]
+    assert len(waiting) == 1, sensor._cached_logger.lines
+    assert f"s3://{BUCKET_VIDEOS}/late/race.mp4" in waiting[0] and "until 20" in waiting[0]
+    assert "90 s from now (Param video_wait_s)" in waiting[0]
+    with pytest.raises(AirflowSensorTimeout, match=r"late/race\.mp4 did not appear within 90 s"):
+        sensor.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {})
+
+
+def test_the_video_wait_is_a_param_of_the_analysis_dag(analysis_dag):
+    param = analysis_dag.params.get_param("video_wait_s")
+    assert param.value == 3600 and param.schema["type"] == "integer" and param.schema.get("title")
+    assert analysis_dag.get_task("wait_for_video").wait_s == "{{ params.video_wait_s }}"

@@ -398,6 +398,45 @@ def test_create_job_without_a_role_names_the_connection_extra(monkeypatch):
         hook.create_job({"Inputs": []})
 
 
+def test_a_job_without_a_role_fails_at_once_naming_the_extra(mc, s3_endpoint, monkeypatch):
+    """A configuration error is not retried: AirflowFailException (the task runner's no-retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conn = json.loads(connection_json(mc.endpoint, s3_endpoint))
+    del conn["extra"]["mediaconvert_role_arn"]
+    monkeypatch.setenv("AIRFLOW_CONN_MC_NO_ROLE", json.dumps(conn))
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/norole/c.mp4", 0, 1000, 25, audio=False)
+    before = len(mc.jobs)
+    with pytest.raises(AirflowFailException, match="mediaconvert_role_arn.*mc_no_role"):
+        _operator(settings, aws_conn_id="mc_no_role").execute({})
+    assert len(mc.jobs) == before
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "fails_at_once"),
+    [
+        ("BadRequestException", 400, True),
+        ("ForbiddenException", 403, True),
+        ("TooManyRequestsException", 429, False),
+    ],
+)
+def test_a_refused_request_fails_at_once_and_throttling_is_retried(monkeypatch, code, status, fails_at_once):
+    from airflow.sdk.exceptions import AirflowFailException
+    from botocore.exceptions import ClientError
+
+    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/clips/c.mp4", 0, 1000, 25)
+    hook, stubber = _stubbed_hook(monkeypatch, mediaconvert_role_arn="arn:aws:iam::1:role/nope")
+    stubber.add_client_error("create_job", code, "the role cannot be assumed", http_status_code=status)
+    op = _operator(settings, aws_conn_id="mc_stub")
+    op.__dict__["hook"] = hook  # the stubbed client (the operator's hook is a cached property)
+    expected = AirflowFailException if fails_at_once else ClientError
+    with pytest.raises(expected, match="the role cannot be assumed") as raised:
+        op.execute({})
+    assert isinstance(raised.value, AirflowFailException) is fails_at_once
+    if fails_at_once:
+        assert code in str(raised.value)
+
+
 def test_a_stale_marker_for_a_job_mediaconvert_forgot_submits_anew(monkeypatch, tmp_path):
     settings = clip_settings(VIDEO_URI, f"s3://{WORK}/clips/c.mp4", 0, 1000, 25)
     hook, stubber = _stubbed_hook(monkeypatch, mediaconvert_role_arn="arn:r")

@@ -38,6 +38,28 @@ class MediaConvertJobError(RuntimeError):
         super().__init__(f"MediaConvert job {self.job_id} ended {self.status}: {detail}")
 
 
+# MediaConvert's answers to a request that is wrong as sent: retrying the same request cannot help
+CONFIG_ERROR_CODES = frozenset({"BadRequestException", "ForbiddenException", "AccessDeniedException"})
+
+
+class MediaConvertConfigError(ValueError):
+    """The job cannot be submitted as configured (no job role, a refused request): not retried."""
+
+
+def config_problem(error: Exception) -> str | None:
+    """Why `error` is a configuration error (fail now, without retries), or None if it may pass."""
+    from botocore.exceptions import ClientError, NoRegionError
+
+    if isinstance(error, ValueError | NoRegionError):
+        return str(error)
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in CONFIG_ERROR_CODES:
+            message = error.response.get("Error", {}).get("Message", "")
+            return f"MediaConvert refused the job ({code}): {message}; check the connection and job settings"
+    return None
+
+
 class MediaConvertHook(AwsBaseHook):
     """
     Interact with AWS Elemental MediaConvert.
@@ -78,7 +100,7 @@ class MediaConvertHook(AwsBaseHook):
         """Submit a job and return MediaConvert's `Job` description."""
         role = role_arn or self.job_role_arn
         if not role:
-            raise ValueError(
+            raise MediaConvertConfigError(
                 f"no MediaConvert job role: pass role_arn or set the extra {ROLE_EXTRA!r} "
                 f"on connection {self.aws_conn_id!r}"
             )

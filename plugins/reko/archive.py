@@ -250,8 +250,10 @@ def presigned_url(uri: str) -> str:
     with the same connection ObjectStoragePath uses (its endpoint too, e.g. a local S3)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    conn_id, bucket, key = split_s3_uri(uri, "video")
-    url = S3Hook(aws_conn_id=conn_id).generate_presigned_url(
+    from reko.storage import s3_conn_id
+
+    _, bucket, key = split_s3_uri(uri, "video")
+    url = S3Hook(aws_conn_id=s3_conn_id(uri, "video")).generate_presigned_url(
         "get_object", {"Bucket": bucket, "Key": key}, expires_in=PRESIGNED_URL_TTL_S
     )
     if not url:

@@ -44,7 +44,18 @@ def parse_uri(uri: str, what: str = "video_uri") -> ObjectStoragePath:
         raise InvalidVideoError(
             f"{what} {uri!r} has unsupported scheme {scheme or '(none)'!r}: use file:// or s3://"
         )
+    if scheme == "s3" and split_s3_uri(uri, what)[0] is None:
+        return ObjectStoragePath(uri, conn_id=s3_conn_id(uri, what))
     return ObjectStoragePath(uri)
+
+
+def s3_conn_id(uri: str, what: str = "uri") -> str:
+    """The Airflow connection for an S3 URI: its own (`s3://conn_id@bucket/key`), else the
+    configured default `REKO_AWS_CONN_ID`; never the worker's ambient credentials. Every stage
+    (the wait, probe, frames, MediaConvert, presigned URLs) follows this one rule."""
+    from reko.config import aws_conn_id
+
+    return split_s3_uri(uri, what)[0] or aws_conn_id()
 
 
 def local_path(path: ObjectStoragePath) -> Path | None:

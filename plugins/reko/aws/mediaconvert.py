@@ -207,17 +207,18 @@ def list_frames(frames_uri: str, *, stem: str | None = None, aws_conn_id: str | 
     """Indexes 0..n-1 of the `<stem>.NNNNNNN.jpg` captures under an S3 prefix.
 
     `frames_uri` is `s3://[conn_id@]bucket/prefix/`; the connection in the URI wins over
-    `aws_conn_id` (default `aws_default`). Frame i was captured at `frame_timestamp_ms(i, interval)`.
+    `aws_conn_id` (default `REKO_AWS_CONN_ID`). Frame i was captured at `frame_timestamp_ms(i, interval)`.
     A missing capture (a gap) or captures of several stems in one prefix is an error, since
     indexes would no longer map to times.
     """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from reko.config import aws_conn_id as default_conn_id
     from reko.media import parse_frame_name
     from reko.storage import split_s3_uri
 
     conn_in_uri, bucket, prefix = split_s3_uri(frames_uri, "frames_uri")
-    conn_id = conn_in_uri or aws_conn_id or "aws_default"
+    conn_id = conn_in_uri or aws_conn_id or default_conn_id()
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     keys = S3Hook(aws_conn_id=conn_id).list_keys(bucket_name=bucket, prefix=prefix, delimiter="/")
     by_stem: dict[str, list[int]] = {}

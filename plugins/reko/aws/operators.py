@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from reko.aws.mediaconvert import MediaConvertHook, MediaConvertJobError, config_problem, submit_job_once
 from reko.aws.triggers import MediaConvertJobCompleteTrigger
+from reko.config import aws_conn_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,6 +61,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("aws_conn_id", aws_conn_id())  # the one default AWS connection of reko
         super().__init__(**kwargs)
         self.settings = settings
         self.role_arn = role_arn

@@ -17,8 +17,9 @@ WAIT_PARAM = "video_wait_s"
 class VideoObjectSensor(S3KeySensor):
     """`S3KeySensor` on the run's `video_uri`; a `file://` video has nothing to wait for.
 
-    The URI's connection id (`s3://conn_id@bucket/key`, the form ObjectStoragePath reads) becomes
-    the sensor's `aws_conn_id`, so the wait and the reads use the same credentials.
+    The URI's connection id (`s3://conn_id@bucket/key`, the form ObjectStoragePath reads), else
+    `REKO_AWS_CONN_ID` for a bare `s3://bucket/key`, becomes the sensor's `aws_conn_id`, so the wait
+    and the reads use the same credentials (`reko.storage.s3_conn_id`).
 
     :param video_uri: The video to wait for. (templated)
     :param wait_s: Seconds to wait before failing, without retries (the run's `video_wait_s` Param
@@ -34,14 +35,14 @@ class VideoObjectSensor(S3KeySensor):
         self.wait_s = wait_s
 
     def execute(self, context: Context) -> None:
-        from reko.storage import split_s3_uri  # not at DAG-parse time: reko.storage imports reko.media
+        # not at parse time: reko.storage imports reko.media
+        from reko.storage import s3_conn_id, split_s3_uri
 
         if not self.video_uri.startswith("s3://"):
             self.log.info("%s is not in S3: nothing to wait for", self.video_uri)
             return
-        conn_id, self.bucket_name, self.bucket_key = split_s3_uri(self.video_uri, "video_uri")
-        if conn_id:
-            self.aws_conn_id = conn_id
+        _, self.bucket_name, self.bucket_key = split_s3_uri(self.video_uri, "video_uri")
+        self.aws_conn_id = s3_conn_id(self.video_uri, "video_uri")
         self.timeout = self._wait_seconds()
         deadline = datetime.now(UTC) + timedelta(seconds=self.timeout)
         self.log.info(

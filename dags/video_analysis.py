@@ -282,7 +282,10 @@ def video_analysis() -> None:
         segments = ti.xcom_pull(task_ids="build_segments")
         video = ti.xcom_pull(task_ids="write_video_document") or {}
         started = context["dag_run"].start_date
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        reasons = run_summary.failure_reasons(ti, states, context["dag"].task_ids)
         note = run_summary.render(
+            outcomes=run_summary.task_outcomes(states, reasons),
             video_id=job.store.video_id,
             source_uri=job.cfg.video_uri,
             status=video.get("status", "failed"),

@@ -39,6 +39,7 @@ from reko.storage import (
     local_copy,
     local_path,
     parse_uri,
+    presigned_url,
     read_json,
     remove_tree,
     source_fingerprint,
@@ -142,9 +143,10 @@ def probe_video(cfg: RunConfig, work_uri: str) -> Job:
             f" there): video_uri={cfg.video_uri!r}, REKO_WORK_URI={work_uri!r}"
         )
     store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
-    with local_copy(parse_uri(cfg.video_uri)) as path:
-        info = probe(path, cfg.video_uri)
-    return Job(cfg, store, info)
+    direct = local_path(parse_uri(cfg.video_uri))
+    # an S3 video is probed through a presigned URL with range reads, never downloaded
+    source = direct if direct is not None else presigned_url(cfg.video_uri)
+    return Job(cfg, store, probe(source, cfg.video_uri))
 
 
 def current_frames(cfg: RunConfig, store: VideoStore) -> tuple[dict[str, Any] | None, str]:

@@ -79,6 +79,24 @@ def local_copy(path: ObjectStoragePath) -> Iterator[Path]:
         yield target
 
 
+PRESIGNED_URL_TTL_S = 900
+
+
+def presigned_url(uri: str, expires_s: int = PRESIGNED_URL_TTL_S) -> str:
+    """A short-lived GET URL for an `s3://[conn@]bucket/key` object, signed by the provider's hook
+    with the connection ObjectStoragePath uses (its endpoint too, e.g. a local S3): what ffprobe
+    reads with range requests instead of downloading the object."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    _, bucket, key = split_s3_uri(uri, "video")
+    url = S3Hook(aws_conn_id=s3_conn_id(uri, "video")).generate_presigned_url(
+        "get_object", {"Bucket": bucket, "Key": key}, expires_in=expires_s
+    )
+    if not url:
+        raise InvalidVideoError(f"cannot sign a URL to read {uri}")
+    return url
+
+
 def source_fingerprint(path: ObjectStoragePath) -> str:
     """What identifies this version of an object: size plus ETag (S3) or modification time."""
     return fingerprint_of(dict(path.stat()))

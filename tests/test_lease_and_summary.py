@@ -129,6 +129,33 @@ def test_each_run_ends_with_a_summary_in_its_note(summarised):
 
 
 @pytest.mark.slow
+def test_a_rerun_on_cut_frames_reports_its_own_extract_time(summarised):
+    first, second = (run["note"] or "" for run in summarised["runs"])
+    assert "(frames cut by an earlier run)" not in first
+    extract_s = float(first.split("extract ", 1)[1].split(" s", 1)[0])
+    assert extract_s > 0.5  # ffmpeg cut 38 frames
+    assert "extract 0.0 s (frames cut by an earlier run)" in second, second
+
+
+def test_stage_times_take_this_runs_extract_time_not_the_manifests():
+    from reko.pipeline import this_run
+    from reko.run_summary import stage_times
+
+    manifest = {"frame_count": 38, "extract_s": 2.5}  # as the first run stored it
+    cached = stage_times(
+        probe_s=0.1, manifest=this_run(manifest, extracted=False), reports=[], load=None, segments=None
+    )
+    fresh = stage_times(
+        probe_s=0.1,
+        manifest=this_run(manifest, extracted=True, extract_s=2.5),
+        reports=[],
+        load=None,
+        segments=None,
+    )
+    assert (cached["extract"], fresh["extract"]) == (0.0, 2.5)
+
+
+@pytest.mark.slow
 def test_reanalyse_ignores_stored_results_and_releases_the_lease(summarised, os_client, index_names):
     second = summarised["runs"][1]
     assert second["state"] == "success"

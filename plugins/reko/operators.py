@@ -47,7 +47,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from reko.aws.mediaconvert_jobs import frame_capture_settings
         from reko.media import InvalidVideoError, expected_frame_count
-        from reko.pipeline import Job, current_frames, extract
+        from reko.pipeline import Job, current_frames, extract, this_run
 
         job = Job.from_xcom(self.probed)
         cfg, store, info = job.cfg, job.store, job.info
@@ -56,7 +56,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
                 return extract(cfg, store, info)
             manifest, _ = current_frames(cfg, store)
             if manifest:
-                return manifest
+                return this_run(manifest, extracted=False)
             self.settings = frame_capture_settings(
                 cfg.video_uri,
                 str(store.frames_dir),
@@ -78,7 +78,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
         """List what the job wrote (S3Hook), check it, and write the manifest."""
         from reko.aws.mediaconvert import list_frames
         from reko.media import InvalidVideoError
-        from reko.pipeline import Job, write_manifest
+        from reko.pipeline import Job, this_run, write_manifest
         from reko.storage import parse_uri, source_fingerprint
 
         job = Job.from_xcom(self.probed)
@@ -93,7 +93,11 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
             manifest = write_manifest(job.cfg, job.store, job.info, len(indexes), fingerprint, ran_s)
         except InvalidVideoError as exc:
             raise AirflowFailException(str(exc)) from exc
-        return {**manifest, "mediaconvert_job_id": mc_job["job_id"]}
+        return this_run(
+            {**manifest, "mediaconvert_job_id": mc_job["job_id"]},
+            extracted=not mc_job.get("reused"),
+            extract_s=ran_s,
+        )
 
 
 class CutClipOperator(MediaConvertCreateJobOperator):

@@ -189,11 +189,21 @@ def write_manifest(
     return manifest
 
 
+def this_run(manifest: dict[str, Any], *, extracted: bool, extract_s: float = 0.0) -> dict[str, Any]:
+    """The extract task's result: the manifest plus what this run did. The stored manifest keeps
+    the first run's `extract_s`; a re-run that found the frames cut did no extraction, and the
+    note says so (`this_run`)."""
+    return {
+        **manifest,
+        "this_run": {"extracted": extracted, "extract_s": round(extract_s, 3) if extracted else 0.0},
+    }
+
+
 def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
     """Cut frames with ffmpeg (the local backend) unless they are already cut."""
     manifest, fingerprint = current_frames(cfg, store)
     if manifest:
-        return manifest
+        return this_run(manifest, extracted=False)
     started = time.monotonic()
     with local_copy(parse_uri(cfg.video_uri)) as source:
         frames_dir = local_path(store.frames_dir)
@@ -201,7 +211,8 @@ def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any
             count = extract_frames(source, frames_dir, store.stem, cfg.frame_interval_s)
         else:
             count = _extract_and_upload(source, store, cfg.frame_interval_s)
-    return write_manifest(cfg, store, info, count, fingerprint, time.monotonic() - started)
+    manifest = write_manifest(cfg, store, info, count, fingerprint, time.monotonic() - started)
+    return this_run(manifest, extracted=True, extract_s=manifest["extract_s"])
 
 
 def _extract_and_upload(source: Path, store: VideoStore, interval_s: float) -> int:

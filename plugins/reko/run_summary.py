@@ -103,9 +103,11 @@ def stage_times(
     segments: dict[str, Any] | None,
 ) -> dict[str, float | None]:
     """Seconds spent inside each stage's work (analysis: summed over batches)."""
+    manifest = manifest or {}
+    this_run = manifest.get("this_run")  # the manifest's own extract_s is the run that cut the frames
     return {
         "probe": probe_s,
-        "extract": (manifest or {}).get("extract_s"),
+        "extract": this_run.get("extract_s") if this_run else manifest.get("extract_s"),
         "analyse": round(sum(r.get("elapsed_s", 0.0) for r in reports), 3) if reports else None,
         "load": (load or {}).get("elapsed_s"),
         "segments": (segments or {}).get("elapsed_s"),
@@ -154,10 +156,12 @@ def render(
         lines.append(f"- calls: {made} made (the video document was not written)")
     longest = max((r.get("elapsed_s", 0.0) for r in reports), default=None)
     batches = f" in {len(reports)} batches, longest {_seconds(longest)}"
-    parts = [
-        f"{name} {_seconds(value)}" + (batches if name == "analyse" and reports else "")
-        for name, value in stages.items()
-    ]
+    cached = (manifest or {}).get("this_run", {}).get("extracted") is False
+    notes = {
+        "analyse": batches if reports else "",
+        "extract": " (frames cut by an earlier run)" if cached else "",
+    }
+    parts = [f"{name} {_seconds(value)}{notes.get(name, '')}" for name, value in stages.items()]
     inside = sum(v for v in stages.values() if v)
     lines.append("- time: " + " · ".join(parts))
     if wall_s is not None:

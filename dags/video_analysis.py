@@ -261,7 +261,10 @@ def video_analysis() -> None:
             f" estimated cost ${calls['estimated_cost_usd']:.4f}"
             f" at ${calls['price_per_1000']:g} per 1,000 images"
         )
-        return {k: doc[k] for k in ("video_id", "status", "counts", "api_calls")}
+        print(f"this run ${doc['run_cost_usd']:.4f} (MediaConvert proxy: {doc['mediaconvert']})")
+        return {
+            k: doc[k] for k in ("video_id", "status", "counts", "api_calls", "mediaconvert", "run_cost_usd")
+        }
 
     @task
     def summarise_run() -> dict[str, Any]:
@@ -294,6 +297,7 @@ def video_analysis() -> None:
             load=load,
             segments=segments,
             api_calls=video.get("api_calls"),
+            costs=video,
             stages=run_summary.stage_times(
                 probe_s=probed.get("probe_s"),
                 manifest=manifest,

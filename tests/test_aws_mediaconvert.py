@@ -215,6 +215,29 @@ def test_frame_capture_settings_shape():
     assert (fc["FramerateNumerator"], fc["FramerateDenominator"]) == (1, 3)
 
 
+def test_the_frame_capture_proxy_is_as_cheap_as_mediaconvert_allows():
+    """SD (lowest resolution multiplier), <= 30 fps, single-pass AVC (Basic tier), no audio, a low
+    bitrate, and a keyframe every second so the page can jump to a moment."""
+    from reko.aws.mediaconvert_jobs import proxy_billed_minutes
+
+    settings = frame_capture_settings(VIDEO_URI, f"s3://{WORK}/v/frames/", 1.0, 38)
+    (output,) = settings["OutputGroups"][1]["Outputs"]
+    video = output["VideoDescription"]
+    h264 = video["CodecSettings"]["H264Settings"]
+    assert video["Height"] <= 480 and "Width" not in video  # SD, the input's aspect ratio
+    assert h264["MaxBitrate"] <= 250_000 and h264["RateControlMode"] == "QVBR"
+    assert h264["QualityTuningLevel"] == "SINGLE_PASS"
+    assert (
+        h264["FramerateControl"] == "SPECIFIED"
+        and h264["FramerateNumerator"] / h264["FramerateDenominator"] <= 30
+    )
+    assert (h264["GopSizeUnits"], h264["GopSize"]) == ("SECONDS", 1.0)
+    assert "AudioDescriptions" not in output and "AudioSelectors" not in settings["Inputs"][0]
+    check_settings(settings)  # enums and ranges from the service model
+    # billed per second of output, at least 10 s
+    assert proxy_billed_minutes(38.0) == 0.6333 and proxy_billed_minutes(3.0) == 0.1667
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

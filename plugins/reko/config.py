@@ -174,6 +174,15 @@ def rekognition_price_per_1000() -> float:
     return _positive_number("REKO_REKOGNITION_PRICE_PER_1000", 1.0)
 
 
+def mediaconvert_price_per_minute() -> float:
+    """USD per output minute of the frame-capture job's proxy (`REKO_MEDIACONVERT_PRICE_PER_MINUTE`).
+
+    Default 0.0075: an SD AVC minute of MediaConvert's Basic on-demand tier at its first volume
+    tier in us-east-1 (check your region's price; multipliers apply to HD and above 30 fps).
+    """
+    return _positive_number("REKO_MEDIACONVERT_PRICE_PER_MINUTE", 0.0075)
+
+
 def lease_wait_s() -> float:
     """Seconds between checks while another run holds a video's lease (`REKO_LEASE_WAIT_S`, default 15).
 

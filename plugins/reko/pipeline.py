@@ -189,13 +189,26 @@ def write_manifest(
     return manifest
 
 
-def this_run(manifest: dict[str, Any], *, extracted: bool, extract_s: float = 0.0) -> dict[str, Any]:
+NO_MEDIACONVERT = {"jobs": 0, "proxy_minutes": 0.0, "price_per_minute": 0.0, "estimated_cost_usd": 0.0}
+
+
+def this_run(
+    manifest: dict[str, Any],
+    *,
+    extracted: bool,
+    extract_s: float = 0.0,
+    mediaconvert: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The extract task's result: the manifest plus what this run did. The stored manifest keeps
-    the first run's `extract_s`; a re-run that found the frames cut did no extraction, and the
-    note says so (`this_run`)."""
+    the first run's `extract_s`; a re-run that found the frames cut did no extraction and paid for
+    no job, and the note and the cost record say so (`this_run`)."""
     return {
         **manifest,
-        "this_run": {"extracted": extracted, "extract_s": round(extract_s, 3) if extracted else 0.0},
+        "this_run": {
+            "extracted": extracted,
+            "extract_s": round(extract_s, 3) if extracted else 0.0,
+            "mediaconvert": mediaconvert or dict(NO_MEDIACONVERT),
+        },
     }
 
 
@@ -616,10 +629,16 @@ def video_document(
     dag_id: str,
     run_id: str,
 ) -> dict[str, Any]:
-    """The per-video summary the search page, Dashboards and the clip DAG read."""
+    """The per-video summary the search page, Dashboards and the clip DAG read.
+
+    `api_calls`, `mediaconvert` (the frame-capture job's proxy) and `run_cost_usd` are this run's.
+    """
     cfg, store, info = job.cfg, job.store, job.info
     reports = [r for r in batch_reports if r]
     failed = load["failed_frames"]
+    calls = api_calls(cfg.backend, reports)
+    mediaconvert = (manifest.get("this_run") or {}).get("mediaconvert") or dict(NO_MEDIACONVERT)
+    run_cost = round(calls["estimated_cost_usd"] + mediaconvert["estimated_cost_usd"], 6)
     return {
         "video_id": store.video_id,
         "source_uri": cfg.video_uri,
@@ -645,7 +664,9 @@ def video_document(
             "failed_frames": len(failed),
         },
         "failed_frames": failed[:MAX_FAILED_FRAMES_IN_DOC],
-        "api_calls": api_calls(cfg.backend, reports),
+        "api_calls": calls,
+        "mediaconvert": mediaconvert,
+        "run_cost_usd": run_cost,
         "dag_id": dag_id,
         "run_id": run_id,
         "processed_at": datetime.now(UTC).isoformat(),

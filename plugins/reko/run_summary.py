@@ -127,6 +127,7 @@ def render(
     stages: dict[str, float | None],
     wall_s: float | None,
     outcomes: dict[str, Any] | None = None,
+    costs: dict[str, Any] | None = None,
 ) -> str:
     """Markdown: outcome, what failed and why, counts, failed frames with reasons, calls and cost,
     time per stage. Any stage may be missing (the run failed before it), batches included."""
@@ -154,6 +155,13 @@ def render(
     elif reports:
         made = sum(r["made"] for r in reports)
         lines.append(f"- calls: {made} made (the video document was not written)")
+    if costs and "run_cost_usd" in costs:
+        proxy = costs.get("mediaconvert") or {}
+        minutes, proxy_usd = proxy.get("proxy_minutes", 0), proxy.get("estimated_cost_usd", 0)
+        lines.append(
+            f"- cost this run ${costs['run_cost_usd']:.4f}"
+            f" (MediaConvert proxy {minutes:g} min, ${proxy_usd:.4f})"
+        )
     longest = max((r.get("elapsed_s", 0.0) for r in reports), default=None)
     batches = f" in {len(reports)} batches, longest {_seconds(longest)}"
     cached = (manifest or {}).get("this_run", {}).get("extracted") is False

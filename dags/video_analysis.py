@@ -232,11 +232,14 @@ def video_analysis() -> None:
         probed: dict[str, Any], manifest: dict[str, Any], loaded: dict[str, Any], segments: dict[str, Any]
     ) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
-        from reko.pipeline import Job, video_document
+        from reko.pipeline import Job, previous_video_document, video_document
 
         context = get_current_context()
+        job = Job.from_xcom(probed)
+        names = IndexNames.current()
         doc = video_document(
-            job=Job.from_xcom(probed),
+            previous=previous_video_document(get_client(), names, job.store.video_id),
+            job=job,
             manifest=manifest,
             load=loaded,
             segments=segments,
@@ -244,7 +247,6 @@ def video_analysis() -> None:
             dag_id=context["dag"].dag_id,
             run_id=context["run_id"],
         )
-        names = IndexNames.current()
         get_client().index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
         context["outlet_events"][VIDEO_ANALYSED].extra = {
             "video_id": doc["video_id"],
@@ -261,9 +263,10 @@ def video_analysis() -> None:
             f" estimated cost ${calls['estimated_cost_usd']:.4f}"
             f" at ${calls['price_per_1000']:g} per 1,000 images"
         )
-        print(f"this run ${doc['run_cost_usd']:.4f} (MediaConvert proxy: {doc['mediaconvert']})")
+        print(f"this run ${doc['run_cost_usd']:.4f}; every run of this video so far: {doc['totals']}")
         return {
-            k: doc[k] for k in ("video_id", "status", "counts", "api_calls", "mediaconvert", "run_cost_usd")
+            k: doc[k]
+            for k in ("video_id", "status", "counts", "api_calls", "mediaconvert", "run_cost_usd", "totals")
         }
 
     @task

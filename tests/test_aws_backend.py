@@ -121,6 +121,15 @@ def test_a_second_run_submits_no_job_and_calls_rekognition_for_nothing(aws, anal
     video = os_client.get(index=index_names.videos, id=analysed["video_id"])["_source"]
     assert video["api_calls"]["made"] == 0 and video["api_calls"]["skipped"] == 38
     assert video["mediaconvert"]["jobs"] == 0 and video["run_cost_usd"] == 0.0  # this run: nothing
+    # ... and what the first run cost is kept
+    assert video["totals"] == {
+        "runs": 2,
+        "api_calls_made": 38,
+        "api_calls_skipped": 38,
+        "mediaconvert_jobs": 1,
+        "mediaconvert_proxy_minutes": 0.6333,
+        "estimated_cost_usd": 0.04275,
+    }
     assert snapshot(os_client, index_names.detections, analysed["video_id"]) == analysed["detections"]
 
 

@@ -156,6 +156,14 @@ def test_stage_times_take_this_runs_extract_time_not_the_manifests():
 
 
 @pytest.mark.slow
+def test_the_video_document_keeps_every_runs_calls(summarised, os_client, index_names):
+    """The reanalyse run made 38 calls again: per run 38, over both runs 76."""
+    doc = os_client.get(index=index_names.videos, id=summarised["video_id"])["_source"]
+    assert doc["api_calls"]["made"] == 38
+    assert doc["totals"]["runs"] == 2 and doc["totals"]["api_calls_made"] == 76
+
+
+@pytest.mark.slow
 def test_reanalyse_ignores_stored_results_and_releases_the_lease(summarised, os_client, index_names):
     second = summarised["runs"][1]
     assert second["state"] == "success"

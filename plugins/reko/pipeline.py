@@ -619,6 +619,56 @@ def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+TOTAL_KEYS = (
+    "runs",
+    "api_calls_made",
+    "api_calls_skipped",
+    "mediaconvert_jobs",
+    "mediaconvert_proxy_minutes",
+    "estimated_cost_usd",
+)
+
+
+def previous_video_document(client: OpenSearch, names: IndexNames, video_id: str) -> dict[str, Any] | None:
+    """The video's document as the last run left it (None for a new video): its totals carry on."""
+    found = client.get(index=names.videos, id=video_id, params={"ignore": 404})
+    return found.get("_source") if found.get("found") else None
+
+
+def _run_figures(doc: dict[str, Any]) -> dict[str, float]:
+    """One run's contribution to the totals, from the document that run wrote."""
+    calls = doc.get("api_calls") or {}
+    mediaconvert = doc.get("mediaconvert") or NO_MEDIACONVERT
+    return {
+        "runs": 1,
+        "api_calls_made": calls.get("made", 0),
+        "api_calls_skipped": calls.get("skipped", 0),
+        "mediaconvert_jobs": mediaconvert.get("jobs", 0),
+        "mediaconvert_proxy_minutes": mediaconvert.get("proxy_minutes", 0.0),
+        "estimated_cost_usd": doc.get("run_cost_usd", calls.get("estimated_cost_usd", 0.0)),
+    }
+
+
+def cumulative_totals(previous: dict[str, Any] | None, run: dict[str, Any], run_id: str) -> dict[str, float]:
+    """Every run's calls and cost for this video so far, this run (`run`: its new document) included.
+
+    A retry of the same run replaces its own earlier figures instead of counting them twice; a
+    document written before totals existed counts as one run.
+    """
+    base = dict.fromkeys(TOTAL_KEYS, 0)
+    if previous:
+        earlier = previous.get("totals") or _run_figures(previous)
+        base = {k: earlier.get(k, 0) for k in TOTAL_KEYS}
+        if previous.get("run_id") == run_id:
+            own = _run_figures(previous)
+            base = {k: base[k] - own[k] for k in TOTAL_KEYS}
+    figures = _run_figures(run)
+    totals = {k: base[k] + figures[k] for k in TOTAL_KEYS}
+    totals["mediaconvert_proxy_minutes"] = round(totals["mediaconvert_proxy_minutes"], 4)
+    totals["estimated_cost_usd"] = round(totals["estimated_cost_usd"], 6)
+    return totals
+
+
 def video_document(
     *,
     job: Job,
@@ -628,10 +678,13 @@ def video_document(
     batch_reports: Iterable[dict[str, Any] | None],
     dag_id: str,
     run_id: str,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The per-video summary the search page, Dashboards and the clip DAG read.
 
-    `api_calls`, `mediaconvert` (the frame-capture job's proxy) and `run_cost_usd` are this run's.
+    `api_calls`, `mediaconvert` and `run_cost_usd` are this run's; `totals` every run's so far
+    (`previous` is the document the last run wrote), so a cached re-run costs 0 without erasing
+    what the first run cost.
     """
     cfg, store, info = job.cfg, job.store, job.info
     reports = [r for r in batch_reports if r]
@@ -667,6 +720,9 @@ def video_document(
         "api_calls": calls,
         "mediaconvert": mediaconvert,
         "run_cost_usd": run_cost,
+        "totals": cumulative_totals(
+            previous, {"api_calls": calls, "mediaconvert": mediaconvert, "run_cost_usd": run_cost}, run_id
+        ),
         "dag_id": dag_id,
         "run_id": run_id,
         "processed_at": datetime.now(UTC).isoformat(),

@@ -156,11 +156,12 @@ def render(
         made = sum(r["made"] for r in reports)
         lines.append(f"- calls: {made} made (the video document was not written)")
     if costs and "run_cost_usd" in costs:
-        proxy = costs.get("mediaconvert") or {}
+        proxy, totals = costs.get("mediaconvert") or {}, costs.get("totals") or {}
         minutes, proxy_usd = proxy.get("proxy_minutes", 0), proxy.get("estimated_cost_usd", 0)
         lines.append(
             f"- cost this run ${costs['run_cost_usd']:.4f}"
-            f" (MediaConvert proxy {minutes:g} min, ${proxy_usd:.4f})"
+            f" (MediaConvert proxy {minutes:g} min, ${proxy_usd:.4f});"
+            f" all {totals.get('runs', 1)} runs of this video ${totals.get('estimated_cost_usd', 0):.4f}"
         )
     longest = max((r.get("elapsed_s", 0.0) for r in reports), default=None)
     batches = f" in {len(reports)} batches, longest {_seconds(longest)}"

@@ -18,15 +18,14 @@ from reko.config import (
     rekognition_pool,
 )
 from reko.operators import ExtractFramesOperator
-from reko.params import analysis_settings_params, runner_params
-
-VIDEO_WAIT_S = 3600  # an s3:// video that has not landed an hour after the trigger fails the run
+from reko.params import analysis_settings_params, runner_params, video_wait_param
 
 DOC_MD = """
 ### video_analysis
 Turns one video into searchable frames.
 
-0. **wait_for_video** waits (deferred) for an `s3://` video to land; a `file://` video passes at once.
+0. **wait_for_video** waits (deferred, up to `video_wait_s`) for an `s3://` video to land; a
+   `file://` video passes at once.
 1. **probe** checks the Params, takes the video's lease (one run per video at a time: a second
    run of the same video waits, rescheduled, until the first ends) and reads the video (duration,
    fps, size); anything that is not a readable video fails here, before anything is written.
@@ -89,6 +88,7 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             description="The video to analyse: file:///path/video.mp4 or s3://bucket/key.mp4.",
             minLength=8,
         ),
+        "video_wait_s": video_wait_param(),
         **analysis_settings_params(""),
         **runner_params(),
         "batch_size": Param(
@@ -119,7 +119,7 @@ def video_analysis() -> None:
         video_uri="{{ params.video_uri }}",
         deferrable=True,
         poke_interval=30,
-        timeout=VIDEO_WAIT_S,
+        wait_s="{{ params.video_wait_s }}",
     )
 
     @task
@@ -253,11 +253,14 @@ def video_analysis() -> None:
         passes: dict[str, Any],
     ) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
-        from reko.pipeline import Job, video_document
+        from reko.pipeline import Job, previous_video_document, video_document
 
         context = get_current_context()
+        job = Job.from_xcom(probed)
+        names = IndexNames.current()
         doc = video_document(
-            job=Job.from_xcom(probed),
+            previous=previous_video_document(get_client(), names, job.store.video_id),
+            job=job,
             manifest=manifest,
             load=loaded,
             segments=segments,
@@ -266,7 +269,6 @@ def video_analysis() -> None:
             run_id=context["run_id"],
             passes=passes,
         )
-        names = IndexNames.current()
         get_client().index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
         context["outlet_events"][VIDEO_ANALYSED].extra = {
             "video_id": doc["video_id"],
@@ -283,7 +285,11 @@ def video_analysis() -> None:
             f" estimated cost ${calls['estimated_cost_usd']:.4f}"
             f" at ${calls['price_per_1000']:g} per 1,000 images"
         )
-        return {k: doc[k] for k in ("video_id", "status", "counts", "api_calls")}
+        print(f"this run ${doc['run_cost_usd']:.4f}; every run of this video so far: {doc['totals']}")
+        return {
+            k: doc[k]
+            for k in ("video_id", "status", "counts", "api_calls", "mediaconvert", "run_cost_usd", "totals")
+        }
 
     @task
     def summarise_run() -> dict[str, Any]:
@@ -302,9 +308,13 @@ def video_analysis() -> None:
         reports = _batch_reports(ti)
         load = ti.xcom_pull(task_ids="load_detections")
         segments = ti.xcom_pull(task_ids="build_segments")
+        passes = ti.xcom_pull(task_ids="build_passes")
         video = ti.xcom_pull(task_ids="write_video_document") or {}
         started = context["dag_run"].start_date
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        reasons = run_summary.failure_reasons(ti, states, context["dag"].task_ids)
         note = run_summary.render(
+            outcomes=run_summary.task_outcomes(states, reasons),
             video_id=job.store.video_id,
             source_uri=job.cfg.video_uri,
             status=video.get("status", "failed"),
@@ -312,13 +322,16 @@ def video_analysis() -> None:
             reports=reports,
             load=load,
             segments=segments,
+            passes=passes,
             api_calls=video.get("api_calls"),
+            costs=video,
             stages=run_summary.stage_times(
                 probe_s=probed.get("probe_s"),
                 manifest=manifest,
                 reports=reports,
                 load=load,
                 segments=segments,
+                passes=passes,
             ),
             wall_s=(datetime.now(UTC) - started).total_seconds() if started else None,
         )

@@ -259,6 +259,20 @@ class RangeCountingProxy(BaseHTTPRequestHandler):
             resp.close()
             self.served.append(sent)
 
+    def do_HEAD(self):
+        """Answered from moto; serves no body (so it counts nothing)."""
+        headers = {k: v for k, v in self.headers.items() if k.lower() == "host"}
+        req = urllib.request.Request(self.upstream + self.path, headers=headers, method="HEAD")
+        try:
+            resp = urllib.request.urlopen(req, timeout=10)
+        except urllib.error.HTTPError as exc:
+            resp = exc
+        self.send_response(resp.status)
+        for key, value in resp.headers.items():
+            if key.lower() not in ("server", "date", "transfer-encoding", "connection"):
+                self.send_header(key, value)
+        self.end_headers()
+
     def log_message(self, *args):
         pass
 
@@ -333,6 +347,48 @@ def test_s3_corrupt_inputs_are_checked_with_range_reads_not_downloads(
     # ffprobe and the tail check read the 30 s video with range requests: far less than its size
     print(f"served {RangeCountingProxy.served} ({sum(RangeCountingProxy.served)}) of {big_size} bytes")
     assert RangeCountingProxy.served and sum(RangeCountingProxy.served) < big_size / 4
+
+
+def test_probe_reads_an_s3_video_with_range_reads_like_the_scan(s3, tmp_path):
+    """`probe` (the analysis DAG's first step) probes an S3 video through a presigned URL with
+    range reads, as the scan does, and finds what probing the same file locally finds."""
+    from reko.media import probe
+    from reko.pipeline import RunConfig, probe_video
+
+    _, big = s3
+    RangeCountingProxy.served.clear()
+    uri = f"s3://aws_counted@{BUCKET}/bad/long.mp4"
+    cfg = RunConfig.from_params(
+        {
+            "video_uri": uri,
+            "backend": "local",
+            "frame_interval_s": 1.0,
+            "analyses": ["text"],
+            "min_confidence": 50,
+        }
+    )
+    job = probe_video(cfg, tmp_path.as_uri())
+    assert job.info == probe(big, str(big))
+    print(
+        f"served {RangeCountingProxy.served} ({sum(RangeCountingProxy.served)}) of {big.stat().st_size} bytes"
+    )
+    assert RangeCountingProxy.served and sum(RangeCountingProxy.served) < big.stat().st_size / 4
+    missing = f"s3://aws_counted@{BUCKET}/bad/nope.mp4"
+    with pytest.raises(ValueError, match=f"video not found: {re.escape(missing)}$"):
+        probe_video(RunConfig.from_params({**cfg.__dict__, "video_uri": missing}), tmp_path.as_uri())
+
+
+def test_reko_runs_ffprobe_through_one_wrapper():
+    """reko.media.ffprobe is the only place that runs ffprobe (probe, the scan and clips use it)."""
+    plugins = Path(__file__).parents[1] / "plugins" / "reko"
+    callers = [
+        f"{path.relative_to(plugins)}:{n}"
+        for path in sorted(plugins.rglob("*.py"))
+        if path.name != "media.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if '"ffprobe"' in line and "shutil.which" not in line
+    ]
+    assert callers == []
 
 
 # ---------------------------------------------------------------- the DAG

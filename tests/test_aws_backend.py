@@ -102,6 +102,14 @@ def test_mediaconvert_frames_rekognition_text_and_the_index_agree(aws, analysed)
         "price_per_1000": 1.0,
         "estimated_cost_usd": 0.038,  # 38 images at the default $1 per 1,000
     }
+    # the job's proxy: 38 s of output at the default $0.0075 per minute, in the run's cost
+    assert video["mediaconvert"] == {
+        "jobs": 1,
+        "proxy_minutes": 0.6333,
+        "price_per_minute": 0.0075,
+        "estimated_cost_usd": 0.00475,
+    }
+    assert video["run_cost_usd"] == 0.04275
 
 
 def test_a_second_run_submits_no_job_and_calls_rekognition_for_nothing(aws, analysed, os_client, index_names):
@@ -112,6 +120,16 @@ def test_a_second_run_submits_no_job_and_calls_rekognition_for_nothing(aws, anal
     assert aws["rek"].stats()["requests"] == before
     video = os_client.get(index=index_names.videos, id=analysed["video_id"])["_source"]
     assert video["api_calls"]["made"] == 0 and video["api_calls"]["skipped"] == 38
+    assert video["mediaconvert"]["jobs"] == 0 and video["run_cost_usd"] == 0.0  # this run: nothing
+    # ... and what the first run cost is kept
+    assert video["totals"] == {
+        "runs": 2,
+        "api_calls_made": 38,
+        "api_calls_skipped": 38,
+        "mediaconvert_jobs": 1,
+        "mediaconvert_proxy_minutes": 0.6333,
+        "estimated_cost_usd": 0.04275,
+    }
     assert snapshot(os_client, index_names.detections, analysed["video_id"]) == analysed["detections"]
 
 

@@ -215,6 +215,29 @@ def test_frame_capture_settings_shape():
     assert (fc["FramerateNumerator"], fc["FramerateDenominator"]) == (1, 3)
 
 
+def test_the_frame_capture_proxy_is_as_cheap_as_mediaconvert_allows():
+    """SD (lowest resolution multiplier), <= 30 fps, single-pass AVC (Basic tier), no audio, a low
+    bitrate, and a keyframe every second so the page can jump to a moment."""
+    from reko.aws.mediaconvert_jobs import proxy_billed_minutes
+
+    settings = frame_capture_settings(VIDEO_URI, f"s3://{WORK}/v/frames/", 1.0, 38)
+    (output,) = settings["OutputGroups"][1]["Outputs"]
+    video = output["VideoDescription"]
+    h264 = video["CodecSettings"]["H264Settings"]
+    assert video["Height"] <= 480 and "Width" not in video  # SD, the input's aspect ratio
+    assert h264["MaxBitrate"] <= 250_000 and h264["RateControlMode"] == "QVBR"
+    assert h264["QualityTuningLevel"] == "SINGLE_PASS"
+    assert (
+        h264["FramerateControl"] == "SPECIFIED"
+        and h264["FramerateNumerator"] / h264["FramerateDenominator"] <= 30
+    )
+    assert (h264["GopSizeUnits"], h264["GopSize"]) == ("SECONDS", 1.0)
+    assert "AudioDescriptions" not in output and "AudioSelectors" not in settings["Inputs"][0]
+    check_settings(settings)  # enums and ranges from the service model
+    # billed per second of output, at least 10 s
+    assert proxy_billed_minutes(38.0) == 0.6333 and proxy_billed_minutes(3.0) == 0.1667
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -396,6 +419,45 @@ def test_create_job_without_a_role_names_the_connection_extra(monkeypatch):
     hook, _ = _stubbed_hook(monkeypatch)
     with pytest.raises(ValueError, match="mediaconvert_role_arn.*mc_stub"):
         hook.create_job({"Inputs": []})
+
+
+def test_a_job_without_a_role_fails_at_once_naming_the_extra(mc, s3_endpoint, monkeypatch):
+    """A configuration error is not retried: AirflowFailException (the task runner's no-retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conn = json.loads(connection_json(mc.endpoint, s3_endpoint))
+    del conn["extra"]["mediaconvert_role_arn"]
+    monkeypatch.setenv("AIRFLOW_CONN_MC_NO_ROLE", json.dumps(conn))
+    settings = clip_settings(SHORT_URI, f"s3://{WORK}/norole/c.mp4", 0, 1000, 25, audio=False)
+    before = len(mc.jobs)
+    with pytest.raises(AirflowFailException, match="mediaconvert_role_arn.*mc_no_role"):
+        _operator(settings, aws_conn_id="mc_no_role").execute({})
+    assert len(mc.jobs) == before
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "fails_at_once"),
+    [
+        ("BadRequestException", 400, True),
+        ("ForbiddenException", 403, True),
+        ("TooManyRequestsException", 429, False),
+    ],
+)
+def test_a_refused_request_fails_at_once_and_throttling_is_retried(monkeypatch, code, status, fails_at_once):
+    from airflow.sdk.exceptions import AirflowFailException
+    from botocore.exceptions import ClientError
+
+    settings = clip_settings(VIDEO_URI, f"s3://{WORK}/clips/c.mp4", 0, 1000, 25)
+    hook, stubber = _stubbed_hook(monkeypatch, mediaconvert_role_arn="arn:aws:iam::1:role/nope")
+    stubber.add_client_error("create_job", code, "the role cannot be assumed", http_status_code=status)
+    op = _operator(settings, aws_conn_id="mc_stub")
+    op.__dict__["hook"] = hook  # the stubbed client (the operator's hook is a cached property)
+    expected = AirflowFailException if fails_at_once else ClientError
+    with pytest.raises(expected, match="the role cannot be assumed") as raised:
+        op.execute({})
+    assert isinstance(raised.value, AirflowFailException) is fails_at_once
+    if fails_at_once:
+        assert code in str(raised.value)
 
 
 def test_a_stale_marker_for_a_job_mediaconvert_forgot_submits_anew(monkeypatch, tmp_path):

@@ -360,6 +360,21 @@ def test_the_host_limiter_shares_one_schedule_between_processes(tmp_path, monkey
     assert b.acquire() == 0.0
 
 
+def test_the_host_limiters_schedule_is_per_deployment_not_per_host(tmp_path, monkeypatch):
+    """Two deployments (two AIRFLOW_HOMEs) on one host get a schedule each (not one in /tmp)."""
+    monkeypatch.delenv("REKO_REKOGNITION_LIMITER_DIR", raising=False)
+    monkeypatch.setenv("REKO_REKOGNITION_LIMITER", "host")
+    paths = []
+    for home in ("one", "two"):
+        monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / home))
+        limiter = ratelimit.get_limiter("DetectText", "eu-west-1", 5.0)
+        paths.append(limiter.path)
+        assert limiter.path.is_relative_to(tmp_path / home), limiter.path
+    assert paths[0] != paths[1]
+    monkeypatch.setenv("REKO_REKOGNITION_LIMITER_DIR", str(tmp_path / "shared"))  # chosen: shared
+    assert ratelimit.get_limiter("DetectText", "eu-west-1", 5.0).path.parent == tmp_path / "shared"
+
+
 def test_limiter_sizing(monkeypatch):
     monkeypatch.setenv("REKO_REKOGNITION_HEADROOM", "0.9")
     monkeypatch.setenv("REKO_REKOGNITION_POOL_SLOTS", "3")

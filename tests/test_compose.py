@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.compose
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "include" / "docker" / "Dockerfile"
@@ -100,6 +101,18 @@ def services(config: dict) -> dict[str, dict]:
 def _command(service: dict) -> list[str]:
     command = service.get("command") or []
     return command.split() if isinstance(command, str) else list(command)
+
+
+@pytest.mark.parametrize("target", ["test", "test-fast"])
+def test_every_make_target_running_these_tests_installs_the_compose_plugin(target):
+    """On a fresh clone `docker compose` exists only once `compose-plugin` has run (it builds it)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry_run = subprocess.run(
+        ["make", "-n", "-C", str(REPO), target], capture_output=True, text=True, check=True
+    ).stdout
+    assert "install-compose-plugin.sh" in dry_run, dry_run
+    assert dry_run.index("install-compose-plugin.sh") < dry_run.index("-m pytest")
 
 
 def test_compose_config_is_valid():

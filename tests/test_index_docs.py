@@ -115,3 +115,44 @@ def test_templates_parse_and_bind_the_prefix():
         template = index_template(kind, "p")
         assert template["index_patterns"] == [f"p-{kind}*"]
         assert template["template"]["mappings"]["dynamic"] == "strict"
+
+
+def test_totals_keep_every_runs_calls_and_cost_and_count_a_retried_run_once():
+    from reko.pipeline import cumulative_totals
+
+    first = {
+        "api_calls": {"made": 38, "skipped": 0, "estimated_cost_usd": 0.038},
+        "mediaconvert": {"jobs": 1, "proxy_minutes": 0.6333, "estimated_cost_usd": 0.00475},
+        "run_cost_usd": 0.04275,
+    }
+    first["totals"] = cumulative_totals(None, first, "run-1")
+    first["run_id"] = "run-1"
+    assert first["totals"] == {
+        "runs": 1,
+        "api_calls_made": 38,
+        "api_calls_skipped": 0,
+        "mediaconvert_jobs": 1,
+        "mediaconvert_proxy_minutes": 0.6333,
+        "estimated_cost_usd": 0.04275,
+    }
+    cached = {
+        "api_calls": {"made": 0, "skipped": 38, "estimated_cost_usd": 0.0},
+        "mediaconvert": {"jobs": 0, "proxy_minutes": 0.0, "estimated_cost_usd": 0.0},
+        "run_cost_usd": 0.0,
+    }
+    second = cumulative_totals(first, cached, "run-2")
+    assert second == {
+        "runs": 2,
+        "api_calls_made": 38,
+        "api_calls_skipped": 38,
+        "mediaconvert_jobs": 1,
+        "mediaconvert_proxy_minutes": 0.6333,
+        "estimated_cost_usd": 0.04275,
+    }
+    # write_video_document retried within run-2: its own earlier document is replaced, not added
+    again = cumulative_totals({**cached, "totals": second, "run_id": "run-2"}, cached, "run-2")
+    assert again == second
+    # a document from before totals existed counts as the one run that wrote it
+    legacy = {"api_calls": {"made": 5, "skipped": 1, "estimated_cost_usd": 0.005}, "run_id": "old"}
+    assert cumulative_totals(legacy, cached, "run-3")["api_calls_made"] == 5
+    assert cumulative_totals(legacy, cached, "run-3")["runs"] == 2

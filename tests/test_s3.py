@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -108,3 +109,99 @@ def test_identical_frames_in_s3_are_recognised_from_one_listing_without_download
     digests = _frame_digests(store, 1, 4)
     assert sorted(digests) == [0, 1, 2, 3]
     assert digests[1] == digests[2] and len({digests[0], digests[1], digests[3]}) == 3
+
+
+class TaskLog:
+    """The task's logger, keeping its lines (Airflow's structlog output bypasses caplog)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: object) -> None:
+        self.lines.append(msg % args if args else msg)
+
+    warning = error = debug = info
+
+
+def test_a_missing_video_is_waited_for_with_its_key_and_deadline_logged_for_the_param(s3):
+    """The wait is the run's `video_wait_s` Param; the log names the key and the deadline (the
+    trigger only logs "Sleeping for 30.0 seconds"); a timeout names the key and is not retried."""
+    from datetime import timedelta
+
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+
+    from reko.aws.sensors import VideoObjectSensor
+
+    uri = f"s3://aws_default@{BUCKET_VIDEOS}/late/race.mp4"
+    sensor = VideoObjectSensor(
+        task_id="wait_for_video", video_uri=uri, deferrable=True, poke_interval=5, wait_s="90"
+    )
+    sensor._cached_logger = TaskLog()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert deferred.value.timeout == timedelta(seconds=90)
+    assert deferred.value.trigger.bucket_key == "late/race.mp4"
+    waiting = [line for line in sensor._cached_logger.lines if line.startswith("Waiting for")]
+    assert len(waiting) == 1, sensor._cached_logger.lines
+    assert f"s3://{BUCKET_VIDEOS}/late/race.mp4" in waiting[0] and "until 20" in waiting[0]
+    assert "90 s from now (Param video_wait_s)" in waiting[0]
+    with pytest.raises(AirflowSensorTimeout, match=r"late/race\.mp4 did not appear within 90 s"):
+        sensor.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {})
+
+
+def test_the_video_wait_is_a_param_of_the_analysis_dag(analysis_dag):
+    param = analysis_dag.params.get_param("video_wait_s")
+    assert param.value == 3600 and param.schema["type"] == "integer" and param.schema.get("title")
+    assert analysis_dag.get_task("wait_for_video").wait_s == "{{ params.video_wait_s }}"
+
+
+def test_a_bare_s3_uri_uses_the_configured_aws_connection_in_every_stage(s3, monkeypatch, tmp_path):
+    """`s3://bucket/key` without a connection id: the wait, probe, frame listing, presigned URLs
+    and MediaConvert all use `REKO_AWS_CONN_ID`, never the worker's ambient credentials (pointed
+    here at a closed port, so any stage that fell back to them would fail)."""
+    from airflow.sdk.io.store import _STORE_CACHE
+
+    from reko.archive import presigned_url
+    from reko.aws.mediaconvert import list_frames
+    from reko.aws.sensors import VideoObjectSensor
+    from reko.operators import CutClipOperator, ExtractFramesOperator
+    from reko.pipeline import RunConfig, probe_video
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_REKO_S3", json.dumps(conn))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({**conn, "extra": {"endpoint_url": "http://127.0.0.1:9"}})
+    )
+    monkeypatch.setenv("REKO_AWS_CONN_ID", "reko_s3")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the ambient default: nothing answers
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    _STORE_CACHE.clear()
+    uri = f"s3://{BUCKET_VIDEOS}/races/race.mp4"
+    try:
+        assert parse_uri(uri).conn_id == "reko_s3"
+        cfg = RunConfig.from_params(
+            {
+                "video_uri": uri,
+                "backend": "local",
+                "frame_interval_s": 1.0,
+                "analyses": ["text"],
+                "min_confidence": 50,
+            }
+        )
+        job = probe_video(cfg, tmp_path.as_uri())
+        assert round(job.info.duration_s) == 38
+
+        sensor = VideoObjectSensor(task_id="wait_for_video", video_uri=uri, deferrable=True, wait_s=60)
+        sensor.execute({})  # the key is there: no deferral
+        assert sensor.aws_conn_id == "reko_s3"
+
+        s3.put_object(Bucket=BUCKET_WORK, Key="bare/frames/race.0000000.jpg", Body=b"x")
+        assert list_frames(f"s3://{BUCKET_WORK}/bare/frames/") == [0]
+        assert presigned_url(uri).startswith(conn["extra"]["endpoint_url"])
+        assert ExtractFramesOperator(task_id="extract_frames", probed={}).aws_conn_id == "reko_s3"
+        assert CutClipOperator(task_id="cut_clip", item={}).aws_conn_id == "reko_s3"
+    finally:
+        _STORE_CACHE.clear()

@@ -102,7 +102,9 @@ def test_a_second_run_leaves_the_index_the_same(analysis_dag, os_client, first_r
     assert snapshot(os_client, names.passes, video_id) == first_run["passes"]
     video = os_client.get(index=names.videos, id=video_id)["_source"]
     assert video["api_calls"] == CALLS | {"skipped": 38, "skipped_cached": 38}
-    volatile = {"processed_at", "run_id", "api_calls"}
+    assert video["totals"]["runs"] == first_run["video"]["totals"]["runs"] + 1
+    assert video["totals"]["api_calls_made"] == first_run["video"]["totals"]["api_calls_made"] >= 38
+    volatile = {"processed_at", "run_id", "api_calls", "totals"}
     assert {k: v for k, v in video.items() if k not in volatile} == {
         k: v for k, v in first_run["video"].items() if k not in volatile
     }

@@ -159,7 +159,8 @@ def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data
     assert labels and all(label.startswith("3318 Kim Min-jun") for label in labels)
     titles = page.locator(".timeline .seg.pass").evaluate_all("bars => bars.map(b => b.title)")
     assert all(t.startswith("3318 Kim Min-jun · ") for t in titles)
-    page.wait_for_function("() => [...document.querySelectorAll('.frame img')].every(i => i.naturalWidth > 0)")
+    loaded = "() => [...document.querySelectorAll('.frame img')].every(i => i.naturalWidth > 0)"
+    page.wait_for_function(loaded)
     shot(page, "search-name")
     assert not page.dialogs and not page.console_errors
 

@@ -13,8 +13,6 @@ interval, a second backfill, or two scans racing never start a second analysis.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from reko.config import scan_probe_timeout_s
 from reko.media import InvalidVideoError
 from reko.pipeline import RunConfig, settings_key
-from reko.storage import fingerprint_of, parse_uri, split_s3_uri, video_id_for
+from reko.storage import fingerprint_of, parse_uri, presigned_url, split_s3_uri, video_id_for
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -35,11 +33,7 @@ RUN_ID_PREFIX = "archive"
 MGET_CHUNK = 1000
 DONE_STATUSES = ("complete", "partial")
 MAX_LISTED_IN_REPORT = 200  # names per category kept in the report (counts are always exact)
-PRESIGNED_URL_TTL_S = 900
 PROBE_WORKERS = 4  # new videos checked at once: 200 local one-second clips took 49 s one by one
-# ffmpeg reads HTTP with open-ended ranges and hangs up when it has enough; a small socket buffer
-# bounds what is already in flight by then (autotuned, it grows to megabytes per connection)
-PROBE_RECV_BUFFER = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -196,80 +190,17 @@ def analysed_already(
     return found
 
 
-def _run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL, timeout=timeout_s
-        )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(cmd, -1, b"", f"no answer within {timeout_s:g} s".encode())
-
-
-def _last_line(stderr: bytes, secret: str) -> str:
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    text = lines[-1].strip() if lines else "no error output"
-    return text.replace(secret, "<url>") if secret else text
-
-
-def check_url(url: str, label: str, timeout_s: float | None = None) -> None:
-    """`reko.media.probe`'s checks on a URL ffmpeg reads with range requests (a presigned S3 URL):
-    a video stream, a duration, and a last second that decodes. The URL never reaches a message."""
-    timeout_s = timeout_s or scan_probe_timeout_s()
-    rw = ["-rw_timeout", str(int(timeout_s * 1_000_000)), "-recv_buffer_size", str(PROBE_RECV_BUFFER)]
-    result = _run(
-        ["ffprobe", "-v", "error", *rw, "-of", "json", "-show_format", "-show_streams", url], timeout_s
-    )
-    if result.returncode != 0:
-        raise InvalidVideoError(f"not a readable video: {label}: {_last_line(result.stderr, url)}")
-    meta = json.loads(result.stdout or b"{}")
-    video = next((s for s in meta.get("streams", []) if s.get("codec_type") == "video"), None)
-    still = meta.get("format", {}).get("format_name", "").startswith(("image2", "png_pipe", "jpeg"))
-    if video is None or video.get("codec_name") in {None, "mjpeg", "png"} and still:
-        raise InvalidVideoError(f"no video stream in {label}")
-    try:
-        duration = float(meta.get("format", {}).get("duration") or video.get("duration") or 0)
-    except ValueError:
-        duration = 0.0
-    if duration <= 0:
-        raise InvalidVideoError(f"cannot determine the duration of {label}")
-    start = max(0.0, duration - 1.5)
-    tail = _run(
-        ["ffmpeg", "-v", "error", "-nostdin", *rw, "-ss", f"{start:.3f}", "-i", url]
-        + ["-map", "0:v:0", "-frames:v", "1", "-s", "16x16", "-pix_fmt", "gray", "-f", "rawvideo", "-"],
-        timeout_s,
-    )
-    if len(tail.stdout) < 256:
-        detail = _last_line(tail.stderr, url) if tail.stderr else "no frame could be decoded"
-        raise InvalidVideoError(
-            f"video is truncated or damaged: {label}: its last second does not decode ({detail})"
-        )
-
-
-def presigned_url(uri: str) -> str:
-    """A short-lived GET URL for an `s3://[conn@]bucket/key` object, signed by the provider's hook
-    with the same connection ObjectStoragePath uses (its endpoint too, e.g. a local S3)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    conn_id, bucket, key = split_s3_uri(uri, "video")
-    url = S3Hook(aws_conn_id=conn_id).generate_presigned_url(
-        "get_object", {"Bucket": bucket, "Key": key}, expires_in=PRESIGNED_URL_TTL_S
-    )
-    if not url:
-        raise InvalidVideoError(f"cannot sign a URL to read {uri}")
-    return url
-
-
 def problem_with(obj: ArchiveObject) -> str | None:
     """Why this object cannot be analysed (empty, not a video, truncated), or None if it can."""
     if obj.size == 0:
         return f"video is empty (0 bytes): {obj.uri}"
+    from reko.media import probe
+
     try:
         if obj.uri.startswith("s3://"):
-            check_url(presigned_url(obj.uri), obj.uri)
+            probe(presigned_url(obj.uri), obj.uri, size_bytes=obj.size, timeout_s=scan_probe_timeout_s())
         else:
-            from reko.media import probe
-
-            probe(Path(parse_uri(obj.uri).path), obj.uri)
+            probe(Path(parse_uri(obj.uri).path), obj.uri, timeout_s=scan_probe_timeout_s())
     except InvalidVideoError as exc:
         return str(exc)
     return None

@@ -19,12 +19,12 @@ range of the video frames, so it stays in sync whatever the pieces are.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 from bisect import bisect_left
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -115,26 +115,23 @@ def _ffmpeg(cmd: list[str], source: Path, step: str) -> None:
 
 
 def _probe(source: Path) -> _Source:
+    from reko.media import ffprobe
+
     if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
         raise RuntimeError("ffmpeg is not installed (apt-get install ffmpeg)")
     if not source.exists():
         raise FileNotFoundError(f"source video not found: {source}")
-    # -select_streams v:0 below also hides the audio stream, so audio is probed alongside
-    audio = subprocess.Popen(
-        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=index"]
-        + ["-of", "csv=p=0", str(source)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    result = _run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", str(source)]
-        + ["-select_streams", "v:0", "-show_entries", "packet=pts,dts,duration,flags"]
-    )
-    has_audio = bool(audio.communicate()[0].strip())
-    if result.returncode != 0:
-        raise ValueError(f"not a readable video: {source}: {_last_line(result.stderr)}")
-    meta = json.loads(result.stdout or b"{}")
+    # reko's one ffprobe wrapper; -select_streams v:0 (for the packets) also hides the audio
+    # stream, so audio is probed alongside, in a thread
+    with ThreadPoolExecutor(1) as pool:
+        audio = pool.submit(ffprobe, source, str(source), ["-select_streams", "a:0", "-show_streams"])
+        meta = ffprobe(
+            source,
+            str(source),
+            ["-show_format", "-show_streams", "-select_streams", "v:0"]
+            + ["-show_entries", "packet=pts,dts,duration,flags"],
+        )
+        has_audio = bool(audio.result().get("streams"))
     video = next((s for s in meta.get("streams", []) if s.get("codec_type") == "video"), None)
     if video is None:
         raise ValueError(f"no video stream in {source}")
@@ -394,8 +391,11 @@ def _ffmpeg_all(jobs: dict[str, list[str]], source: Path) -> None:
 
 
 def _duration(path: Path) -> float:
-    result = _run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)])
+    from reko.media import InvalidVideoError, ffprobe
+
     try:
-        return round(float(result.stdout.strip()), 6)
-    except ValueError as exc:
-        raise ClipError(f"the written clip is unreadable: {path}: {_last_line(result.stderr)}") from exc
+        return round(
+            float(ffprobe(path, str(path), ["-show_entries", "format=duration"])["format"]["duration"]), 6
+        )
+    except (InvalidVideoError, KeyError, TypeError, ValueError) as exc:
+        raise ClipError(f"the written clip is unreadable: {path}: {exc}") from exc

@@ -152,9 +152,17 @@ def rekognition_limiter_scope() -> str:
     return scope
 
 
-def rekognition_limiter_dir() -> str | None:
-    """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`, default: temp dir)."""
-    return os.environ.get("REKO_REKOGNITION_LIMITER_DIR") or None
+def rekognition_limiter_dir() -> str:
+    """Folder of the host limiter's state files (`REKO_REKOGNITION_LIMITER_DIR`).
+
+    Default `$AIRFLOW_HOME/reko-limiter`: one schedule per deployment. The system temp folder
+    would make two deployments on one host share (and halve) one quota schedule.
+    """
+    configured = os.environ.get("REKO_REKOGNITION_LIMITER_DIR")
+    if configured:
+        return configured
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return str(Path(home) / "reko-limiter")
 
 
 def rekognition_price_per_1000() -> float:
@@ -164,6 +172,15 @@ def rekognition_price_per_1000() -> float:
     month in us-east-1; set your region's and tier's price.
     """
     return _positive_number("REKO_REKOGNITION_PRICE_PER_1000", 1.0)
+
+
+def mediaconvert_price_per_minute() -> float:
+    """USD per output minute of the frame-capture job's proxy (`REKO_MEDIACONVERT_PRICE_PER_MINUTE`).
+
+    Default 0.0075: an SD AVC minute of MediaConvert's Basic on-demand tier at its first volume
+    tier in us-east-1 (check your region's price; multipliers apply to HD and above 30 fps).
+    """
+    return _positive_number("REKO_MEDIACONVERT_PRICE_PER_MINUTE", 0.0075)
 
 
 def lease_wait_s() -> float:

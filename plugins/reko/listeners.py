@@ -38,7 +38,43 @@ def _summary_of(dag_run: Any, session: Any) -> str | None:
     return value.get("note") if isinstance(value, dict) else None
 
 
-def _write_note(dag_run: Any) -> None:
+def _task_key(task_id: str, map_index: int) -> str:
+    return task_id if map_index < 0 else f"{task_id}_{map_index}"
+
+
+def _note_without_summary(dag_run: Any, session: Any, status: str) -> str:
+    """A run that ended before `summarise_run` could run (its setup, `probe`, failed): the note
+    says which tasks failed and why, from the reasons `on_task_instance_failed` left."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    from reko.run_summary import FAILURE_KEY, render_without_summary, task_outcomes
+
+    tis = session.scalars(
+        select(TaskInstance).where(
+            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+        )
+    ).all()
+    rows = session.scalars(
+        select(XComModel).where(
+            XComModel.dag_id == dag_run.dag_id,
+            XComModel.run_id == dag_run.run_id,
+            XComModel.key == FAILURE_KEY,
+        )
+    ).all()
+    reasons = {_task_key(r.task_id, r.map_index): str(XComModel.deserialize_value(r)) for r in rows}
+    states = {_task_key(ti.task_id, ti.map_index): str(ti.state) if ti.state else "" for ti in tis}
+    return render_without_summary(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        video_uri=(dag_run.conf or {}).get("video_uri"),
+        status=status,
+        outcomes=task_outcomes(states, reasons),
+    )
+
+
+def _write_note(dag_run: Any, status: str) -> None:
     if dag_run.dag_id not in DAG_IDS:
         return
     from sqlalchemy.orm import object_session
@@ -53,18 +89,33 @@ def _write_note(dag_run: Any) -> None:
 
             session = settings.Session()
             run = session.get(DagRun, dag_run.id)
-        summary = _summary_of(run, session)
-        if summary:
-            run.note = merge_note(run.note, summary)
+        summary = _summary_of(run, session) or _note_without_summary(run, session, status)
+        run.note = merge_note(run.note, summary)
     except Exception:  # a listener must never break the scheduler
         log.exception("could not write the summary of %s into its note", dag_run.run_id)
 
 
 @hookimpl
 def on_dag_run_success(dag_run: Any, msg: str) -> None:
-    _write_note(dag_run)
+    _write_note(dag_run, "success")
 
 
 @hookimpl
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
-    _write_note(dag_run)
+    _write_note(dag_run, "failed")
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    """In the task's own process: leave why it failed as an XCom, for the run's note."""
+    if getattr(task_instance, "dag_id", None) not in DAG_IDS:
+        return
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        from reko.run_summary import FAILURE_KEY, failure_reason
+
+        if isinstance(task_instance, RuntimeTaskInstance):  # not the API server's TaskInstance
+            task_instance.xcom_push(key=FAILURE_KEY, value=failure_reason(error))
+    except Exception:  # a listener must never break the task runner
+        log.exception("could not record why %s failed", getattr(task_instance, "task_id", "?"))

@@ -12,6 +12,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -76,30 +77,82 @@ def parse_frame_name(name: str) -> tuple[str, int] | None:
     return (match["stem"], int(match["index"])) if match else None
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+# ffmpeg reads HTTP with open-ended ranges and hangs up when it has enough; a small socket buffer
+# bounds what is already in flight by then (autotuned, it grows to megabytes per connection)
+URL_RECV_BUFFER = 256 * 1024
+DEFAULT_URL_TIMEOUT_S = 60.0
 
 
-def _last_line(stderr: bytes) -> str:
+def _run(cmd: list[str], timeout_s: float | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(cmd, -1, b"", f"no answer within {timeout_s:g} s".encode())
+
+
+def _last_line(stderr: bytes, secret: str = "") -> str:
     lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no error output"
+    text = lines[-1].strip() if lines else "no error output"
+    return text.replace(secret, "<url>") if secret else text
 
 
-def probe(path: Path, label: str) -> VideoInfo:
+def is_url(source: Path | str) -> bool:
+    """An HTTP(S) URL (e.g. a presigned S3 GET), which ffmpeg reads with range requests."""
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def _input_options(source: Path | str, timeout_s: float | None) -> list[str]:
+    if not is_url(source):
+        return []
+    wait = timeout_s or DEFAULT_URL_TIMEOUT_S
+    return ["-rw_timeout", str(int(wait * 1_000_000)), "-recv_buffer_size", str(URL_RECV_BUFFER)]
+
+
+def ffprobe(
+    source: Path | str, label: str, args: Sequence[str] = (), *, timeout_s: float | None = None
+) -> dict:
+    """ffprobe's JSON for a file or a URL: reko's one ffprobe call (probe, the archive scan, clips).
+
+    A URL is read with range requests (never downloaded whole) and never appears in a message;
+    `label` (what the user passed) does.
+    """
+    if shutil.which("ffprobe") is None:
+        raise RuntimeError("ffmpeg is not installed (apt-get install ffmpeg)")
+    secret = str(source) if is_url(source) else ""
+    cmd = ["ffprobe", "-v", "error", *_input_options(source, timeout_s), "-of", "json", *args, str(source)]
+    result = _run(cmd, timeout_s)
+    if result.returncode != 0:
+        detail = _last_line(result.stderr, secret)
+        if secret and "404" in detail:
+            raise InvalidVideoError(f"video not found: {label}")
+        raise InvalidVideoError(f"not a readable video: {label}: {detail}")
+    return json.loads(result.stdout or b"{}")
+
+
+def probe(
+    source: Path | str, label: str, *, size_bytes: int | None = None, timeout_s: float | None = None
+) -> VideoInfo:
     """Read duration, frame rate and size, and check the end of the video decodes.
 
-    `label` is what the user passed (the URI), so errors name it rather than a temp path.
-    A file with its index up front but cut short passes ffprobe, so the last second is decoded too.
+    `source` is a local file or a URL (a presigned S3 GET: read with range requests, so an S3
+    video is never downloaded to be probed). `label` is what the user passed (the URI), so errors
+    name it rather than a temp path or a signed URL. A file with its index up front but cut short
+    passes ffprobe, so the last second is decoded too.
     """
-    if not path.exists():
-        raise InvalidVideoError(f"video not found: {label}")
-    size = path.stat().st_size
+    if is_url(source):
+        size = size_bytes
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InvalidVideoError(f"video not found: {label}")
+        size = path.stat().st_size
     if size == 0:
         raise InvalidVideoError(f"video is empty (0 bytes): {label}")
-    result = _run(["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)])
-    if result.returncode != 0:
-        raise InvalidVideoError(f"not a readable video: {label}: {_last_line(result.stderr)}")
-    meta = json.loads(result.stdout or b"{}")
+    meta = ffprobe(source, label, ["-show_format", "-show_streams"], timeout_s=timeout_s)
+    if size is None:
+        size = int(_float(meta.get("format", {}).get("size")) or 0)
     video = next((s for s in meta.get("streams", []) if s.get("codec_type") == "video"), None)
     if video is None or video.get("codec_name") in {None, "mjpeg", "png"} and _is_still(meta):
         raise InvalidVideoError(f"no video stream in {label}")
@@ -118,7 +171,7 @@ def probe(path: Path, label: str) -> VideoInfo:
         size_bytes=size,
         has_audio=any(s.get("codec_type") == "audio" for s in meta.get("streams", [])),
     )
-    _check_tail_decodes(path, label, info)
+    _check_tail_decodes(source, label, info, timeout_s)
     return info
 
 
@@ -126,15 +179,18 @@ def _is_still(meta: dict) -> bool:
     return meta.get("format", {}).get("format_name", "").startswith(("image2", "png_pipe", "jpeg"))
 
 
-def _check_tail_decodes(path: Path, label: str, info: VideoInfo) -> None:
+def _check_tail_decodes(source: Path | str, label: str, info: VideoInfo, timeout_s: float | None) -> None:
     start = max(0.0, info.duration_s - 1.5)
+    secret = str(source) if is_url(source) else ""
     result = _run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-ss", f"{start:.3f}", "-i", str(path)]
+        ["ffmpeg", "-v", "error", "-nostdin", *_input_options(source, timeout_s)]
+        + ["-ss", f"{start:.3f}", "-i", str(source)]
         + ["-map", "0:v:0", "-frames:v", "1", "-s", "16x16", "-pix_fmt", "gray"]
-        + ["-f", "rawvideo", "-"]
+        + ["-f", "rawvideo", "-"],
+        timeout_s,
     )
     if len(result.stdout) < 256:
-        detail = _last_line(result.stderr) if result.stderr else "no frame could be decoded"
+        detail = _last_line(result.stderr, secret) if result.stderr else "no frame could be decoded"
         raise InvalidVideoError(
             f"video is truncated or damaged: {label}: its last second does not decode ({detail})"
         )

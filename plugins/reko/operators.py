@@ -47,7 +47,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from reko.aws.mediaconvert_jobs import frame_capture_settings
         from reko.media import InvalidVideoError, expected_frame_count
-        from reko.pipeline import Job, current_frames, extract
+        from reko.pipeline import Job, current_frames, extract, this_run
 
         job = Job.from_xcom(self.probed)
         cfg, store, info = job.cfg, job.store, job.info
@@ -56,7 +56,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
                 return extract(cfg, store, info)
             manifest, _ = current_frames(cfg, store)
             if manifest:
-                return manifest
+                return this_run(manifest, extracted=False)
             self.settings = frame_capture_settings(
                 cfg.video_uri,
                 str(store.frames_dir),
@@ -75,10 +75,13 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
         return self._frames_written(context, super().execute_complete(context, event, **kwargs))
 
     def _frames_written(self, context: Context, mc_job: dict[str, Any]) -> dict[str, Any]:
-        """List what the job wrote (S3Hook), check it, and write the manifest."""
+        """List what the job wrote (S3Hook), check it, and write the manifest; record what the job
+        cost this run (nothing when an earlier run's job was reused)."""
         from reko.aws.mediaconvert import list_frames
+        from reko.aws.mediaconvert_jobs import proxy_billed_minutes
+        from reko.config import mediaconvert_price_per_minute
         from reko.media import InvalidVideoError
-        from reko.pipeline import Job, write_manifest
+        from reko.pipeline import Job, this_run, write_manifest
         from reko.storage import parse_uri, source_fingerprint
 
         job = Job.from_xcom(self.probed)
@@ -93,7 +96,24 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
             manifest = write_manifest(job.cfg, job.store, job.info, len(indexes), fingerprint, ran_s)
         except InvalidVideoError as exc:
             raise AirflowFailException(str(exc)) from exc
-        return {**manifest, "mediaconvert_job_id": mc_job["job_id"]}
+        seconds = 0.0 if mc_job.get("reused") else proxy_billed_minutes(job.info.duration_s) * 60
+        price = mediaconvert_price_per_minute()
+        minutes = round(seconds / 60, 4)
+        mediaconvert = {
+            "jobs": 0 if mc_job.get("reused") else 1,
+            "proxy_minutes": minutes,
+            "price_per_minute": price,
+            "estimated_cost_usd": round(seconds / 60 * price, 6),
+        }
+        self.log.info(
+            "MediaConvert proxy: %.2f output minutes this run, estimated $%.4f", minutes, minutes * price
+        )
+        return this_run(
+            {**manifest, "mediaconvert_job_id": mc_job["job_id"]},
+            extracted=not mc_job.get("reused"),
+            extract_s=ran_s,
+            mediaconvert=mediaconvert,
+        )
 
 
 class CutClipOperator(MediaConvertCreateJobOperator):

@@ -73,3 +73,16 @@ def runner_params() -> dict[str, Param]:
             ),
         ),
     }
+
+
+def video_wait_param(default_s: int = 3600) -> Param:
+    """How long `wait_for_video` waits for an `s3://` video to land before the run fails."""
+    return Param(
+        default_s,
+        type="integer",
+        minimum=1,
+        maximum=7 * 24 * 3600,
+        title="Wait for the video (s)",
+        description="Seconds to wait for an s3:// video that has not landed yet; then the run fails"
+        " (not retried). The log names the key and the deadline. A file:// video is not waited for.",
+    )

@@ -42,6 +42,7 @@ from reko.storage import (
     local_copy,
     local_path,
     parse_uri,
+    presigned_url,
     read_json,
     remove_tree,
     source_fingerprint,
@@ -157,9 +158,10 @@ def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     if cfg.roster_uri:
         load_roster(cfg.roster_uri)  # a bad roster fails the run here, before anything is written
     store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
-    with local_copy(parse_uri(cfg.video_uri)) as path:
-        info = probe(path, cfg.video_uri)
-    return Job(cfg, store, info)
+    direct = local_path(parse_uri(cfg.video_uri))
+    # an S3 video is probed through a presigned URL with range reads, never downloaded
+    source = direct if direct is not None else presigned_url(cfg.video_uri)
+    return Job(cfg, store, probe(source, cfg.video_uri))
 
 
 def pass_settings(cfg: RunConfig, interval_ms: int) -> PassSettings:
@@ -230,11 +232,34 @@ def write_manifest(
     return manifest
 
 
+NO_MEDIACONVERT = {"jobs": 0, "proxy_minutes": 0.0, "price_per_minute": 0.0, "estimated_cost_usd": 0.0}
+
+
+def this_run(
+    manifest: dict[str, Any],
+    *,
+    extracted: bool,
+    extract_s: float = 0.0,
+    mediaconvert: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The extract task's result: the manifest plus what this run did. The stored manifest keeps
+    the first run's `extract_s`; a re-run that found the frames cut did no extraction and paid for
+    no job, and the note and the cost record say so (`this_run`)."""
+    return {
+        **manifest,
+        "this_run": {
+            "extracted": extracted,
+            "extract_s": round(extract_s, 3) if extracted else 0.0,
+            "mediaconvert": mediaconvert or dict(NO_MEDIACONVERT),
+        },
+    }
+
+
 def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any]:
     """Cut frames with ffmpeg (the local backend) unless they are already cut."""
     manifest, fingerprint = current_frames(cfg, store)
     if manifest:
-        return manifest
+        return this_run(manifest, extracted=False)
     started = time.monotonic()
     with local_copy(parse_uri(cfg.video_uri)) as source:
         frames_dir = local_path(store.frames_dir)
@@ -242,7 +267,8 @@ def extract(cfg: RunConfig, store: VideoStore, info: VideoInfo) -> dict[str, Any
             count = extract_frames(source, frames_dir, store.stem, cfg.frame_interval_s)
         else:
             count = _extract_and_upload(source, store, cfg.frame_interval_s)
-    return write_manifest(cfg, store, info, count, fingerprint, time.monotonic() - started)
+    manifest = write_manifest(cfg, store, info, count, fingerprint, time.monotonic() - started)
+    return this_run(manifest, extracted=True, extract_s=manifest["extract_s"])
 
 
 def _extract_and_upload(source: Path, store: VideoStore, interval_s: float) -> int:
@@ -613,6 +639,56 @@ def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+TOTAL_KEYS = (
+    "runs",
+    "api_calls_made",
+    "api_calls_skipped",
+    "mediaconvert_jobs",
+    "mediaconvert_proxy_minutes",
+    "estimated_cost_usd",
+)
+
+
+def previous_video_document(client: OpenSearch, names: IndexNames, video_id: str) -> dict[str, Any] | None:
+    """The video's document as the last run left it (None for a new video): its totals carry on."""
+    found = client.get(index=names.videos, id=video_id, params={"ignore": 404})
+    return found.get("_source") if found.get("found") else None
+
+
+def _run_figures(doc: dict[str, Any]) -> dict[str, float]:
+    """One run's contribution to the totals, from the document that run wrote."""
+    calls = doc.get("api_calls") or {}
+    mediaconvert = doc.get("mediaconvert") or NO_MEDIACONVERT
+    return {
+        "runs": 1,
+        "api_calls_made": calls.get("made", 0),
+        "api_calls_skipped": calls.get("skipped", 0),
+        "mediaconvert_jobs": mediaconvert.get("jobs", 0),
+        "mediaconvert_proxy_minutes": mediaconvert.get("proxy_minutes", 0.0),
+        "estimated_cost_usd": doc.get("run_cost_usd", calls.get("estimated_cost_usd", 0.0)),
+    }
+
+
+def cumulative_totals(previous: dict[str, Any] | None, run: dict[str, Any], run_id: str) -> dict[str, float]:
+    """Every run's calls and cost for this video so far, this run (`run`: its new document) included.
+
+    A retry of the same run replaces its own earlier figures instead of counting them twice; a
+    document written before totals existed counts as one run.
+    """
+    base = dict.fromkeys(TOTAL_KEYS, 0)
+    if previous:
+        earlier = previous.get("totals") or _run_figures(previous)
+        base = {k: earlier.get(k, 0) for k in TOTAL_KEYS}
+        if previous.get("run_id") == run_id:
+            own = _run_figures(previous)
+            base = {k: base[k] - own[k] for k in TOTAL_KEYS}
+    figures = _run_figures(run)
+    totals = {k: base[k] + figures[k] for k in TOTAL_KEYS}
+    totals["mediaconvert_proxy_minutes"] = round(totals["mediaconvert_proxy_minutes"], 4)
+    totals["estimated_cost_usd"] = round(totals["estimated_cost_usd"], 6)
+    return totals
+
+
 def video_document(
     *,
     job: Job,
@@ -623,11 +699,20 @@ def video_document(
     dag_id: str,
     run_id: str,
     passes: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The per-video summary the search page, Dashboards and the clip DAG read."""
+    """The per-video summary the search page, Dashboards and the clip DAG read.
+
+    `api_calls`, `mediaconvert` and `run_cost_usd` are this run's; `totals` every run's so far
+    (`previous` is the document the last run wrote), so a cached re-run costs 0 without erasing
+    what the first run cost.
+    """
     cfg, store, info = job.cfg, job.store, job.info
     reports = [r for r in batch_reports if r]
     failed = load["failed_frames"]
+    calls = api_calls(cfg.backend, reports)
+    mediaconvert = (manifest.get("this_run") or {}).get("mediaconvert") or dict(NO_MEDIACONVERT)
+    run_cost = round(calls["estimated_cost_usd"] + mediaconvert["estimated_cost_usd"], 6)
     return {
         "video_id": store.video_id,
         "source_uri": cfg.video_uri,
@@ -655,7 +740,12 @@ def video_document(
             "failed_frames": len(failed),
         },
         "failed_frames": failed[:MAX_FAILED_FRAMES_IN_DOC],
-        "api_calls": api_calls(cfg.backend, reports),
+        "api_calls": calls,
+        "mediaconvert": mediaconvert,
+        "run_cost_usd": run_cost,
+        "totals": cumulative_totals(
+            previous, {"api_calls": calls, "mediaconvert": mediaconvert, "run_cost_usd": run_cost}, run_id
+        ),
         "dag_id": dag_id,
         "run_id": run_id,
         "processed_at": datetime.now(UTC).isoformat(),

@@ -7,11 +7,88 @@ cannot write it themselves in Airflow 3).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 SUMMARY_TASK_ID = "summarise_run"
 NOTE_HEADING = "#### reko run summary"
 MAX_FAILED_LISTED = 10
+MAX_RUNNERS_LISTED = 50
+FAILURE_KEY = "reko_failure"  # XCom a failed task leaves (reko.listeners): why it failed
+MAX_REASON_CHARS = 500
+FAILED_STATES = ("failed", "up_for_retry")
+NOT_RUN_STATES = ("upstream_failed",)
+
+
+def failure_reason(error: object) -> str:
+    """One line saying why a task failed: the exception's type and message, shortened."""
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}"
+    else:
+        text = str(error or "no error was reported")
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+def split_task_key(key: str, task_ids: Iterable[str]) -> tuple[str, int]:
+    """(task id, map index) of a task-state key (`<task_id>` or `<task_id>_<map index>`)."""
+    ids = set(task_ids)
+    task, _, index = key.rpartition("_")
+    if key not in ids and task in ids and index.isdigit():
+        return task, int(index)
+    return key, -1
+
+
+def failure_reasons(ti: Any, states: dict[str, Any], task_ids: Iterable[str]) -> dict[str, str]:
+    """The reason each failed task of this run left (`FAILURE_KEY`), by task-state key."""
+    reasons = {}
+    for key, state in states.items():
+        if state in FAILED_STATES:
+            task_id, index = split_task_key(key, task_ids)
+            reason = ti.xcom_pull(task_ids=task_id, key=FAILURE_KEY, map_indexes=index)
+            if reason:
+                reasons[key] = str(reason)
+    return reasons
+
+
+def task_outcomes(states: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
+    """{"failed": [(task, reason)], "not_run": [task]} from `{task key: state}` of one run.
+
+    Keys are task ids, or `<task_id>_<map index>` for mapped instances, as Airflow's task-state
+    API returns them; `reasons` are keyed the same way.
+    """
+    failed = [
+        (key, reasons.get(key, "see its log")) for key, st in sorted(states.items()) if st in FAILED_STATES
+    ]
+    not_run = sorted(key for key, st in states.items() if st in NOT_RUN_STATES)
+    return {"failed": failed, "not_run": not_run}
+
+
+def render_outcomes(outcomes: dict[str, Any] | None) -> list[str]:
+    """Which tasks failed and why, and which did not run because of them."""
+    if not outcomes:
+        return []
+    lines = [f"- `{task}` failed: {reason}" for task, reason in outcomes.get("failed", [])]
+    if outcomes.get("not_run"):
+        lines.append(
+            "- not run (an upstream task failed): " + ", ".join(f"`{t}`" for t in outcomes["not_run"])
+        )
+    return lines
+
+
+def render_without_summary(
+    *, dag_id: str, run_id: str, video_uri: str | None, status: str, outcomes: dict[str, Any]
+) -> str:
+    """The note of a run whose `summarise_run` did not run (it failed before the lease: `probe`)."""
+    from reko.storage import video_id_for
+
+    video = video_id_for(video_uri) if video_uri else "no video"
+    lines = [NOTE_HEADING, f"**{video}: {status}** — `{video_uri or '(no video_uri)'}`"]
+    lines.append("No frames were extracted: the run ended before its first stage finished.")
+    lines += render_outcomes(outcomes)
+    if not outcomes.get("failed"):
+        lines.append(f"- no task reported a failure; see run {run_id} of {dag_id} in the UI")
+    return "\n".join(lines)
 
 
 def _seconds(value: float | None) -> str:
@@ -25,14 +102,18 @@ def stage_times(
     reports: list[dict[str, Any]],
     load: dict[str, Any] | None,
     segments: dict[str, Any] | None,
+    passes: dict[str, Any] | None = None,
 ) -> dict[str, float | None]:
     """Seconds spent inside each stage's work (analysis: summed over batches)."""
+    manifest = manifest or {}
+    this_run = manifest.get("this_run")  # the manifest's own extract_s is the run that cut the frames
     return {
         "probe": probe_s,
-        "extract": (manifest or {}).get("extract_s"),
+        "extract": this_run.get("extract_s") if this_run else manifest.get("extract_s"),
         "analyse": round(sum(r.get("elapsed_s", 0.0) for r in reports), 3) if reports else None,
         "load": (load or {}).get("elapsed_s"),
         "segments": (segments or {}).get("elapsed_s"),
+        "passes": (passes or {}).get("elapsed_s"),
     }
 
 
@@ -48,18 +129,26 @@ def render(
     api_calls: dict[str, Any] | None,
     stages: dict[str, float | None],
     wall_s: float | None,
+    outcomes: dict[str, Any] | None = None,
+    costs: dict[str, Any] | None = None,
+    passes: dict[str, Any] | None = None,
 ) -> str:
-    """Markdown: outcome, counts, failed frames with reasons, calls and cost, time per stage."""
+    """Markdown: outcome, what failed and why, counts, failed frames with reasons, calls and cost,
+    time per stage. Any stage may be missing (the run failed before it), batches included."""
     frames = (manifest or {}).get("frame_count")
     lines = [NOTE_HEADING, f"**{video_id}: {status}** — `{source_uri}`"]
+    lines += render_outcomes(outcomes)
     if frames is None:
-        lines.append("No frames were extracted: see the first failed task's log.")
+        lines.append("No frames were extracted.")
     else:
         failed = (load or {}).get("failed_frames", [])
         lines.append(
             f"- {frames} frames, {(load or {}).get('detections', '-')} detections,"
-            f" {(segments or {}).get('segments', '-')} segments, {len(failed)} failed frames"
+            f" {(segments or {}).get('segments', '-')} segments, {(passes or {}).get('passes', '-')} runner"
+            f" passes, {len(failed)} failed frames"
         )
+        if passes and passes.get("numbers"):
+            lines.append(f"  - runners: {', '.join(passes['numbers'][:MAX_RUNNERS_LISTED])}")
         for failure in failed[:MAX_FAILED_LISTED]:
             lines.append(f"  - frame {failure['frame_index']} ({failure['kind']}): {failure['reason']}")
         if len(failed) > MAX_FAILED_LISTED:
@@ -73,11 +162,22 @@ def render(
     elif reports:
         made = sum(r["made"] for r in reports)
         lines.append(f"- calls: {made} made (the video document was not written)")
-    batches = f" in {len(reports)} batches, longest {_seconds(max(r.get('elapsed_s', 0.0) for r in reports))}"
-    parts = [
-        f"{name} {_seconds(value)}" + (batches if name == "analyse" and reports else "")
-        for name, value in stages.items()
-    ]
+    if costs and "run_cost_usd" in costs:
+        proxy, totals = costs.get("mediaconvert") or {}, costs.get("totals") or {}
+        minutes, proxy_usd = proxy.get("proxy_minutes", 0), proxy.get("estimated_cost_usd", 0)
+        lines.append(
+            f"- cost this run ${costs['run_cost_usd']:.4f}"
+            f" (MediaConvert proxy {minutes:g} min, ${proxy_usd:.4f});"
+            f" all {totals.get('runs', 1)} runs of this video ${totals.get('estimated_cost_usd', 0):.4f}"
+        )
+    longest = max((r.get("elapsed_s", 0.0) for r in reports), default=None)
+    batches = f" in {len(reports)} batches, longest {_seconds(longest)}"
+    cached = (manifest or {}).get("this_run", {}).get("extracted") is False
+    notes = {
+        "analyse": batches if reports else "",
+        "extract": " (frames cut by an earlier run)" if cached else "",
+    }
+    parts = [f"{name} {_seconds(value)}{notes.get(name, '')}" for name, value in stages.items()]
     inside = sum(v for v in stages.values() if v)
     lines.append("- time: " + " · ".join(parts))
     if wall_s is not None:

@@ -44,7 +44,18 @@ def parse_uri(uri: str, what: str = "video_uri") -> ObjectStoragePath:
         raise InvalidVideoError(
             f"{what} {uri!r} has unsupported scheme {scheme or '(none)'!r}: use file:// or s3://"
         )
+    if scheme == "s3" and split_s3_uri(uri, what)[0] is None:
+        return ObjectStoragePath(uri, conn_id=s3_conn_id(uri, what))
     return ObjectStoragePath(uri)
+
+
+def s3_conn_id(uri: str, what: str = "uri") -> str:
+    """The Airflow connection for an S3 URI: its own (`s3://conn_id@bucket/key`), else the
+    configured default `REKO_AWS_CONN_ID`; never the worker's ambient credentials. Every stage
+    (the wait, probe, frames, MediaConvert, presigned URLs) follows this one rule."""
+    from reko.config import aws_conn_id
+
+    return split_s3_uri(uri, what)[0] or aws_conn_id()
 
 
 def local_path(path: ObjectStoragePath) -> Path | None:
@@ -66,6 +77,24 @@ def local_copy(path: ObjectStoragePath) -> Iterator[Path]:
         with path.open("rb") as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, length=8 * 1024 * 1024)
         yield target
+
+
+PRESIGNED_URL_TTL_S = 900
+
+
+def presigned_url(uri: str, expires_s: int = PRESIGNED_URL_TTL_S) -> str:
+    """A short-lived GET URL for an `s3://[conn@]bucket/key` object, signed by the provider's hook
+    with the connection ObjectStoragePath uses (its endpoint too, e.g. a local S3): what ffprobe
+    reads with range requests instead of downloading the object."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    _, bucket, key = split_s3_uri(uri, "video")
+    url = S3Hook(aws_conn_id=s3_conn_id(uri, "video")).generate_presigned_url(
+        "get_object", {"Bucket": bucket, "Key": key}, expires_in=expires_s
+    )
+    if not url:
+        raise InvalidVideoError(f"cannot sign a URL to read {uri}")
+    return url
 
 
 def source_fingerprint(path: ObjectStoragePath) -> str:

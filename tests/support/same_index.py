@@ -16,7 +16,10 @@ from reko.storage import video_id_for
 from tests.conftest import snapshot
 
 KINDS = ("detections", "segments", "videos")
-PER_RUN_FIELDS = frozenset({"analysed_at", "processed_at", "run_id", "api_calls"})
+# what one run did (calls, its MediaConvert proxy, its cost) and the run history (totals)
+PER_RUN_FIELDS = frozenset(
+    {"analysed_at", "processed_at", "run_id", "api_calls", "mediaconvert", "run_cost_usd", "totals"}
+)
 MAX_LINES = 40
 
 

@@ -38,6 +38,28 @@ class MediaConvertJobError(RuntimeError):
         super().__init__(f"MediaConvert job {self.job_id} ended {self.status}: {detail}")
 
 
+# MediaConvert's answers to a request that is wrong as sent: retrying the same request cannot help
+CONFIG_ERROR_CODES = frozenset({"BadRequestException", "ForbiddenException", "AccessDeniedException"})
+
+
+class MediaConvertConfigError(ValueError):
+    """The job cannot be submitted as configured (no job role, a refused request): not retried."""
+
+
+def config_problem(error: Exception) -> str | None:
+    """Why `error` is a configuration error (fail now, without retries), or None if it may pass."""
+    from botocore.exceptions import ClientError, NoRegionError
+
+    if isinstance(error, ValueError | NoRegionError):
+        return str(error)
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in CONFIG_ERROR_CODES:
+            message = error.response.get("Error", {}).get("Message", "")
+            return f"MediaConvert refused the job ({code}): {message}; check the connection and job settings"
+    return None
+
+
 class MediaConvertHook(AwsBaseHook):
     """
     Interact with AWS Elemental MediaConvert.
@@ -78,7 +100,7 @@ class MediaConvertHook(AwsBaseHook):
         """Submit a job and return MediaConvert's `Job` description."""
         role = role_arn or self.job_role_arn
         if not role:
-            raise ValueError(
+            raise MediaConvertConfigError(
                 f"no MediaConvert job role: pass role_arn or set the extra {ROLE_EXTRA!r} "
                 f"on connection {self.aws_conn_id!r}"
             )
@@ -185,17 +207,18 @@ def list_frames(frames_uri: str, *, stem: str | None = None, aws_conn_id: str | 
     """Indexes 0..n-1 of the `<stem>.NNNNNNN.jpg` captures under an S3 prefix.
 
     `frames_uri` is `s3://[conn_id@]bucket/prefix/`; the connection in the URI wins over
-    `aws_conn_id` (default `aws_default`). Frame i was captured at `frame_timestamp_ms(i, interval)`.
+    `aws_conn_id` (default `REKO_AWS_CONN_ID`). Frame i was captured at `frame_timestamp_ms(i, interval)`.
     A missing capture (a gap) or captures of several stems in one prefix is an error, since
     indexes would no longer map to times.
     """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from reko.config import aws_conn_id as default_conn_id
     from reko.media import parse_frame_name
     from reko.storage import split_s3_uri
 
     conn_in_uri, bucket, prefix = split_s3_uri(frames_uri, "frames_uri")
-    conn_id = conn_in_uri or aws_conn_id or "aws_default"
+    conn_id = conn_in_uri or aws_conn_id or default_conn_id()
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     keys = S3Hook(aws_conn_id=conn_id).list_keys(bucket_name=bucket, prefix=prefix, delimiter="/")
     by_stem: dict[str, list[int]] = {}

@@ -26,6 +26,15 @@ from reko.media import capture_rate, frame_stem
 from reko.storage import split_s3_uri
 
 MAX_CAPTURES = 10_000_000  # FrameCaptureSettings.MaxCaptures maximum in the service model
+# The proxy every frame-capture job must carry (MediaConvert refuses frame-capture-only jobs), as
+# cheap as it allows: SD (the lowest resolution multiplier), at most 30 fps (the lowest frame-rate
+# multiplier), single-pass AVC (Basic tier), video only, ~200 kbit/s (about 1.5 MB a minute), a
+# keyframe every second so a player can jump to a moment. Billed per output minute like any output.
+PROXY_HEIGHT = 240
+PROXY_MAX_BITRATE = 200_000
+PROXY_QVBR_QUALITY = 3
+PROXY_MAX_FPS = 15
+BILLING_MINIMUM_S = 10  # MediaConvert bills each output for at least 10 seconds
 _INT32_MAX = 2**31 - 1
 # A frame this close before a requested time still counts (the local clip cutter's rule).
 _TOLERANCE = Fraction(1, 2000)
@@ -220,6 +229,32 @@ def _without_extension(uri: str, extension: str, what: str) -> str:
     return uri[: -len(extension) - 1]
 
 
+def proxy_output(max_bitrate: int = PROXY_MAX_BITRATE) -> dict:
+    """The cheapest H.264 output MediaConvert offers: see PROXY_* above."""
+    output = _h264_output(qvbr_quality=PROXY_QVBR_QUALITY, max_bitrate=max_bitrate, audio=False)
+    video = output["VideoDescription"]
+    video["Height"] = PROXY_HEIGHT  # width follows the input's aspect ratio
+    video["ScalingBehavior"] = "DEFAULT"
+    h264 = video["CodecSettings"]["H264Settings"]
+    h264.update(
+        {
+            "QualityTuningLevel": "SINGLE_PASS",
+            "FramerateControl": "SPECIFIED",
+            "FramerateNumerator": PROXY_MAX_FPS,
+            "FramerateDenominator": 1,
+            "FramerateConversionAlgorithm": "DUPLICATE_DROP",
+            "GopSizeUnits": "SECONDS",
+            "GopSize": 1.0,
+        }
+    )
+    return output
+
+
+def proxy_billed_minutes(duration_s: float) -> float:
+    """Output minutes MediaConvert bills for the proxy of a video (per second, 10 s minimum)."""
+    return round(max(math.ceil(duration_s), BILLING_MINIMUM_S) / 60, 4)
+
+
 def frame_capture_settings(
     input_uri: str,
     frames_uri: str,
@@ -229,15 +264,15 @@ def frame_capture_settings(
     *,
     stem: str | None = None,
     proxy_uri: str | None = None,
-    proxy_max_bitrate: int = 1_000_000,
+    proxy_max_bitrate: int = PROXY_MAX_BITRATE,
 ) -> dict:
     """Settings capturing a JPEG every `interval_s` into `frames_uri` as `<stem>.NNNNNNN.jpg`.
 
     Capture i is at i x FramerateDenominator/FramerateNumerator s, the rate `reko.media`
     uses locally. MediaConvert refuses jobs made only of a frame capture output, so the job also
-    writes a small video-only H.264 proxy (`proxy_uri`, default `<frames_uri>/../proxy/<stem>.mp4`)
-    in its own output group (in the same group both outputs would need a NameModifier, which would
-    change the frame names).
+    writes a small video-only H.264 proxy (`proxy_uri`, default `<frames_uri>/../proxy/<stem>.mp4`,
+    see `proxy_output`) in its own output group (in the same group both outputs would need a
+    NameModifier, which would change the frame names).
     """
     rate = capture_rate(interval_s)
     if not (1 <= rate.numerator <= _INT32_MAX and 1 <= rate.denominator <= _INT32_MAX):
@@ -272,9 +307,7 @@ def frame_capture_settings(
         "Inputs": [_input(source, audio=False)],
         "OutputGroups": [
             _file_group("Frames", f"{frames_dir}/{stem}", [frames_output]),
-            _file_group(
-                "Proxy", proxy, [_h264_output(qvbr_quality=5, max_bitrate=proxy_max_bitrate, audio=False)]
-            ),
+            _file_group("Proxy", proxy, [proxy_output(proxy_max_bitrate)]),
         ],
     }
     check_settings(settings)

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 
-from reko.aws.mediaconvert import MediaConvertHook, MediaConvertJobError, submit_job_once
+from reko.aws.mediaconvert import MediaConvertHook, MediaConvertJobError, config_problem, submit_job_once
 from reko.aws.triggers import MediaConvertJobCompleteTrigger
+from reko.config import aws_conn_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,6 +61,7 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("aws_conn_id", aws_conn_id())  # the one default AWS connection of reko
         super().__init__(**kwargs)
         self.settings = settings
         self.role_arn = role_arn
@@ -73,16 +75,26 @@ class MediaConvertCreateJobOperator(AwsBaseOperator[MediaConvertHook]):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Return `{"job_id", "status", "reused", "settings_digest"}` (status COMPLETE once waited)."""
-        job = submit_job_once(
-            self.hook,
-            self.settings,
-            marker_uri=self.marker_uri,
-            role_arn=self.role_arn,
-            queue=self.mediaconvert_queue,
-            user_metadata=self.user_metadata,
-            tags=self.tags,
-        )
+        """Return `{"job_id", "status", "reused", "settings_digest"}` (status COMPLETE once waited).
+
+        A configuration error (no job role, no region, a request MediaConvert refuses as bad or
+        forbidden) fails the task at once: a retry would send the same request.
+        """
+        try:
+            job = submit_job_once(
+                self.hook,
+                self.settings,
+                marker_uri=self.marker_uri,
+                role_arn=self.role_arn,
+                queue=self.mediaconvert_queue,
+                user_metadata=self.user_metadata,
+                tags=self.tags,
+            )
+        except Exception as exc:
+            problem = config_problem(exc)
+            if problem is None:
+                raise
+            raise AirflowFailException(problem) from exc
         job_id = job["job_id"]
         if job["status"] == "COMPLETE":
             self.log.info("MediaConvert job %s already completed: reusing its outputs", job_id)

@@ -15,7 +15,9 @@ Sizing (``rate`` = TPS x headroom, per Rekognition operation):
 * scope ``host`` (default): one limiter for every process on the host, its schedule kept in a small
   file under an exclusive ``flock``; all tasks of the host share ``rate``, whatever their number,
   so a host with 1 or 8 running tasks both call at ``rate``. Correct when all analysis workers
-  share one host (LocalExecutor, one Celery worker).
+  share one host (LocalExecutor, one Celery worker). The file is per deployment (under
+  ``$AIRFLOW_HOME`` unless ``REKO_REKOGNITION_LIMITER_DIR`` says otherwise): two deployments on one
+  host have a schedule each; point both at one folder to make them share a quota.
 * scope ``task``: each task limits itself to ``rate / pool_slots``. The pool guarantees at most
   ``pool_slots`` tasks run at once anywhere, so the sum never exceeds ``rate``, on any number of
   hosts; the price is idle quota whenever fewer than ``pool_slots`` tasks are running.
@@ -28,7 +30,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -134,12 +135,12 @@ def get_limiter(operation: str, region: str | None, tps: float) -> RateLimiter:
     process and key; with scope `host` its schedule is shared with the host's other processes."""
     scope = config.rekognition_limiter_scope()
     rate = limiter_rate(tps, scope=scope)
-    key = (scope, operation, region or "default", round(rate, 6))
+    folder = Path(config.rekognition_limiter_dir()) if scope == "host" else None
+    key = (scope, operation, region or "default", round(rate, 6), folder)
     with _limiters_lock:
         limiter = _limiters.get(key)
         if limiter is None:
-            if scope == "host":
-                folder = Path(config.rekognition_limiter_dir() or tempfile.gettempdir())
+            if folder is not None:
                 name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"reko-rekognition-{region or 'default'}-{operation}")
                 limiter = HostRateLimiter(rate, folder / f"{name}.gcra")
             else:

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from reko.localdev.airflow_services import ADMIN_USER, AirflowServices
 
@@ -23,6 +25,9 @@ SAMPLE = REPO_ROOT / "include" / "sample" / "race.mp4"
 TRUTH = REPO_ROOT / "include" / "sample" / "race.truth.json"
 OPENSEARCH_PORT = int(os.environ.get("REKO_OPENSEARCH_PORT", "9200"))
 AIRFLOW_PORT = int(os.environ.get("REKO_AIRFLOW_PORT", "8080"))
+# Every DAG the README tells a user about: new DAGs are created paused, and a paused DAG's runs
+# (a clip request, a manual trigger, the watch-list's asset-triggered runs) stay queued forever.
+DEMO_DAGS = ("video_analysis", "video_clips", "video_archive_scan", "video_maintenance")
 
 
 def _answers(url: str) -> bool:
@@ -70,6 +75,21 @@ def ensure_services() -> AirflowServices:
     return services
 
 
+def ready_dags(client: Any) -> None:
+    """Wait for every DAG of `DEMO_DAGS` to be parsed, and unpause it.
+
+    The scan's default prefix is created first, so its hourly runs list an empty folder instead of
+    failing on a missing one.
+    """
+    from reko.config import archive_uri
+
+    prefix = urllib.parse.urlparse(archive_uri())
+    if prefix.scheme == "file":
+        Path(urllib.parse.unquote(prefix.path)).mkdir(parents=True, exist_ok=True)
+    for dag_id in DEMO_DAGS:
+        client.wait_for_dag(dag_id)
+
+
 def print_findings(video_id: str) -> None:
     from opensearchpy import OpenSearch
 
@@ -108,7 +128,7 @@ def main() -> None:
 
     services = ensure_services()
     client = services.client()
-    client.wait_for_dag("video_analysis")
+    ready_dags(client)
     uri = SAMPLE.as_uri()
     run_id = client.trigger("video_analysis", {"video_uri": uri})
     print(f"Triggered video_analysis run {run_id} on {SAMPLE.name}; waiting ...", flush=True)

@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from reko.config import aws_conn_id
+
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
 PRESIGN_EXPIRES_S = 900
 
@@ -99,7 +101,7 @@ def presigned_url(root: StorageRoot, key: str, expires_s: int = PRESIGN_EXPIRES_
     """A time-limited GET URL for `key` under an S3 root, signed with the root's connection."""
     key = _safe_key(key)
     object_key = f"{root.path}/{key}" if root.path else key
-    hook = _s3_hook(root.conn_id or "aws_default")
+    hook = _s3_hook(root.conn_id or aws_conn_id())
     url = hook.generate_presigned_url(
         client_method="get_object",
         params={"Bucket": root.bucket, "Key": object_key},

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reko.config import BACKENDS
-from reko.index.client import IndexNames, ensure_templates
+from reko.index.client import IndexNames, ensure_templates, search_pages
 from reko.index.docs import normalise
 from reko.storage import local_copy, local_path, parse_uri
 
@@ -127,13 +127,8 @@ def find_segments(
         "query": {"bool": {"filter": filters}},
         "sort": [{"video_id": "asc"}, {"start_ms": "asc"}, {"_id": "asc"}],
     }
-    while True:
-        hits = client.search(index=names.segments, body=body)["hits"]["hits"]
-        for hit in hits:
-            yield hit["_id"], hit["_source"]
-        if len(hits) < body["size"]:
-            return
-        body["search_after"] = hits[-1]["sort"]
+    for hit in search_pages(client, names.segments, body):
+        yield hit["_id"], hit["_source"]
 
 
 def find_passes_of(
@@ -164,13 +159,8 @@ def find_passes_of(
         "sort": [{"video_id": "asc"}, {"start_ms": "asc"}, {"_id": "asc"}],
         "_source": {"excludes": ["frames"]},
     }
-    while True:
-        hits = client.search(index=names.passes, body=body)["hits"]["hits"]
-        for hit in hits:
-            yield hit["_id"], hit["_source"]
-        if len(hits) < body["size"]:
-            return
-        body["search_after"] = hits[-1]["sort"]
+    for hit in search_pages(client, names.passes, body):
+        yield hit["_id"], hit["_source"]
 
 
 @dataclass

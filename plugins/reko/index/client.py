@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reko.config import REPO_ROOT, index_prefix, opensearch_conn_id
 
@@ -107,3 +108,17 @@ def ensure_templates(client: OpenSearch, names: IndexNames) -> None:
             client.indices.create(index=index, params={"ignore": 400})
         else:
             client.indices.put_mapping(index=index, body=template["template"]["mappings"])
+
+
+def search_pages(client: OpenSearch, index: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every hit of a sorted search, page by page with search_after (page 1,000 costs what page 1 does).
+
+    `body` needs `size` and a `sort` that is unique per document; it is not modified.
+    """
+    body = dict(body)
+    while True:
+        hits = client.search(index=index, body=body)["hits"]["hits"]
+        yield from hits
+        if len(hits) < body["size"]:
+            return
+        body["search_after"] = hits[-1]["sort"]

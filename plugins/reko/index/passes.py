@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from reko.index.client import IndexNames
+from reko.index.client import IndexNames, search_pages
 from reko.runners.passes import PassSettings, find_passes
 from reko.runners.reads import Read, number_candidate
 
@@ -39,26 +39,21 @@ def number_reads(client: OpenSearch, names: IndexNames, video_id: str) -> Iterat
         "sort": [{"frame_index": "asc"}, {"ordinal": "asc"}],
         "_source": ["frame_index", "timestamp_ms", "value", "confidence", "bbox", "frame_uri"],
     }
-    while True:
-        hits = client.search(index=names.detections, body=body)["hits"]["hits"]
-        for hit in hits:
-            src = hit["_source"]
-            box = src.get("bbox")
-            if box and number_candidate(src["value"]) is not None:
-                yield Read(
-                    frame_index=src["frame_index"],
-                    timestamp_ms=src["timestamp_ms"],
-                    text=src["value"],
-                    confidence=src["confidence"],
-                    left=box["left"],
-                    top=box["top"],
-                    width=box["width"],
-                    height=box["height"],
-                    frame_uri=src.get("frame_uri") or "",
-                )
-        if len(hits) < PAGE:
-            return
-        body["search_after"] = hits[-1]["sort"]
+    for hit in search_pages(client, names.detections, body):
+        src = hit["_source"]
+        box = src.get("bbox")
+        if box and number_candidate(src["value"]) is not None:
+            yield Read(
+                frame_index=src["frame_index"],
+                timestamp_ms=src["timestamp_ms"],
+                text=src["value"],
+                confidence=src["confidence"],
+                left=box["left"],
+                top=box["top"],
+                width=box["width"],
+                height=box["height"],
+                frame_uri=src.get("frame_uri") or "",
+            )
 
 
 def load_passes(

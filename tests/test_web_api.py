@@ -18,12 +18,42 @@ from tests.support.web_data import XSS, XSS_VIDEO, analysed_sample, own_indices,
 
 @pytest.fixture(scope="module")
 def airflow_app(airflow_db, opensearch_url):
+    """Airflow's app with an auth manager that can grant single DAGs (simple for everyone else)."""
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
-    purge_cached_app()
-    app = create_app()
-    yield app
-    purge_cached_app()
+    from tests.support import per_dag_auth
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__CORE__AUTH_MANAGER", per_dag_auth.PATH)
+        purge_cached_app()
+        app = create_app()
+        yield app
+        purge_cached_app()
+
+
+@pytest.fixture
+def airflow_in_process(airflow_app, monkeypatch):
+    """Calls the plugin forwards to Airflow's REST API reach this same app, in process."""
+    import httpx
+
+    from reko.web import app as web_app
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=airflow_app), base_url="http://testserver/api/v2", timeout=30
+        )
+
+    monkeypatch.setattr(web_app, "_airflow_client", client)
+
+
+def as_user(airflow_app, username: str, role: str | None = "viewer"):
+    """A client with a real JWT of `username` (per-DAG grants in tests.support.per_dag_auth)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=username, role=role))
+    return TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +164,82 @@ def test_the_ui_cookie_is_accepted(airflow_app, token, web_data):
     assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
     assert "script-src 'self'" in resp.headers["content-security-policy"]
     assert browser.get("/reko/api/videos").status_code == 200
+
+
+# --- per-DAG permissions: what is served comes from video_analysis / video_clips, so those are checked
+
+
+def frame_and_clip_urls(api) -> tuple[str, str]:
+    frame = search(api, text="1042")["videos"][0]["frames"][0]["frame_url"]
+    (clip,) = api.get("/reko/api/clips", params={"subject": "web test"}).json()["clips"]
+    return frame, clip["clip_url"]
+
+
+def test_a_dag_id_in_the_query_string_grants_nothing(airflow_app, api, web_data, airflow_in_process):
+    """A reader of hello_dag only: ?dag_id=hello_dag used to pass Airflow's requires_access_dag."""
+    frame, clip = frame_and_clip_urls(api)
+    hello = as_user(airflow_app, "hello_reader")
+    for suffix in ("", "?dag_id=hello_dag", "?dag_id=video_analysis"):
+        sep = "&" if suffix else ""
+        for path in (
+            f"/reko/api/search?text=1042{sep}{suffix[1:]}",
+            f"/reko/api/videos{suffix}",
+            f"{frame}{suffix}",
+            f"{clip}{suffix}",
+            f"/reko/api/clips?subject=web+test{sep}{suffix[1:]}",
+            f"/reko/api/clips/runs/manual__web-test{suffix}",
+            f"/reko/{suffix}",
+        ):
+            resp = hello.get(path)
+            assert resp.status_code == 403, (path, resp.status_code, resp.text[:200])
+            assert b"1042" not in resp.content and resp.content[:2] != b"\xff\xd8"
+        resp = hello.post(f"/reko/api/clips{suffix}", json={"subject": "1042"})
+        assert resp.status_code == 403, (suffix, resp.text)
+
+
+def test_a_video_analysis_reader_may_search_but_not_request_clips(
+    airflow_app, api, web_data, airflow_in_process
+):
+    frame, clip = frame_and_clip_urls(api)
+    reader = as_user(airflow_app, "analysis_reader")
+    assert reader.get("/reko/api/search", params={"text": "1042"}).json()["total"] == 5
+    assert any(v["video_id"] == web_data["video_id"] for v in reader.get("/reko/api/videos").json()["videos"])
+    got = reader.get(frame)
+    assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"
+    assert reader.get("/reko/").status_code == 200
+    # clips are video_clips' data: listing, playing, following and requesting them need that DAG
+    for path in (clip, "/reko/api/clips?subject=web+test", "/reko/api/clips/runs/manual__web-test"):
+        assert reader.get(path).status_code == 403, path
+        assert reader.get(path + ("&" if "?" in path else "?") + "dag_id=video_analysis").status_code == 403
+    for suffix in ("", "?dag_id=video_analysis", "?dag_id=video_clips"):
+        resp = reader.post(f"/reko/api/clips{suffix}", json={"subject": "1042"})
+        assert resp.status_code == 403 and "video_clips" in resp.json()["detail"], resp.text
+    clip_reader = as_user(airflow_app, "clip_reader")
+    assert clip_reader.get("/reko/api/clips", params={"subject": "web test"}).json()["clips"]
+    assert clip_reader.get(clip).status_code == 200
+    assert clip_reader.post("/reko/api/clips", json={"subject": "1042"}).status_code == 403
+
+
+def test_a_user_who_may_trigger_video_clips_may_request_a_clip(
+    airflow_app, api, web_data, airflow_in_process
+):
+    requester = as_user(airflow_app, "clip_requester")
+    resp = requester.post("/reko/api/clips", json={"subject": "1042", "video_ids": [web_data["video_id"]]})
+    assert resp.status_code == 201, resp.text
+    run = resp.json()
+    try:
+        assert run["dag_id"] == "video_clips" and run["conf"]["subject"] == "1042"
+        assert run["state"] == "queued"
+        followed = requester.get(f"/reko/api/clips/runs/{run['dag_run_id']}")
+        assert followed.status_code == 200 and followed.json()["dag_run_id"] == run["dag_run_id"]
+        assert (
+            as_user(airflow_app, "analysis_reader")
+            .get(f"/reko/api/clips/runs/{run['dag_run_id']}")
+            .status_code
+            == 403
+        )
+    finally:
+        api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
 
 
 def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):

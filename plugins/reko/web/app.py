@@ -1,10 +1,13 @@
 """The search page's FastAPI app, mounted by the Airflow api-server under `/reko`.
 
-Every route sits on one router guarded by Airflow's own `requires_authenticated()` and
-`requires_access_dag("GET")`, so the UI's JWT cookie or a bearer token of a user who may read
-DAGs is required (a plugin's routes are open otherwise). Browsers without
-a session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded
-to Airflow's REST API with the caller's own credential, so Airflow's DAG permissions apply.
+Every route sits on one router guarded by Airflow's own `requires_authenticated()` (the UI's JWT
+cookie or a bearer token; a plugin's routes are open otherwise), and each route checks the DAG
+whose data it serves through Airflow's auth manager: reading `video_analysis` for the page, search,
+videos and frames; reading `video_clips` for clips and clip runs; triggering `video_clips` for a
+clip request. Never the request's `dag_id` parameter: Airflow's `requires_access_dag` takes that
+from the query string, so any DAG a user may read would open the page's data. Browsers without a
+session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded to
+Airflow's REST API with the caller's own credential, so Airflow checks them again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from reko.web.media import MediaPathError, StorageRoot, local_file, media_type, 
 log = logging.getLogger(__name__)
 ASSET_DIR = REPO_ROOT / "include" / "web"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
+ANALYSIS_DAG_ID = "video_analysis"
 CLIPS_DAG_ID = "video_clips"
 # The page's own documents never go into frames of other origins, and scripts come from here only.
 CSP = (
@@ -103,12 +107,17 @@ def _caller_credential(request: Request) -> str:
     return token
 
 
-async def _airflow_call(request: Request, method: str, path: str, body: dict | None = None) -> dict:
+def _airflow_client():
+    """An HTTP client for Airflow's REST API (tests point it at the app in process)."""
     import httpx
 
+    return httpx.AsyncClient(base_url=_airflow_api(), timeout=30)
+
+
+async def _airflow_call(request: Request, method: str, path: str, body: dict | None = None) -> dict:
     headers = {"Authorization": f"Bearer {_caller_credential(request)}"}
-    async with httpx.AsyncClient(timeout=30) as client:
-        resp = await client.request(method, _airflow_api() + path, json=body, headers=headers)
+    async with _airflow_client() as client:
+        resp = await client.request(method, path, json=body, headers=headers)
     if resp.status_code >= 400:
         try:
             detail = resp.json().get("detail")
@@ -123,26 +132,61 @@ def _run_summary(run: dict) -> dict:
     return {k: run.get(k) for k in keys}
 
 
+def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
+    """403 unless Airflow's auth manager lets `user` do `method` on the DAG `dag_id` (as
+    `requires_access_dag` does, team included, but for a DAG the route names, not the request)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.models.dag import DagModel
+
+    details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+    if not get_auth_manager().is_authorized_dag(
+        method=method, access_entity=entity, details=details, user=user
+    ):
+        verb = {"GET": "read"}.get(method, "trigger" if method == "POST" else "change")
+        raise HTTPException(status_code=403, detail=f"Forbidden: you may not {verb} the DAG {dag_id}")
+
+
+def _is_clip_key(key: str) -> bool:
+    """Clips are cut by video_clips under `<video_id>/clips/`; frames are video_analysis' own."""
+    return key.split("/")[1:2] == ["clips"]
+
+
 def build_router() -> APIRouter:
-    from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import get_user, requires_authenticated
 
-    # Authenticated, and allowed to read DAGs (the videos are what DAG runs produced); a `dag_id`
-    # query parameter (the DAG tab) is checked against that DAG. Triggering clips is checked by
-    # Airflow's REST API itself, which the app calls with the caller's own token.
-    router = APIRouter(dependencies=[Depends(requires_authenticated()), Depends(requires_access_dag("GET"))])
+    def may(method: str, dag_id: str, entity: DagAccessEntity | None = None) -> Any:
+        def check(user: Any = Depends(get_user)) -> None:  # noqa: B008 (annotations are strings here)
+            _authorize(user, method, dag_id, entity)
 
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+        return Depends(check)
+
+    read_analysis = may("GET", ANALYSIS_DAG_ID)
+    read_clips = may("GET", CLIPS_DAG_ID)
+    read_clip_runs = may("GET", CLIPS_DAG_ID, DagAccessEntity.RUN)
+    trigger_clips = may("POST", CLIPS_DAG_ID, DagAccessEntity.RUN)  # what Airflow's trigger route checks
+
+    def media_access(request: Request, user: Any = Depends(get_user)) -> None:  # noqa: B008
+        _authorize(user, "GET", ANALYSIS_DAG_ID)
+        if _is_clip_key(request.path_params.get("key", "")):
+            _authorize(user, "GET", CLIPS_DAG_ID)
+
+    # Authenticated here; each route then checks the DAG whose data it serves (never `?dag_id=`).
+    router = APIRouter(dependencies=[Depends(requires_authenticated())])
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[read_analysis])
     def page() -> Response:
         html = (ASSET_DIR / "index.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
 
-    @router.get("/static/{name}", include_in_schema=False)
+    @router.get("/static/{name}", include_in_schema=False, dependencies=[read_analysis])
     def asset(name: str) -> Response:
         if name not in ASSETS:
             raise HTTPException(status_code=404, detail="no such asset")
         return FileResponse(ASSET_DIR / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
 
-    @router.get("/api/videos")
+    @router.get("/api/videos", dependencies=[read_analysis])
     def videos(
         request: Request, client: OpenSearchDep, dag_id: Annotated[str | None, Query(max_length=250)] = None
     ):
@@ -154,7 +198,7 @@ def build_router() -> APIRouter:
             out.append(doc)
         return {"videos": out}
 
-    @router.get("/api/search")
+    @router.get("/api/search", dependencies=[read_analysis])
     def search_route(
         request: Request,
         client: OpenSearchDep,
@@ -180,7 +224,7 @@ def build_router() -> APIRouter:
             raise _bad_input(exc) from None
         return _with_media_urls(request, result)
 
-    @router.get("/api/clips")
+    @router.get("/api/clips", dependencies=[read_clips])
     def clips(
         request: Request,
         client: OpenSearchDep,
@@ -196,7 +240,7 @@ def build_router() -> APIRouter:
             doc["clip_url"] = _media_url(request, root, doc.get("clip_uri"))
         return {"clips": docs}
 
-    @router.post("/api/clips", status_code=201)
+    @router.post("/api/clips", status_code=201, dependencies=[trigger_clips])
     async def request_clip(request: Request, body: Annotated[ClipRequest, Body()]):
         conf: dict[str, Any] = {"subject": body.subject.strip(), "video_ids": body.video_ids}
         for key in ("padding_s", "merge_gap_s", "min_confidence"):
@@ -209,12 +253,12 @@ def build_router() -> APIRouter:
         )
         return _run_summary(run)
 
-    @router.get("/api/clips/runs/{run_id}")
+    @router.get("/api/clips/runs/{run_id}", dependencies=[read_clip_runs])
     async def clip_run(request: Request, run_id: str):
         run = await _airflow_call(request, "GET", f"/dags/{CLIPS_DAG_ID}/dagRuns/{quote(run_id, safe='')}")
         return _run_summary(run)
 
-    @router.get("/media/{key:path}", name="media")
+    @router.get("/media/{key:path}", name="media", dependencies=[Depends(media_access)])
     async def media(key: str) -> Response:
         root = storage_root()
         try:

@@ -242,6 +242,50 @@ def test_a_user_who_may_trigger_video_clips_may_request_a_clip(
         api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
 
 
+# --- cross-site requests --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # sandboxed frames, data: URLs
+        {"Origin": "http://testserver.evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # a sibling subdomain is another origin
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_a_cross_site_clip_request_is_refused(airflow_app, api, web_data, airflow_in_process, headers):
+    requester = as_user(airflow_app, "clip_requester")
+    for body in ({"subject": "1042"}, {"subject": ""}):  # refused before the body is even read
+        resp = requester.post("/reko/api/clips", json=body, headers=headers)
+        assert resp.status_code == 403, (headers, resp.status_code, resp.text)
+        assert resp.headers["content-type"] == "application/json"
+        assert resp.json()["detail"].startswith("Cross-site request refused")
+    runs = api.get("/api/v2/dags/video_clips/dagRuns", params={"limit": 100}).json()["dag_runs"]
+    assert not [r for r in runs if (r.get("conf") or {}).get("subject") == "1042"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://testserver"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed or bookmarked by the user
+        {},  # not a browser: an API client with its own token
+    ],
+)
+def test_a_same_origin_clip_request_is_accepted(airflow_app, api, web_data, airflow_in_process, headers):
+    requester = as_user(airflow_app, "clip_requester")
+    resp = requester.post("/reko/api/clips", json={"subject": "908"}, headers=headers)
+    assert resp.status_code == 201, (headers, resp.text)
+    api.delete(f"/api/v2/dags/video_clips/dagRuns/{resp.json()['dag_run_id']}")
+    cross = {"Origin": "https://evil.example"}  # reads are not state-changing: no check
+    assert requester.get("/reko/api/clips", params={"subject": "web test"}, headers=cross).status_code == 200
+
+
 def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):
     plugins = api.get("/api/v2/plugins").json()["plugins"]
     (reko,) = [p for p in plugins if p["name"] == "reko"]

@@ -147,6 +147,41 @@ def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
         raise HTTPException(status_code=403, detail=f"Forbidden: you may not {verb} the DAG {dag_id}")
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _origin_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
+
+
+def refuse_cross_site(request: Request) -> None:
+    """403 for a state-changing request a browser sent from another site (CSRF).
+
+    Not left to FastAPI's JSON content-type check and the absence of CORS: a browser's
+    `Sec-Fetch-Site` must say same-origin (or none: typed by the user), and an `Origin`, when sent,
+    must be this server's (as the request names it, or `[api] base_url`). Clients that are not
+    browsers send neither and carry their own token, so they pass.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
+        raise HTTPException(
+            status_code=403, detail=f"Cross-site request refused (Sec-Fetch-Site: {fetch_site})"
+        )
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    from airflow.configuration import conf
+
+    own = {_origin_of(str(request.base_url)), _origin_of(conf.get("api", "base_url", fallback="") or "")}
+    if origin.lower() not in own - {None}:
+        raise HTTPException(status_code=403, detail=f"Cross-site request refused (Origin: {origin[:100]})")
+
+
 def _is_clip_key(key: str) -> bool:
     """Clips are cut by video_clips under `<video_id>/clips/`; frames are video_analysis' own."""
     return key.split("/")[1:2] == ["clips"]
@@ -172,8 +207,9 @@ def build_router() -> APIRouter:
         if _is_clip_key(request.path_params.get("key", "")):
             _authorize(user, "GET", CLIPS_DAG_ID)
 
-    # Authenticated here; each route then checks the DAG whose data it serves (never `?dag_id=`).
-    router = APIRouter(dependencies=[Depends(requires_authenticated())])
+    # Same-site for what changes state, authenticated; each route then checks the DAG whose data
+    # it serves (never `?dag_id=`).
+    router = APIRouter(dependencies=[Depends(refuse_cross_site), Depends(requires_authenticated())])
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[read_analysis])
     def page() -> Response:

@@ -286,6 +286,112 @@ def test_a_same_origin_clip_request_is_accepted(airflow_app, api, web_data, airf
     assert requester.get("/reko/api/clips", params={"subject": "web test"}, headers=cross).status_code == 200
 
 
+# --- headers ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [*ROUTES, ("GET", "/reko/static/nope.js")])
+def test_every_response_says_nosniff(api, anon, web_data, airflow_in_process, method, path):
+    for client in (api, anon):  # answered (200/201/400/404/502...) and refused (401)
+        resp = client.request(method, path, json={"subject": ""} if method == "POST" else None)
+        assert resp.headers.get("x-content-type-options") == "nosniff", (path, resp.status_code)
+
+
+def test_a_server_error_says_nosniff_too(airflow_app, token, web_data, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from reko.web import app as web_app
+
+    def broken():
+        raise RuntimeError("the index is down")
+
+    monkeypatch.setattr(web_app, "_client", broken)
+    client = TestClient(
+        airflow_app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False
+    )
+    resp = client.get("/reko/api/videos")
+    assert resp.status_code == 500 and resp.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_the_csp_admits_media_only_from_the_app_for_a_file_root(api):
+    csp = api.get("/reko/").headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["img-src"] == "'self' data:" and directives["media-src"] == "'self'"
+    assert "https:" not in csp and "*" not in csp
+
+
+# --- bad input from the caller or the index ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["v", "x", "text", 0],  # a string for the integer frame_index
+        ["v", 1, "text", True],  # a boolean for the integer ordinal
+        ["v", 1.5, "text", 0],
+        ["v", 2**63, "text", 0],  # beyond OpenSearch's integer
+        ["v", -1, "text", 0],
+        ["v", 1e300, "text", 0],
+        [1, 1, "text", 0],  # a number for the keyword video_id
+        ["v", 1, "", 0],
+        ["v", 1, "text", 0, 9],
+    ],
+)
+def test_a_forged_cursor_is_a_400(api, web_data, values):
+    from reko.web.search import encode_cursor
+
+    resp = api.get("/reko/api/search", params={"text": "MARATHON", "after": encode_cursor(values)})
+    assert resp.status_code == 400, (values, resp.status_code, resp.text[:300])
+    assert "after is not a cursor" in resp.json()["detail"]
+
+
+BAD_FRAME_URIS = [
+    "file://[::1/x.jpg",  # urlsplit: Invalid IPv6 URL
+    "{root}/baduri/i1000ms/frames//race.0000001.jpg",  # an empty segment under the root
+    "{root}/baduri/i1000ms/frames/race.0000001.json",  # not media
+    "{root}/baduri/../../etc/passwd.jpg",
+    42,  # not even a string
+]
+
+
+def test_a_malformed_frame_uri_in_the_index_costs_its_image_not_the_search(api, web_data, os_client):
+    from reko.config import work_uri
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    root = work_uri().rstrip("/")
+    good = search(api, text="1042")["videos"][0]["frames"][0]
+    ids = []
+    for i, uri in enumerate([*BAD_FRAME_URIS, None]):
+        doc_id = f"baduri-0000000000:{i:07d}:text:000"
+        frame_uri = uri.format(root=root) if isinstance(uri, str) else uri
+        body = {"video_id": "baduri-0000000000", "frame_index": i, "timestamp_ms": i * 1000, "ordinal": 0}
+        body |= {"kind": "text", "text_type": "WORD", "value": "BADURI7", "value_norm": "BADURI7"}
+        body |= {"confidence": 95.0, "frame_uri": frame_uri}
+        os_client.index(index=names.detections, id=doc_id, body=body, refresh=True)
+        ids.append(doc_id)
+    try:
+        resp = api.get("/reko/api/search", params={"text": "BADURI7"})
+        assert resp.status_code == 200, resp.text[:300]
+        (video,) = resp.json()["videos"]
+        assert len(video["frames"]) == len(BAD_FRAME_URIS) + 1
+        assert [f["frame_url"] for f in video["frames"]] == [None] * (len(BAD_FRAME_URIS) + 1)
+        assert search(api, text="1042")["videos"][0]["frames"][0]["frame_url"] == good["frame_url"]
+    finally:
+        for doc_id in ids:
+            os_client.delete(index=names.detections, id=doc_id, refresh=True)
+
+
+def test_key_of_refuses_rather_than_raises():
+    from reko.web.media import StorageRoot
+
+    local = StorageRoot.parse("file:///data/work")
+    s3 = StorageRoot.parse("s3://conn@bucket/work")
+    for root, base in ((local, "file:///data/work"), (s3, "s3://bucket/work")):
+        for uri in BAD_FRAME_URIS + ["s3://[bucket/x.jpg", ["a"], {"x": 1}, "", None]:
+            assert root.key_of(uri.format(root=base) if isinstance(uri, str) else uri) is None, uri
+    assert local.key_of("file:///data/work/v/f.jpg") == "v/f.jpg"
+
+
 def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):
     plugins = api.get("/api/v2/plugins").json()["plugins"]
     (reko,) = [p for p in plugins if p["name"] == "reko"]
@@ -516,6 +622,7 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
         )
         monkeypatch.setenv("REKO_WORK_URI", "s3://web_s3@reko-web/work")
         media._s3_hook.cache_clear()
+        media.media_origins.cache_clear()
         s3.put_object(Bucket="reko-web", Key="work/v1/i1000ms/frames/race.0000001.jpg", Body=b"\xff\xd8jpeg")
         resp = api.get("/reko/media/v1/i1000ms/frames/race.0000001.jpg")
         assert resp.status_code == 307
@@ -525,7 +632,15 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
         with urllib.request.urlopen(url, timeout=10) as got:
             assert got.read() == b"\xff\xd8jpeg"
         assert api.get("/reko/media/..%2Fother%2Fx.jpg").status_code == 400
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        media.media_origins.cache_clear()
+        csp = api.get("/reko/").headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["img-src"] == f"'self' data: {endpoint}"  # the presigned URLs' origin only
+        assert directives["media-src"] == f"'self' {endpoint}"
+        assert "https:" not in csp
         media._s3_hook.cache_clear()
+        media.media_origins.cache_clear()
 
 
 def test_storage_uris_map_to_keys_only_under_the_root():

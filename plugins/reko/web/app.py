@@ -25,18 +25,61 @@ from pydantic import BaseModel, Field
 from reko.config import REPO_ROOT, work_uri
 from reko.index.client import IndexNames
 from reko.web import search
-from reko.web.media import MediaPathError, StorageRoot, local_file, media_type, presigned_url
+from reko.web.media import (
+    MediaPathError,
+    StorageRoot,
+    local_file,
+    media_origins,
+    media_type,
+    presigned_url,
+)
 
 log = logging.getLogger(__name__)
 ASSET_DIR = REPO_ROOT / "include" / "web"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 ANALYSIS_DAG_ID = "video_analysis"
 CLIPS_DAG_ID = "video_clips"
-# The page's own documents never go into frames of other origins, and scripts come from here only.
+# The page's own documents never go into frames of other origins, scripts come from here only,
+# and frames and clips from here or the storage endpoint presigned URLs point to (never any https:).
 CSP = (
-    "default-src 'self'; img-src 'self' data: https:; media-src 'self' https:; "
+    "default-src 'self'; img-src 'self' data:{media}; media-src 'self'{media}; "
     "script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'"
 )
+# On every response (JSON, files, redirects, errors): no content sniffing of frames or clips.
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff")]
+
+
+def content_security_policy(root: StorageRoot) -> str:
+    media = "".join(f" {origin}" for origin in media_origins(root))
+    return CSP.format(media=media)
+
+
+class _SecurityHeaders:
+    """ASGI wrapper adding `SECURITY_HEADERS` to every response start, 500s included."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _App(FastAPI):
+    """FastAPI whose whole stack (its server-error responses too) sends `SECURITY_HEADERS`."""
+
+    def build_middleware_stack(self) -> Any:
+        return _SecurityHeaders(super().build_middleware_stack())
 
 
 @cache
@@ -214,7 +257,8 @@ def build_router() -> APIRouter:
     @router.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[read_analysis])
     def page() -> Response:
         html = (ASSET_DIR / "index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+        csp = content_security_policy(storage_root())
+        return HTMLResponse(html, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
 
     @router.get("/static/{name}", include_in_schema=False, dependencies=[read_analysis])
     def asset(name: str) -> Response:
@@ -258,6 +302,10 @@ def build_router() -> APIRouter:
             )
         except search.SearchInputError as exc:
             raise _bad_input(exc) from None
+        except Exception as exc:  # a cursor OpenSearch refuses is the caller's, not a server error
+            if after and type(exc).__name__ == "RequestError":
+                raise _bad_input(search.SearchInputError(search.BAD_CURSOR)) from None
+            raise
         return _with_media_urls(request, result)
 
     @router.get("/api/clips", dependencies=[read_clips])
@@ -316,7 +364,7 @@ def build_router() -> APIRouter:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="reko video search", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = _App(title="reko video search", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.include_router(build_router())
 
     @app.exception_handler(HTTPException)

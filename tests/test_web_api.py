@@ -242,6 +242,89 @@ def test_a_user_who_may_trigger_video_clips_may_request_a_clip(
         api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
 
 
+# --- clip requests that do not start --------------------------------------------------------------
+
+
+@pytest.fixture
+def clips_dag_paused(api):
+    """Set video_clips' paused flag (as a user would in Airflow) and restore it afterwards."""
+    before = api.get("/api/v2/dags/video_clips").json()["is_paused"]
+
+    def set_paused(paused: bool) -> None:
+        resp = api.patch("/api/v2/dags/video_clips", json={"is_paused": paused})
+        assert resp.status_code == 200 and resp.json()["is_paused"] is paused, resp.text
+
+    yield set_paused
+    set_paused(before)
+
+
+def set_run(run_id: str, **values) -> None:
+    """Put a video_clips run into a state no scheduler runs here to produce (or age it)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id="video_clips", run_id=run_id).one()
+        for key, value in values.items():
+            setattr(run, key, value)
+
+
+def test_a_clip_request_of_a_paused_video_clips_says_so(
+    airflow_app, api, web_data, airflow_in_process, clips_dag_paused
+):
+    clips_dag_paused(True)
+    requester = as_user(airflow_app, "clip_requester")
+    assert requester.get("/reko/api/clips/dag").json() == {
+        "dag_id": "video_clips",
+        "is_paused": True,
+        "max_active_runs": 4,
+        "url": "/dags/video_clips",
+    }
+    run = requester.post("/reko/api/clips", json={"subject": "257"}).json()
+    try:
+        assert (
+            run["state"] == "queued" and run["dag_paused"] is True and run["dag_url"] == "/dags/video_clips"
+        )
+        assert run["waiting"].startswith("video_clips is paused: unpause it in Airflow")
+        followed = requester.get(f"/reko/api/clips/runs/{run['dag_run_id']}").json()
+        assert followed["waiting"] == run["waiting"]
+        clips_dag_paused(False)  # unpaused: a fresh queued run just waits for the scheduler
+        followed = requester.get(f"/reko/api/clips/runs/{run['dag_run_id']}").json()
+        assert followed["dag_paused"] is False and followed["waiting"] is None and followed["queued_s"] < 30
+        assert requester.get("/reko/api/clips/dag").json()["is_paused"] is False
+    finally:
+        api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
+
+
+def test_a_clip_run_queued_too_long_says_why(
+    airflow_app, api, web_data, airflow_in_process, clips_dag_paused
+):
+    from datetime import timedelta
+
+    from airflow.utils import timezone
+
+    clips_dag_paused(False)
+    requester = as_user(airflow_app, "clip_requester")
+    run_ids = [
+        requester.post("/reko/api/clips", json={"subject": f"78{i}"}).json()["dag_run_id"] for i in range(5)
+    ]
+    try:
+        mine = run_ids[0]
+        set_run(mine, queued_at=timezone.utcnow() - timedelta(seconds=95))
+        run = requester.get(f"/reko/api/clips/runs/{mine}").json()
+        assert run["state"] == "queued" and 94 < run["queued_s"] < 200
+        assert run["waiting"].startswith("Queued for 9") and "scheduler" in run["waiting"]
+        for other in run_ids[1:]:  # max_active_runs (4) taken by other runs
+            set_run(other, state="running")
+        run = requester.get(f"/reko/api/clips/runs/{mine}").json()
+        assert "4 other video_clips runs are running (max_active_runs 4)" in run["waiting"]
+        set_run(mine, state="running")
+        assert requester.get(f"/reko/api/clips/runs/{mine}").json()["waiting"] is None
+    finally:
+        for run_id in run_ids:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run_id}")
+
+
 # --- cross-site requests --------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -159,7 +160,9 @@ def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data
     assert labels and all(label.startswith("3318 Kim Min-jun") for label in labels)
     titles = page.locator(".timeline .seg.pass").evaluate_all("bars => bars.map(b => b.title)")
     assert all(t.startswith("3318 Kim Min-jun · ") for t in titles)
-    page.wait_for_function("() => [...document.querySelectorAll('.frame img')].every(i => i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.frame img')].every(i => i.naturalWidth > 0)"
+    )
     shot(page, "search-name")
     assert not page.dialogs and not page.console_errors
 
@@ -245,6 +248,31 @@ def test_requesting_a_clip_runs_video_clips_and_plays_it(page, deployment, web_d
     run_id = re.search(r"run=([^&]+)", page.url).group(1)
     assert run_id
     shot(page, "clips")
+
+
+def test_a_clip_request_of_a_paused_video_clips_says_why_and_links_to_it(page, deployment, web_data):
+    api = deployment.client()
+    api.call("PATCH", "/dags/video_clips", {"is_paused": True})
+    run_id = None
+    try:
+        page.goto(f"{deployment.url}/reko/?view=clips&subject=257")
+        note = page.locator("#clips-dag")
+        note.wait_for()
+        assert "video_clips is paused: unpause it in Airflow" in note.inner_text()
+        assert note.locator("a").get_attribute("href") == "/dags/video_clips"
+        page.click("#request-clip")
+        page.wait_for_selector('#clip-run[data-waiting="paused"]')
+        run = page.locator("#clip-run")
+        assert run.get_attribute("data-state") == "queued"
+        assert "video_clips is paused: unpause it in Airflow" in run.inner_text()
+        assert run.locator('a[href="/dags/video_clips"]').count() == 1
+        run_id = unquote(re.search(r"run=([^&]+)", page.url).group(1))
+        shot(page, "clips-paused")
+    finally:
+        if run_id:  # before unpausing, or the scheduler would start it
+            api.call("DELETE", f"/dags/video_clips/dagRuns/{quote(run_id, safe='')}")
+        api.call("PATCH", "/dags/video_clips", {"is_paused": False})
+    assert not page.console_errors
 
 
 def test_the_page_sits_in_the_airflow_navigation(page, deployment, web_data):

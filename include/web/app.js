@@ -318,8 +318,25 @@ const clipRun = { id: null, timer: null };
 async function showClips(p) {
   const subject = p.get("subject") || "";
   $("clip-subject").value = subject;
+  showClipsDag();
   if (p.get("run")) watchRun(p.get("run"));
   await loadClips(subject, p.get("video") || "");
+}
+
+// A paused video_clips queues every request forever: say so before anyone waits for it.
+async function showClipsDag() {
+  const note = $("clips-dag");
+  try {
+    const dag = await api("/clips/dag");
+    note.hidden = dag.is_paused !== true;
+    if (dag.is_paused === true) {
+      note.replaceChildren(el("span", { text: `${dag.dag_id} is paused: unpause it in Airflow, or a requested clip waits in the queue.` }), dagLink(dag.url, dag.dag_id));
+    }
+  } catch (err) { note.hidden = true; }
+}
+
+function dagLink(url, dagId) {
+  return url && url.startsWith("/dags/") ? el("a", { href: url, target: "_top" }, `Open ${dagId || "the DAG"} in Airflow ↗`) : null;
 }
 
 async function loadClips(subject, video) {
@@ -362,15 +379,18 @@ async function requestClip() {
   } finally { $("request-clip").disabled = false; }
 }
 
-function showRun(runId, state, message) {
+function showRun(runId, state, message, run) {
   const box = $("clip-run");
   box.hidden = false;
   const active = state === "queued" || state === "running";
+  const waiting = !!(run && run.waiting);
   box.dataset.state = state;
+  box.dataset.waiting = waiting ? (run.dag_paused ? "paused" : "queued") : "";
   box.replaceChildren(...[
     active ? el("div", { class: "spinner", "aria-hidden": "true" }) : null,
     el("span", { class: "badge " + state, text: state }),
-    el("span", { text: message }),
+    el("span", { class: waiting ? "waiting" : null, text: message }),
+    waiting && run.dag_paused ? dagLink(run.dag_url, "video_clips") : null,
     runId ? el("a", { href: `/dags/video_clips/runs/${encodeURIComponent(runId)}`, target: "_top" }, "View run in Airflow ↗") : null,
   ].filter(Boolean));
 }
@@ -390,7 +410,9 @@ function watchRun(runId) {
         return;
       }
       if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${subject}” failed: see the run's logs.`); return; }
-      showRun(runId, run.state || "queued", `Cutting clips of “${subject}”…`);
+      // not started yet: the API says why (paused, or queued too long) and what to do
+      showRun(runId, run.state || "queued", run.waiting || `Cutting clips of “${subject}”…`, run);
+      if (run.dag_paused === false) $("clips-dag").hidden = true;
     } catch (err) { showRun(runId, "failed", err.message); return; }
     clipRun.timer = setTimeout(poll, 2000);
   };

@@ -39,6 +39,7 @@ ASSET_DIR = REPO_ROOT / "include" / "web"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 ANALYSIS_DAG_ID = "video_analysis"
 CLIPS_DAG_ID = "video_clips"
+QUEUED_TOO_LONG_S = 30  # a queued clip run that has not started by then gets a reason on the page
 # The page's own documents never go into frames of other origins, scripts come from here only,
 # and frames and clips from here or the storage endpoint presigned URLs point to (never any https:).
 CSP = (
@@ -157,10 +158,12 @@ def _airflow_client():
     return httpx.AsyncClient(base_url=_airflow_api(), timeout=30)
 
 
-async def _airflow_call(request: Request, method: str, path: str, body: dict | None = None) -> dict:
+async def _airflow_call(
+    request: Request, method: str, path: str, body: dict | None = None, params: dict | None = None
+) -> dict:
     headers = {"Authorization": f"Bearer {_caller_credential(request)}"}
     async with _airflow_client() as client:
-        resp = await client.request(method, path, json=body, headers=headers)
+        resp = await client.request(method, path, json=body, params=params, headers=headers)
     if resp.status_code >= 400:
         try:
             detail = resp.json().get("detail")
@@ -173,6 +176,69 @@ async def _airflow_call(request: Request, method: str, path: str, body: dict | N
 def _run_summary(run: dict) -> dict:
     keys = ("dag_id", "dag_run_id", "state", "run_type", "queued_at", "start_date", "end_date", "conf")
     return {k: run.get(k) for k in keys}
+
+
+async def _clips_dag(request: Request) -> dict:
+    """video_clips as the page needs it: paused or not, and where it is in Airflow's UI.
+
+    `is_paused` is None when Airflow would not say (the caller may read runs but not the DAG).
+    """
+    try:
+        dag = await _airflow_call(request, "GET", f"/dags/{CLIPS_DAG_ID}")
+    except HTTPException:
+        dag = {}
+    return {
+        "dag_id": CLIPS_DAG_ID,
+        "is_paused": dag.get("is_paused"),
+        "max_active_runs": dag.get("max_active_runs"),
+        "url": f"/dags/{CLIPS_DAG_ID}",
+    }
+
+
+def _queued_s(run: dict) -> float | None:
+    from datetime import UTC, datetime
+
+    try:
+        queued_at = datetime.fromisoformat(run.get("queued_at") or "")
+    except ValueError:
+        return None
+    if queued_at.tzinfo is None:
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - queued_at).total_seconds())
+
+
+async def _with_waiting(request: Request, run: dict) -> dict:
+    """The run summary, and for a run that has not started, why not and what the user can do.
+
+    A manual run of a paused DAG is queued and never starts (no error anywhere), and a run can
+    wait behind `max_active_runs` or a stopped scheduler: the page must not spin without a word.
+    """
+    summary = _run_summary(run)
+    summary.update(waiting=None, queued_s=None, dag_paused=None, dag_url=f"/dags/{CLIPS_DAG_ID}")
+    if run.get("state") != "queued":
+        return summary
+    dag = await _clips_dag(request)
+    queued_s = _queued_s(run)
+    summary.update(queued_s=queued_s, dag_paused=dag["is_paused"])
+    if dag["is_paused"]:
+        summary["waiting"] = f"{CLIPS_DAG_ID} is paused: unpause it in Airflow, and this run starts."
+    elif queued_s is not None and queued_s > QUEUED_TOO_LONG_S:
+        waited = f"Queued for {round(queued_s)} s"
+        running = await _airflow_call(
+            request, "GET", f"/dags/{CLIPS_DAG_ID}/dagRuns", None, params={"state": "running", "limit": 1}
+        )
+        busy, limit = running.get("total_entries") or 0, dag["max_active_runs"]
+        if limit and busy >= limit:
+            summary["waiting"] = (
+                f"{waited}: {busy} other {CLIPS_DAG_ID} runs are running (max_active_runs {limit}); "
+                "it starts when one ends."
+            )
+        else:
+            summary["waiting"] = (
+                f"{waited}: Airflow's scheduler has not started it. Check in Airflow that the "
+                "scheduler is running and that no pool or concurrency limit holds the run."
+            )
+    return summary
 
 
 def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
@@ -335,12 +401,17 @@ def build_router() -> APIRouter:
         run = await _airflow_call(
             request, "POST", f"/dags/{CLIPS_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf}
         )
-        return _run_summary(run)
+        return await _with_waiting(request, run)
 
     @router.get("/api/clips/runs/{run_id}", dependencies=[read_clip_runs])
     async def clip_run(request: Request, run_id: str):
         run = await _airflow_call(request, "GET", f"/dags/{CLIPS_DAG_ID}/dagRuns/{quote(run_id, safe='')}")
-        return _run_summary(run)
+        return await _with_waiting(request, run)
+
+    @router.get("/api/clips/dag", dependencies=[read_clips])
+    async def clips_dag(request: Request):
+        """Whether video_clips is paused, so the page can say so before a request waits forever."""
+        return await _clips_dag(request)
 
     @router.get("/media/{key:path}", name="media", dependencies=[Depends(media_access)])
     async def media(key: str) -> Response:

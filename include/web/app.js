@@ -49,7 +49,32 @@ function fmtTime(ms) {
 }
 const plural = (n, word, many) => `${fmtNum(n)} ${n === 1 ? word : (many || word + "s")}`;
 const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
-const videoName = (video, id) => (video && video.source_uri ? decodeURIComponent(video.source_uri.split("/").pop()) : id);
+
+// A name for people: percent-escapes decoded where they are escapes ("50% off.mp4" is a name).
+function decoded(part) { try { return decodeURIComponent(part); } catch { return part; } }
+function uriParts(uri) {
+  const parts = String(uri).replace(/\/+$/, "").split("/");
+  return { name: decoded(parts.pop() || ""), folder: decoded(parts.pop() || "") };
+}
+
+// Every video seen, by file name, so that two "race.mp4" from different folders read apart.
+const idsByName = new Map();
+function noteVideo(video) {
+  if (!video || !video.source_uri || !video.video_id) return;
+  const { name, folder } = uriParts(video.source_uri);
+  if (!idsByName.has(name)) idsByName.set(name, new Map());
+  idsByName.get(name).set(video.video_id, folder);
+}
+
+// The file name; with its folder when another video has that name, or its id when both match.
+function videoName(video, id) {
+  if (!video || !video.source_uri) return id;
+  const { name, folder } = uriParts(video.source_uri);
+  const same = idsByName.get(name);
+  if (!same || [...same.keys()].every((other) => other === id)) return name;
+  const folderShared = [...same].some(([other, f]) => other !== id && f === folder);
+  return folder && !folderShared ? `${folder}/${name}` : `${name} · ${id}`;
+}
 
 function setStatus(node, text, isError) {
   node.textContent = text || "";
@@ -89,6 +114,7 @@ function shot(frame) {
     box.style.width = (100 * b.width) + "%";
     box.style.height = (100 * b.height) + "%";
     if (b.top < 0.08) box.classList.add("label-below");
+    if (b.left + b.width / 2 > 0.5) box.classList.add("label-left");  // grows leftwards: stays in the frame
     wrap.append(box);
   }
   return wrap;
@@ -96,17 +122,20 @@ function shot(frame) {
 
 // --- search -----------------------------------------------------------------------------------
 const searchState = { key: null, next: null, videos: new Map(), loading: false };
-let videoOptionsLoaded = false;
+let videoOptions = null;
 
-async function loadVideoOptions() {
-  if (videoOptionsLoaded) return;
-  videoOptionsLoaded = true;
-  try {
-    const { videos } = await api("/videos");
-    const select = $("video-filter");
-    for (const v of videos) select.append(el("option", { value: v.video_id, text: videoName(v, v.video_id) + " · " + v.video_id }));
-    select.value = params().get("video") || "";
-  } catch (err) { videoOptionsLoaded = false; }
+// The video filter's options; also every video's name, so results can tell same names apart.
+function loadVideoOptions() {
+  if (!videoOptions) {
+    videoOptions = (async () => {
+      const { videos } = await api("/videos");
+      for (const v of videos) noteVideo(v);
+      const select = $("video-filter");
+      for (const v of videos) select.append(el("option", { value: v.video_id, text: videoName(v, v.video_id) + " · " + v.video_id }));
+      select.value = params().get("video") || "";
+    })().catch(() => { videoOptions = null; });
+  }
+  return videoOptions;
 }
 
 function showSearch(p) {
@@ -148,7 +177,9 @@ async function loadPage() {
   setStatus($("search-status"), searchState.next ? "Loading more…" : "Searching…");
   try {
     const page = await api("/search?" + q.toString());
+    await loadVideoOptions();  // in flight since the view opened: the names of every video
     if (key !== searchState.key) return;
+    for (const v of page.videos) noteVideo(v.video);
     if (page.total !== null && page.total !== undefined) searchState.total = page.total;
     for (const v of page.videos) addVideoResult(v, p.get("text"));
     searchState.next = page.next;
@@ -283,6 +314,7 @@ async function showVideos(p) {
   try {
     const { videos } = await api("/videos" + (dagId ? "?dag_id=" + encodeURIComponent(dagId) : ""));
     list.replaceChildren();
+    for (const v of videos) noteVideo(v);
     setStatus($("videos-status"), `${videos.length} video${videos.length === 1 ? "" : "s"}` + (dagId ? ` analysed by ${dagId}` : ""));
     if (!videos.length) {
       list.append(el("div", { class: "empty" }, dagId ? `No videos were analysed by the DAG ${dagId}. Videos come from video_analysis runs.` : "No videos analysed yet: trigger video_analysis with a video_uri."));

@@ -299,6 +299,7 @@ def _is_clip_key(key: str) -> bool:
 def build_router() -> APIRouter:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import get_user, requires_authenticated
+    from opensearchpy.exceptions import RequestError
 
     def may(method: str, dag_id: str, entity: DagAccessEntity | None = None) -> Any:
         def check(user: Any = Depends(get_user)) -> None:  # noqa: B008 (annotations are strings here)
@@ -368,8 +369,8 @@ def build_router() -> APIRouter:
             )
         except search.SearchInputError as exc:
             raise _bad_input(exc) from None
-        except Exception as exc:  # a cursor OpenSearch refuses is the caller's, not a server error
-            if after and type(exc).__name__ == "RequestError":
+        except RequestError:  # a cursor OpenSearch refuses (400) is the caller's, not a server error
+            if after:
                 raise _bad_input(search.SearchInputError(search.BAD_CURSOR)) from None
             raise
         return _with_media_urls(request, result)

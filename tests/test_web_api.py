@@ -18,12 +18,42 @@ from tests.support.web_data import XSS, XSS_VIDEO, analysed_sample, own_indices,
 
 @pytest.fixture(scope="module")
 def airflow_app(airflow_db, opensearch_url):
+    """Airflow's app with an auth manager that can grant single DAGs (simple for everyone else)."""
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
-    purge_cached_app()
-    app = create_app()
-    yield app
-    purge_cached_app()
+    from tests.support import per_dag_auth
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__CORE__AUTH_MANAGER", per_dag_auth.PATH)
+        purge_cached_app()
+        app = create_app()
+        yield app
+        purge_cached_app()
+
+
+@pytest.fixture
+def airflow_in_process(airflow_app, monkeypatch):
+    """Calls the plugin forwards to Airflow's REST API reach this same app, in process."""
+    import httpx
+
+    from reko.web import app as web_app
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=airflow_app), base_url="http://testserver/api/v2", timeout=30
+        )
+
+    monkeypatch.setattr(web_app, "_airflow_client", client)
+
+
+def as_user(airflow_app, username: str, role: str | None = "viewer"):
+    """A client with a real JWT of `username` (per-DAG grants in tests.support.per_dag_auth)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=username, role=role))
+    return TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +164,315 @@ def test_the_ui_cookie_is_accepted(airflow_app, token, web_data):
     assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
     assert "script-src 'self'" in resp.headers["content-security-policy"]
     assert browser.get("/reko/api/videos").status_code == 200
+
+
+# --- per-DAG permissions: what is served comes from video_analysis / video_clips, so those are checked
+
+
+def frame_and_clip_urls(api) -> tuple[str, str]:
+    frame = search(api, text="1042")["videos"][0]["frames"][0]["frame_url"]
+    (clip,) = api.get("/reko/api/clips", params={"subject": "web test"}).json()["clips"]
+    return frame, clip["clip_url"]
+
+
+def test_a_dag_id_in_the_query_string_grants_nothing(airflow_app, api, web_data, airflow_in_process):
+    """A reader of hello_dag only: ?dag_id=hello_dag used to pass Airflow's requires_access_dag."""
+    frame, clip = frame_and_clip_urls(api)
+    hello = as_user(airflow_app, "hello_reader")
+    for suffix in ("", "?dag_id=hello_dag", "?dag_id=video_analysis"):
+        sep = "&" if suffix else ""
+        for path in (
+            f"/reko/api/search?text=1042{sep}{suffix[1:]}",
+            f"/reko/api/videos{suffix}",
+            f"{frame}{suffix}",
+            f"{clip}{suffix}",
+            f"/reko/api/clips?subject=web+test{sep}{suffix[1:]}",
+            f"/reko/api/clips/runs/manual__web-test{suffix}",
+            f"/reko/{suffix}",
+        ):
+            resp = hello.get(path)
+            assert resp.status_code == 403, (path, resp.status_code, resp.text[:200])
+            assert b"1042" not in resp.content and resp.content[:2] != b"\xff\xd8"
+        resp = hello.post(f"/reko/api/clips{suffix}", json={"subject": "1042"})
+        assert resp.status_code == 403, (suffix, resp.text)
+
+
+def test_a_video_analysis_reader_may_search_but_not_request_clips(
+    airflow_app, api, web_data, airflow_in_process
+):
+    frame, clip = frame_and_clip_urls(api)
+    reader = as_user(airflow_app, "analysis_reader")
+    assert reader.get("/reko/api/search", params={"text": "1042"}).json()["total"] == 5
+    assert any(v["video_id"] == web_data["video_id"] for v in reader.get("/reko/api/videos").json()["videos"])
+    got = reader.get(frame)
+    assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"
+    assert reader.get("/reko/").status_code == 200
+    # clips are video_clips' data: listing, playing, following and requesting them need that DAG
+    for path in (clip, "/reko/api/clips?subject=web+test", "/reko/api/clips/runs/manual__web-test"):
+        assert reader.get(path).status_code == 403, path
+        assert reader.get(path + ("&" if "?" in path else "?") + "dag_id=video_analysis").status_code == 403
+    for suffix in ("", "?dag_id=video_analysis", "?dag_id=video_clips"):
+        resp = reader.post(f"/reko/api/clips{suffix}", json={"subject": "1042"})
+        assert resp.status_code == 403 and "video_clips" in resp.json()["detail"], resp.text
+    clip_reader = as_user(airflow_app, "clip_reader")
+    assert clip_reader.get("/reko/api/clips", params={"subject": "web test"}).json()["clips"]
+    assert clip_reader.get(clip).status_code == 200
+    assert clip_reader.post("/reko/api/clips", json={"subject": "1042"}).status_code == 403
+
+
+def test_a_user_who_may_trigger_video_clips_may_request_a_clip(
+    airflow_app, api, web_data, airflow_in_process
+):
+    requester = as_user(airflow_app, "clip_requester")
+    resp = requester.post("/reko/api/clips", json={"subject": "1042", "video_ids": [web_data["video_id"]]})
+    assert resp.status_code == 201, resp.text
+    run = resp.json()
+    try:
+        assert run["dag_id"] == "video_clips" and run["conf"]["subject"] == "1042"
+        assert run["state"] == "queued"
+        followed = requester.get(f"/reko/api/clips/runs/{run['dag_run_id']}")
+        assert followed.status_code == 200 and followed.json()["dag_run_id"] == run["dag_run_id"]
+        assert (
+            as_user(airflow_app, "analysis_reader")
+            .get(f"/reko/api/clips/runs/{run['dag_run_id']}")
+            .status_code
+            == 403
+        )
+    finally:
+        api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
+
+
+# --- clip requests that do not start --------------------------------------------------------------
+
+
+@pytest.fixture
+def clips_dag_paused(api):
+    """Set video_clips' paused flag (as a user would in Airflow) and restore it afterwards."""
+    before = api.get("/api/v2/dags/video_clips").json()["is_paused"]
+
+    def set_paused(paused: bool) -> None:
+        resp = api.patch("/api/v2/dags/video_clips", json={"is_paused": paused})
+        assert resp.status_code == 200 and resp.json()["is_paused"] is paused, resp.text
+
+    yield set_paused
+    set_paused(before)
+
+
+def set_run(run_id: str, **values) -> None:
+    """Put a video_clips run into a state no scheduler runs here to produce (or age it)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id="video_clips", run_id=run_id).one()
+        for key, value in values.items():
+            setattr(run, key, value)
+
+
+def test_a_clip_request_of_a_paused_video_clips_says_so(
+    airflow_app, api, web_data, airflow_in_process, clips_dag_paused
+):
+    clips_dag_paused(True)
+    requester = as_user(airflow_app, "clip_requester")
+    assert requester.get("/reko/api/clips/dag").json() == {
+        "dag_id": "video_clips",
+        "is_paused": True,
+        "max_active_runs": 4,
+        "url": "/dags/video_clips",
+    }
+    run = requester.post("/reko/api/clips", json={"subject": "257"}).json()
+    try:
+        assert (
+            run["state"] == "queued" and run["dag_paused"] is True and run["dag_url"] == "/dags/video_clips"
+        )
+        assert run["waiting"].startswith("video_clips is paused: unpause it in Airflow")
+        followed = requester.get(f"/reko/api/clips/runs/{run['dag_run_id']}").json()
+        assert followed["waiting"] == run["waiting"]
+        clips_dag_paused(False)  # unpaused: a fresh queued run just waits for the scheduler
+        followed = requester.get(f"/reko/api/clips/runs/{run['dag_run_id']}").json()
+        assert followed["dag_paused"] is False and followed["waiting"] is None and followed["queued_s"] < 30
+        assert requester.get("/reko/api/clips/dag").json()["is_paused"] is False
+    finally:
+        api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
+
+
+def test_a_clip_run_queued_too_long_says_why(
+    airflow_app, api, web_data, airflow_in_process, clips_dag_paused
+):
+    from datetime import timedelta
+
+    from airflow.utils import timezone
+
+    clips_dag_paused(False)
+    requester = as_user(airflow_app, "clip_requester")
+    run_ids = [
+        requester.post("/reko/api/clips", json={"subject": f"78{i}"}).json()["dag_run_id"] for i in range(5)
+    ]
+    try:
+        mine = run_ids[0]
+        set_run(mine, queued_at=timezone.utcnow() - timedelta(seconds=95))
+        run = requester.get(f"/reko/api/clips/runs/{mine}").json()
+        assert run["state"] == "queued" and 94 < run["queued_s"] < 200
+        assert run["waiting"].startswith("Queued for 9") and "scheduler" in run["waiting"]
+        for other in run_ids[1:]:  # max_active_runs (4) taken by other runs
+            set_run(other, state="running")
+        run = requester.get(f"/reko/api/clips/runs/{mine}").json()
+        assert "4 other video_clips runs are running (max_active_runs 4)" in run["waiting"]
+        set_run(mine, state="running")
+        assert requester.get(f"/reko/api/clips/runs/{mine}").json()["waiting"] is None
+    finally:
+        for run_id in run_ids:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run_id}")
+
+
+# --- cross-site requests --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # sandboxed frames, data: URLs
+        {"Origin": "http://testserver.evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # a sibling subdomain is another origin
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_a_cross_site_clip_request_is_refused(airflow_app, api, web_data, airflow_in_process, headers):
+    requester = as_user(airflow_app, "clip_requester")
+    for body in ({"subject": "1042"}, {"subject": ""}):  # refused before the body is even read
+        resp = requester.post("/reko/api/clips", json=body, headers=headers)
+        assert resp.status_code == 403, (headers, resp.status_code, resp.text)
+        assert resp.headers["content-type"] == "application/json"
+        assert resp.json()["detail"].startswith("Cross-site request refused")
+    runs = api.get("/api/v2/dags/video_clips/dagRuns", params={"limit": 100}).json()["dag_runs"]
+    assert not [r for r in runs if (r.get("conf") or {}).get("subject") == "1042"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://testserver"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed or bookmarked by the user
+        {},  # not a browser: an API client with its own token
+    ],
+)
+def test_a_same_origin_clip_request_is_accepted(airflow_app, api, web_data, airflow_in_process, headers):
+    requester = as_user(airflow_app, "clip_requester")
+    resp = requester.post("/reko/api/clips", json={"subject": "908"}, headers=headers)
+    assert resp.status_code == 201, (headers, resp.text)
+    api.delete(f"/api/v2/dags/video_clips/dagRuns/{resp.json()['dag_run_id']}")
+    cross = {"Origin": "https://evil.example"}  # reads are not state-changing: no check
+    assert requester.get("/reko/api/clips", params={"subject": "web test"}, headers=cross).status_code == 200
+
+
+# --- headers ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [*ROUTES, ("GET", "/reko/static/nope.js")])
+def test_every_response_says_nosniff(api, anon, web_data, airflow_in_process, method, path):
+    for client in (api, anon):  # answered (200/201/400/404/502...) and refused (401)
+        resp = client.request(method, path, json={"subject": ""} if method == "POST" else None)
+        assert resp.headers.get("x-content-type-options") == "nosniff", (path, resp.status_code)
+
+
+def test_a_server_error_says_nosniff_too(airflow_app, token, web_data, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from reko.web import app as web_app
+
+    def broken():
+        raise RuntimeError("the index is down")
+
+    monkeypatch.setattr(web_app, "_client", broken)
+    client = TestClient(
+        airflow_app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False
+    )
+    resp = client.get("/reko/api/videos")
+    assert resp.status_code == 500 and resp.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_the_csp_admits_media_only_from_the_app_for_a_file_root(api):
+    csp = api.get("/reko/").headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["img-src"] == "'self' data:" and directives["media-src"] == "'self'"
+    assert "https:" not in csp and "*" not in csp
+
+
+# --- bad input from the caller or the index ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["v", "x", "text", 0],  # a string for the integer frame_index
+        ["v", 1, "text", True],  # a boolean for the integer ordinal
+        ["v", 1.5, "text", 0],
+        ["v", 2**63, "text", 0],  # beyond OpenSearch's integer
+        ["v", -1, "text", 0],
+        ["v", 1e300, "text", 0],
+        [1, 1, "text", 0],  # a number for the keyword video_id
+        ["v", 1, "", 0],
+        ["v", 1, "text", 0, 9],
+    ],
+)
+def test_a_forged_cursor_is_a_400(api, web_data, values):
+    from reko.web.search import encode_cursor
+
+    resp = api.get("/reko/api/search", params={"text": "MARATHON", "after": encode_cursor(values)})
+    assert resp.status_code == 400, (values, resp.status_code, resp.text[:300])
+    assert "after is not a cursor" in resp.json()["detail"]
+
+
+BAD_FRAME_URIS = [
+    "file://[::1/x.jpg",  # urlsplit: Invalid IPv6 URL
+    "{root}/baduri/i1000ms/frames//race.0000001.jpg",  # an empty segment under the root
+    "{root}/baduri/i1000ms/frames/race.0000001.json",  # not media
+    "{root}/baduri/../../etc/passwd.jpg",
+    42,  # not even a string
+]
+
+
+def test_a_malformed_frame_uri_in_the_index_costs_its_image_not_the_search(api, web_data, os_client):
+    from reko.config import work_uri
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    root = work_uri().rstrip("/")
+    good = search(api, text="1042")["videos"][0]["frames"][0]
+    ids = []
+    for i, uri in enumerate([*BAD_FRAME_URIS, None]):
+        doc_id = f"baduri-0000000000:{i:07d}:text:000"
+        frame_uri = uri.format(root=root) if isinstance(uri, str) else uri
+        body = {"video_id": "baduri-0000000000", "frame_index": i, "timestamp_ms": i * 1000, "ordinal": 0}
+        body |= {"kind": "text", "text_type": "WORD", "value": "BADURI7", "value_norm": "BADURI7"}
+        body |= {"confidence": 95.0, "frame_uri": frame_uri}
+        os_client.index(index=names.detections, id=doc_id, body=body, refresh=True)
+        ids.append(doc_id)
+    try:
+        resp = api.get("/reko/api/search", params={"text": "BADURI7"})
+        assert resp.status_code == 200, resp.text[:300]
+        (video,) = resp.json()["videos"]
+        assert len(video["frames"]) == len(BAD_FRAME_URIS) + 1
+        assert [f["frame_url"] for f in video["frames"]] == [None] * (len(BAD_FRAME_URIS) + 1)
+        assert search(api, text="1042")["videos"][0]["frames"][0]["frame_url"] == good["frame_url"]
+    finally:
+        for doc_id in ids:
+            os_client.delete(index=names.detections, id=doc_id, refresh=True)
+
+
+def test_key_of_refuses_rather_than_raises():
+    from reko.web.media import StorageRoot
+
+    local = StorageRoot.parse("file:///data/work")
+    s3 = StorageRoot.parse("s3://conn@bucket/work")
+    for root, base in ((local, "file:///data/work"), (s3, "s3://bucket/work")):
+        for uri in BAD_FRAME_URIS + ["s3://[bucket/x.jpg", ["a"], {"x": 1}, "", None]:
+            assert root.key_of(uri.format(root=base) if isinstance(uri, str) else uri) is None, uri
+    assert local.key_of("file:///data/work/v/f.jpg") == "v/f.jpg"
 
 
 def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):
@@ -366,6 +705,7 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
         )
         monkeypatch.setenv("REKO_WORK_URI", "s3://web_s3@reko-web/work")
         media._s3_hook.cache_clear()
+        media.media_origins.cache_clear()
         s3.put_object(Bucket="reko-web", Key="work/v1/i1000ms/frames/race.0000001.jpg", Body=b"\xff\xd8jpeg")
         resp = api.get("/reko/media/v1/i1000ms/frames/race.0000001.jpg")
         assert resp.status_code == 307
@@ -375,7 +715,15 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
         with urllib.request.urlopen(url, timeout=10) as got:
             assert got.read() == b"\xff\xd8jpeg"
         assert api.get("/reko/media/..%2Fother%2Fx.jpg").status_code == 400
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        media.media_origins.cache_clear()
+        csp = api.get("/reko/").headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["img-src"] == f"'self' data: {endpoint}"  # the presigned URLs' origin only
+        assert directives["media-src"] == f"'self' {endpoint}"
+        assert "https:" not in csp
         media._s3_hook.cache_clear()
+        media.media_origins.cache_clear()
 
 
 def test_storage_uris_map_to_keys_only_under_the_root():

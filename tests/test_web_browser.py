@@ -15,6 +15,7 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -101,6 +102,74 @@ def test_videos_page_lists_the_sample(page, deployment, web_data):
     href = card.get_by_text("Last run ↗").get_attribute("href")
     assert href.startswith("/dags/video_analysis/runs/")
     shot(page, "videos")
+
+
+NAMED_VIDEOS = {  # video id: (source URI, the name the page must show)
+    "names-d-0000000004": ("s3://bucket/promo/50% off.mp4", "50% off.mp4"),  # a bare "%"
+    "names-a-0000000001": ("s3://bucket/2024/lap.mp4", "2024/lap.mp4"),
+    "names-b-0000000002": ("s3://bucket/2025/lap.mp4", "lap.mp4 · names-b-0000000002"),
+    "names-c-0000000003": ("s3://bucket/other/2025/lap.mp4", "lap.mp4 · names-c-0000000003"),
+    "names-e-0000000005": ("s3://bucket/promo/caf%C3%A9.mp4", "café.mp4"),
+}
+
+
+def test_video_names_survive_a_bare_percent_and_tell_same_names_apart(page, deployment, web_data, os_client):
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    for video_id, (uri, _) in NAMED_VIDEOS.items():
+        body = {"video_id": video_id, "source_uri": uri, "dag_id": "video_analysis", "status": "complete"}
+        body |= {"duration_ms": 60_000, "frame_count": 60, "processed_at": "2020-01-01T00:00:00Z"}
+        os_client.index(index=names.videos, id=video_id, body=body, refresh=True)
+    try:
+        page.goto(f"{deployment.url}/reko/?view=videos")
+        page.locator(f'.video-card[data-video-id="{web_data["video_id"]}"]').wait_for()
+        for video_id, (_, shown) in NAMED_VIDEOS.items():
+            assert page.locator(f'.video-card[data-video-id="{video_id}"] h2').inner_text() == shown
+        shot(page, "videos-names")
+        page.goto(f"{deployment.url}/reko/?view=search")
+        page.wait_for_function("() => document.querySelectorAll('#video-filter option').length > 5")
+        options = page.locator("#video-filter option").all_inner_texts()
+        assert (
+            "50% off.mp4 · names-d-0000000004" in options and "2024/lap.mp4 · names-a-0000000001" in options
+        )
+        assert not page.console_errors
+    finally:
+        for video_id in NAMED_VIDEOS:
+            os_client.delete(index=names.videos, id=video_id, refresh=True)
+
+
+def test_a_box_at_the_right_edge_keeps_its_label_in_the_frame(page, deployment, web_data, os_client):
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    hit = os_client.search(
+        index=names.detections, body={"size": 1, "query": {"term": {"value_norm": "1042"}}}
+    )
+    src = hit["hits"]["hits"][0]["_source"]
+    doc_id = f"{src['video_id']}:{src['frame_index']:07d}:text:099"
+    body = {
+        **src,
+        "ordinal": 99,
+        "value": "EDGE9876 LONG LABEL",
+        "value_norm": "EDGE9876",
+        "text_type": "WORD",
+    }
+    body |= {"confidence": 97.0, "bbox": {"left": 0.9, "top": 0.4, "width": 0.08, "height": 0.1}}
+    os_client.index(index=names.detections, id=doc_id, body=body, refresh=True)
+    try:
+        page.goto(f"{deployment.url}/reko/?view=search&text=EDGE9876")
+        page.wait_for_selector(".frame .box .label")
+        page.wait_for_function("() => [...document.querySelectorAll('.frame img')].every(i => i.complete)")
+        label, img = page.evaluate(
+            """() => [document.querySelector('.frame .box .label'), document.querySelector('.frame img')]
+                .map(e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; })"""
+        )
+        assert label[1] - label[0] > 60  # the whole text, not an ellipsis
+        assert img[0] - 1 <= label[0] and label[1] <= img[1] + 1, (label, img)
+        shot(page, "search-right-edge")
+    finally:
+        os_client.delete(index=names.detections, id=doc_id, refresh=True)
 
 
 def frame_rows(page) -> list[dict]:
@@ -246,6 +315,31 @@ def test_requesting_a_clip_runs_video_clips_and_plays_it(page, deployment, web_d
     run_id = re.search(r"run=([^&]+)", page.url).group(1)
     assert run_id
     shot(page, "clips")
+
+
+def test_a_clip_request_of_a_paused_video_clips_says_why_and_links_to_it(page, deployment, web_data):
+    api = deployment.client()
+    api.call("PATCH", "/dags/video_clips", {"is_paused": True})
+    run_id = None
+    try:
+        page.goto(f"{deployment.url}/reko/?view=clips&subject=257")
+        note = page.locator("#clips-dag")
+        note.wait_for()
+        assert "video_clips is paused: unpause it in Airflow" in note.inner_text()
+        assert note.locator("a").get_attribute("href") == "/dags/video_clips"
+        page.click("#request-clip")
+        page.wait_for_selector('#clip-run[data-waiting="paused"]')
+        run = page.locator("#clip-run")
+        assert run.get_attribute("data-state") == "queued"
+        assert "video_clips is paused: unpause it in Airflow" in run.inner_text()
+        assert run.locator('a[href="/dags/video_clips"]').count() == 1
+        run_id = unquote(re.search(r"run=([^&]+)", page.url).group(1))
+        shot(page, "clips-paused")
+    finally:
+        if run_id:  # before unpausing, or the scheduler would start it
+            api.call("DELETE", f"/dags/video_clips/dagRuns/{quote(run_id, safe='')}")
+        api.call("PATCH", "/dags/video_clips", {"is_paused": False})
+    assert not page.console_errors
 
 
 def test_the_page_sits_in_the_airflow_navigation(page, deployment, web_data):

@@ -49,7 +49,32 @@ function fmtTime(ms) {
 }
 const plural = (n, word, many) => `${fmtNum(n)} ${n === 1 ? word : (many || word + "s")}`;
 const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
-const videoName = (video, id) => (video && video.source_uri ? decodeURIComponent(video.source_uri.split("/").pop()) : id);
+
+// A name for people: percent-escapes decoded where they are escapes ("50% off.mp4" is a name).
+function decoded(part) { try { return decodeURIComponent(part); } catch { return part; } }
+function uriParts(uri) {
+  const parts = String(uri).replace(/\/+$/, "").split("/");
+  return { name: decoded(parts.pop() || ""), folder: decoded(parts.pop() || "") };
+}
+
+// Every video seen, by file name, so that two "race.mp4" from different folders read apart.
+const idsByName = new Map();
+function noteVideo(video) {
+  if (!video || !video.source_uri || !video.video_id) return;
+  const { name, folder } = uriParts(video.source_uri);
+  if (!idsByName.has(name)) idsByName.set(name, new Map());
+  idsByName.get(name).set(video.video_id, folder);
+}
+
+// The file name; with its folder when another video has that name, or its id when both match.
+function videoName(video, id) {
+  if (!video || !video.source_uri) return id;
+  const { name, folder } = uriParts(video.source_uri);
+  const same = idsByName.get(name);
+  if (!same || [...same.keys()].every((other) => other === id)) return name;
+  const folderShared = [...same].some(([other, f]) => other !== id && f === folder);
+  return folder && !folderShared ? `${folder}/${name}` : `${name} · ${id}`;
+}
 
 function setStatus(node, text, isError) {
   node.textContent = text || "";
@@ -89,6 +114,7 @@ function shot(frame) {
     box.style.width = (100 * b.width) + "%";
     box.style.height = (100 * b.height) + "%";
     if (b.top < 0.08) box.classList.add("label-below");
+    if (b.left + b.width / 2 > 0.5) box.classList.add("label-left");  // grows leftwards: stays in the frame
     wrap.append(box);
   }
   return wrap;
@@ -96,17 +122,20 @@ function shot(frame) {
 
 // --- search -----------------------------------------------------------------------------------
 const searchState = { key: null, next: null, videos: new Map(), loading: false };
-let videoOptionsLoaded = false;
+let videoOptions = null;
 
-async function loadVideoOptions() {
-  if (videoOptionsLoaded) return;
-  videoOptionsLoaded = true;
-  try {
-    const { videos } = await api("/videos");
-    const select = $("video-filter");
-    for (const v of videos) select.append(el("option", { value: v.video_id, text: videoName(v, v.video_id) + " · " + v.video_id }));
-    select.value = params().get("video") || "";
-  } catch (err) { videoOptionsLoaded = false; }
+// The video filter's options; also every video's name, so results can tell same names apart.
+function loadVideoOptions() {
+  if (!videoOptions) {
+    videoOptions = (async () => {
+      const { videos } = await api("/videos");
+      for (const v of videos) noteVideo(v);
+      const select = $("video-filter");
+      for (const v of videos) select.append(el("option", { value: v.video_id, text: videoName(v, v.video_id) + " · " + v.video_id }));
+      select.value = params().get("video") || "";
+    })().catch(() => { videoOptions = null; });
+  }
+  return videoOptions;
 }
 
 function showSearch(p) {
@@ -148,7 +177,9 @@ async function loadPage() {
   setStatus($("search-status"), searchState.next ? "Loading more…" : "Searching…");
   try {
     const page = await api("/search?" + q.toString());
+    await loadVideoOptions();  // in flight since the view opened: the names of every video
     if (key !== searchState.key) return;
+    for (const v of page.videos) noteVideo(v.video);
     if (page.total !== null && page.total !== undefined) searchState.total = page.total;
     for (const v of page.videos) addVideoResult(v, p.get("text"));
     searchState.next = page.next;
@@ -283,6 +314,7 @@ async function showVideos(p) {
   try {
     const { videos } = await api("/videos" + (dagId ? "?dag_id=" + encodeURIComponent(dagId) : ""));
     list.replaceChildren();
+    for (const v of videos) noteVideo(v);
     setStatus($("videos-status"), `${videos.length} video${videos.length === 1 ? "" : "s"}` + (dagId ? ` analysed by ${dagId}` : ""));
     if (!videos.length) {
       list.append(el("div", { class: "empty" }, dagId ? `No videos were analysed by the DAG ${dagId}. Videos come from video_analysis runs.` : "No videos analysed yet: trigger video_analysis with a video_uri."));
@@ -318,8 +350,25 @@ const clipRun = { id: null, timer: null };
 async function showClips(p) {
   const subject = p.get("subject") || "";
   $("clip-subject").value = subject;
+  showClipsDag();
   if (p.get("run")) watchRun(p.get("run"));
   await loadClips(subject, p.get("video") || "");
+}
+
+// A paused video_clips queues every request forever: say so before anyone waits for it.
+async function showClipsDag() {
+  const note = $("clips-dag");
+  try {
+    const dag = await api("/clips/dag");
+    note.hidden = dag.is_paused !== true;
+    if (dag.is_paused === true) {
+      note.replaceChildren(el("span", { text: `${dag.dag_id} is paused: unpause it in Airflow, or a requested clip waits in the queue.` }), dagLink(dag.url, dag.dag_id));
+    }
+  } catch (err) { note.hidden = true; }
+}
+
+function dagLink(url, dagId) {
+  return url && url.startsWith("/dags/") ? el("a", { href: url, target: "_top" }, `Open ${dagId || "the DAG"} in Airflow ↗`) : null;
 }
 
 async function loadClips(subject, video) {
@@ -362,15 +411,18 @@ async function requestClip() {
   } finally { $("request-clip").disabled = false; }
 }
 
-function showRun(runId, state, message) {
+function showRun(runId, state, message, run) {
   const box = $("clip-run");
   box.hidden = false;
   const active = state === "queued" || state === "running";
+  const waiting = !!(run && run.waiting);
   box.dataset.state = state;
+  box.dataset.waiting = waiting ? (run.dag_paused ? "paused" : "queued") : "";
   box.replaceChildren(...[
     active ? el("div", { class: "spinner", "aria-hidden": "true" }) : null,
     el("span", { class: "badge " + state, text: state }),
-    el("span", { text: message }),
+    el("span", { class: waiting ? "waiting" : null, text: message }),
+    waiting && run.dag_paused ? dagLink(run.dag_url, "video_clips") : null,
     runId ? el("a", { href: `/dags/video_clips/runs/${encodeURIComponent(runId)}`, target: "_top" }, "View run in Airflow ↗") : null,
   ].filter(Boolean));
 }
@@ -390,7 +442,9 @@ function watchRun(runId) {
         return;
       }
       if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${subject}” failed: see the run's logs.`); return; }
-      showRun(runId, run.state || "queued", `Cutting clips of “${subject}”…`);
+      // not started yet: the API says why (paused, or queued too long) and what to do
+      showRun(runId, run.state || "queued", run.waiting || `Cutting clips of “${subject}”…`, run);
+      if (run.dag_paused === false) $("clips-dag").hidden = true;
     } catch (err) { showRun(runId, "failed", err.message); return; }
     clipRun.timer = setTimeout(poll, 2000);
   };

@@ -1,10 +1,13 @@
 """The search page's FastAPI app, mounted by the Airflow api-server under `/reko`.
 
-Every route sits on one router guarded by Airflow's own `requires_authenticated()` and
-`requires_access_dag("GET")`, so the UI's JWT cookie or a bearer token of a user who may read
-DAGs is required (a plugin's routes are open otherwise). Browsers without
-a session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded
-to Airflow's REST API with the caller's own credential, so Airflow's DAG permissions apply.
+Every route sits on one router guarded by Airflow's own `requires_authenticated()` (the UI's JWT
+cookie or a bearer token; a plugin's routes are open otherwise), and each route checks the DAG
+whose data it serves through Airflow's auth manager: reading `video_analysis` for the page, search,
+videos and frames; reading `video_clips` for clips and clip runs; triggering `video_clips` for a
+clip request. Never the request's `dag_id` parameter: Airflow's `requires_access_dag` takes that
+from the query string, so any DAG a user may read would open the page's data. Browsers without a
+session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded to
+Airflow's REST API with the caller's own credential, so Airflow checks them again.
 """
 
 from __future__ import annotations
@@ -22,17 +25,62 @@ from pydantic import BaseModel, Field
 from reko.config import REPO_ROOT, work_uri
 from reko.index.client import IndexNames
 from reko.web import search
-from reko.web.media import MediaPathError, StorageRoot, local_file, media_type, presigned_url
+from reko.web.media import (
+    MediaPathError,
+    StorageRoot,
+    local_file,
+    media_origins,
+    media_type,
+    presigned_url,
+)
 
 log = logging.getLogger(__name__)
 ASSET_DIR = REPO_ROOT / "include" / "web"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
+ANALYSIS_DAG_ID = "video_analysis"
 CLIPS_DAG_ID = "video_clips"
-# The page's own documents never go into frames of other origins, and scripts come from here only.
+QUEUED_TOO_LONG_S = 30  # a queued clip run that has not started by then gets a reason on the page
+# The page's own documents never go into frames of other origins, scripts come from here only,
+# and frames and clips from here or the storage endpoint presigned URLs point to (never any https:).
 CSP = (
-    "default-src 'self'; img-src 'self' data: https:; media-src 'self' https:; "
+    "default-src 'self'; img-src 'self' data:{media}; media-src 'self'{media}; "
     "script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'"
 )
+# On every response (JSON, files, redirects, errors): no content sniffing of frames or clips.
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff")]
+
+
+def content_security_policy(root: StorageRoot) -> str:
+    media = "".join(f" {origin}" for origin in media_origins(root))
+    return CSP.format(media=media)
+
+
+class _SecurityHeaders:
+    """ASGI wrapper adding `SECURITY_HEADERS` to every response start, 500s included."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _App(FastAPI):
+    """FastAPI whose whole stack (its server-error responses too) sends `SECURITY_HEADERS`."""
+
+    def build_middleware_stack(self) -> Any:
+        return _SecurityHeaders(super().build_middleware_stack())
 
 
 @cache
@@ -103,12 +151,19 @@ def _caller_credential(request: Request) -> str:
     return token
 
 
-async def _airflow_call(request: Request, method: str, path: str, body: dict | None = None) -> dict:
+def _airflow_client():
+    """An HTTP client for Airflow's REST API (tests point it at the app in process)."""
     import httpx
 
+    return httpx.AsyncClient(base_url=_airflow_api(), timeout=30)
+
+
+async def _airflow_call(
+    request: Request, method: str, path: str, body: dict | None = None, params: dict | None = None
+) -> dict:
     headers = {"Authorization": f"Bearer {_caller_credential(request)}"}
-    async with httpx.AsyncClient(timeout=30) as client:
-        resp = await client.request(method, _airflow_api() + path, json=body, headers=headers)
+    async with _airflow_client() as client:
+        resp = await client.request(method, path, json=body, params=params, headers=headers)
     if resp.status_code >= 400:
         try:
             detail = resp.json().get("detail")
@@ -123,26 +178,162 @@ def _run_summary(run: dict) -> dict:
     return {k: run.get(k) for k in keys}
 
 
+async def _clips_dag(request: Request) -> dict:
+    """video_clips as the page needs it: paused or not, and where it is in Airflow's UI.
+
+    `is_paused` is None when Airflow would not say (the caller may read runs but not the DAG).
+    """
+    try:
+        dag = await _airflow_call(request, "GET", f"/dags/{CLIPS_DAG_ID}")
+    except HTTPException:
+        dag = {}
+    return {
+        "dag_id": CLIPS_DAG_ID,
+        "is_paused": dag.get("is_paused"),
+        "max_active_runs": dag.get("max_active_runs"),
+        "url": f"/dags/{CLIPS_DAG_ID}",
+    }
+
+
+def _queued_s(run: dict) -> float | None:
+    from datetime import UTC, datetime
+
+    try:
+        queued_at = datetime.fromisoformat(run.get("queued_at") or "")
+    except ValueError:
+        return None
+    if queued_at.tzinfo is None:
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - queued_at).total_seconds())
+
+
+async def _with_waiting(request: Request, run: dict) -> dict:
+    """The run summary, and for a run that has not started, why not and what the user can do.
+
+    A manual run of a paused DAG is queued and never starts (no error anywhere), and a run can
+    wait behind `max_active_runs` or a stopped scheduler: the page must not spin without a word.
+    """
+    summary = _run_summary(run)
+    summary.update(waiting=None, queued_s=None, dag_paused=None, dag_url=f"/dags/{CLIPS_DAG_ID}")
+    if run.get("state") != "queued":
+        return summary
+    dag = await _clips_dag(request)
+    queued_s = _queued_s(run)
+    summary.update(queued_s=queued_s, dag_paused=dag["is_paused"])
+    if dag["is_paused"]:
+        summary["waiting"] = f"{CLIPS_DAG_ID} is paused: unpause it in Airflow, and this run starts."
+    elif queued_s is not None and queued_s > QUEUED_TOO_LONG_S:
+        waited = f"Queued for {round(queued_s)} s"
+        running = await _airflow_call(
+            request, "GET", f"/dags/{CLIPS_DAG_ID}/dagRuns", None, params={"state": "running", "limit": 1}
+        )
+        busy, limit = running.get("total_entries") or 0, dag["max_active_runs"]
+        if limit and busy >= limit:
+            summary["waiting"] = (
+                f"{waited}: {busy} other {CLIPS_DAG_ID} runs are running (max_active_runs {limit}); "
+                "it starts when one ends."
+            )
+        else:
+            summary["waiting"] = (
+                f"{waited}: Airflow's scheduler has not started it. Check in Airflow that the "
+                "scheduler is running and that no pool or concurrency limit holds the run."
+            )
+    return summary
+
+
+def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
+    """403 unless Airflow's auth manager lets `user` do `method` on the DAG `dag_id` (as
+    `requires_access_dag` does, team included, but for a DAG the route names, not the request)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.models.dag import DagModel
+
+    details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+    if not get_auth_manager().is_authorized_dag(
+        method=method, access_entity=entity, details=details, user=user
+    ):
+        verb = {"GET": "read"}.get(method, "trigger" if method == "POST" else "change")
+        raise HTTPException(status_code=403, detail=f"Forbidden: you may not {verb} the DAG {dag_id}")
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _origin_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
+
+
+def refuse_cross_site(request: Request) -> None:
+    """403 for a state-changing request a browser sent from another site (CSRF).
+
+    Not left to FastAPI's JSON content-type check and the absence of CORS: a browser's
+    `Sec-Fetch-Site` must say same-origin (or none: typed by the user), and an `Origin`, when sent,
+    must be this server's (as the request names it, or `[api] base_url`). Clients that are not
+    browsers send neither and carry their own token, so they pass.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
+        raise HTTPException(
+            status_code=403, detail=f"Cross-site request refused (Sec-Fetch-Site: {fetch_site})"
+        )
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    from airflow.configuration import conf
+
+    own = {_origin_of(str(request.base_url)), _origin_of(conf.get("api", "base_url", fallback="") or "")}
+    if origin.lower() not in own - {None}:
+        raise HTTPException(status_code=403, detail=f"Cross-site request refused (Origin: {origin[:100]})")
+
+
+def _is_clip_key(key: str) -> bool:
+    """Clips are cut by video_clips under `<video_id>/clips/`; frames are video_analysis' own."""
+    return key.split("/")[1:2] == ["clips"]
+
+
 def build_router() -> APIRouter:
-    from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import get_user, requires_authenticated
+    from opensearchpy.exceptions import RequestError
 
-    # Authenticated, and allowed to read DAGs (the videos are what DAG runs produced); a `dag_id`
-    # query parameter (the DAG tab) is checked against that DAG. Triggering clips is checked by
-    # Airflow's REST API itself, which the app calls with the caller's own token.
-    router = APIRouter(dependencies=[Depends(requires_authenticated()), Depends(requires_access_dag("GET"))])
+    def may(method: str, dag_id: str, entity: DagAccessEntity | None = None) -> Any:
+        def check(user: Any = Depends(get_user)) -> None:  # noqa: B008 (annotations are strings here)
+            _authorize(user, method, dag_id, entity)
 
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+        return Depends(check)
+
+    read_analysis = may("GET", ANALYSIS_DAG_ID)
+    read_clips = may("GET", CLIPS_DAG_ID)
+    read_clip_runs = may("GET", CLIPS_DAG_ID, DagAccessEntity.RUN)
+    trigger_clips = may("POST", CLIPS_DAG_ID, DagAccessEntity.RUN)  # what Airflow's trigger route checks
+
+    def media_access(request: Request, user: Any = Depends(get_user)) -> None:  # noqa: B008
+        _authorize(user, "GET", ANALYSIS_DAG_ID)
+        if _is_clip_key(request.path_params.get("key", "")):
+            _authorize(user, "GET", CLIPS_DAG_ID)
+
+    # Same-site for what changes state, authenticated; each route then checks the DAG whose data
+    # it serves (never `?dag_id=`).
+    router = APIRouter(dependencies=[Depends(refuse_cross_site), Depends(requires_authenticated())])
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[read_analysis])
     def page() -> Response:
         html = (ASSET_DIR / "index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+        csp = content_security_policy(storage_root())
+        return HTMLResponse(html, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
 
-    @router.get("/static/{name}", include_in_schema=False)
+    @router.get("/static/{name}", include_in_schema=False, dependencies=[read_analysis])
     def asset(name: str) -> Response:
         if name not in ASSETS:
             raise HTTPException(status_code=404, detail="no such asset")
         return FileResponse(ASSET_DIR / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
 
-    @router.get("/api/videos")
+    @router.get("/api/videos", dependencies=[read_analysis])
     def videos(
         request: Request, client: OpenSearchDep, dag_id: Annotated[str | None, Query(max_length=250)] = None
     ):
@@ -154,7 +345,7 @@ def build_router() -> APIRouter:
             out.append(doc)
         return {"videos": out}
 
-    @router.get("/api/search")
+    @router.get("/api/search", dependencies=[read_analysis])
     def search_route(
         request: Request,
         client: OpenSearchDep,
@@ -178,9 +369,13 @@ def build_router() -> APIRouter:
             )
         except search.SearchInputError as exc:
             raise _bad_input(exc) from None
+        except RequestError:  # a cursor OpenSearch refuses (400) is the caller's, not a server error
+            if after:
+                raise _bad_input(search.SearchInputError(search.BAD_CURSOR)) from None
+            raise
         return _with_media_urls(request, result)
 
-    @router.get("/api/clips")
+    @router.get("/api/clips", dependencies=[read_clips])
     def clips(
         request: Request,
         client: OpenSearchDep,
@@ -196,7 +391,7 @@ def build_router() -> APIRouter:
             doc["clip_url"] = _media_url(request, root, doc.get("clip_uri"))
         return {"clips": docs}
 
-    @router.post("/api/clips", status_code=201)
+    @router.post("/api/clips", status_code=201, dependencies=[trigger_clips])
     async def request_clip(request: Request, body: Annotated[ClipRequest, Body()]):
         conf: dict[str, Any] = {"subject": body.subject.strip(), "video_ids": body.video_ids}
         for key in ("padding_s", "merge_gap_s", "min_confidence"):
@@ -207,14 +402,19 @@ def build_router() -> APIRouter:
         run = await _airflow_call(
             request, "POST", f"/dags/{CLIPS_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf}
         )
-        return _run_summary(run)
+        return await _with_waiting(request, run)
 
-    @router.get("/api/clips/runs/{run_id}")
+    @router.get("/api/clips/runs/{run_id}", dependencies=[read_clip_runs])
     async def clip_run(request: Request, run_id: str):
         run = await _airflow_call(request, "GET", f"/dags/{CLIPS_DAG_ID}/dagRuns/{quote(run_id, safe='')}")
-        return _run_summary(run)
+        return await _with_waiting(request, run)
 
-    @router.get("/media/{key:path}", name="media")
+    @router.get("/api/clips/dag", dependencies=[read_clips])
+    async def clips_dag(request: Request):
+        """Whether video_clips is paused, so the page can say so before a request waits forever."""
+        return await _clips_dag(request)
+
+    @router.get("/media/{key:path}", name="media", dependencies=[Depends(media_access)])
     async def media(key: str) -> Response:
         root = storage_root()
         try:
@@ -236,7 +436,7 @@ def build_router() -> APIRouter:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="reko video search", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = _App(title="reko video search", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.include_router(build_router())
 
     @app.exception_handler(HTTPException)

@@ -8,6 +8,7 @@ is refused, and only media suffixes are served.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from reko.config import aws_conn_id
 
+log = logging.getLogger(__name__)
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
 PRESIGN_EXPIRES_S = 900
 
@@ -44,13 +46,15 @@ class StorageRoot:
             return cls("s3", conn_id or None, bucket, parts.path.strip("/"))
         raise MediaPathError(f"storage URI {uri!r} is neither file:// nor s3://")
 
-    def key_of(self, uri: str | None) -> str | None:
-        """The key of an object URI relative to this root, or None when it lies elsewhere."""
-        if not uri:
+    def key_of(self, uri: object) -> str | None:
+        """The key of an object URI relative to this root, or None when it lies elsewhere or is
+        not a servable media path: an index document's URI is data, and one bad URI must cost
+        its frame's image, not the whole search."""
+        if not uri or not isinstance(uri, str):
             return None
         try:
             other = StorageRoot.parse(uri)
-        except MediaPathError:
+        except ValueError:  # MediaPathError, or urlsplit's "Invalid IPv6 URL"
             return None
         if other.scheme != self.scheme or other.bucket != self.bucket:
             return None
@@ -59,7 +63,10 @@ class StorageRoot:
         if not other.path.startswith(prefix):
             return None
         key = other.path[len(prefix) :]
-        return key if _safe_key(key) == key else None
+        try:
+            return key if _safe_key(key) == key else None
+        except MediaPathError:
+            return None
 
 
 def _safe_key(key: str) -> str:
@@ -95,6 +102,29 @@ def _s3_hook(conn_id: str):
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id=conn_id)
+
+
+@cache
+def media_origins(root: StorageRoot) -> tuple[str, ...]:
+    """The origins the browser fetches frames and clips from, for the page's CSP.
+
+    A file:// root is streamed by the app itself ('self'). An S3 root redirects to presigned URLs,
+    whose origin (endpoint, bucket host, region) is whatever the root's connection signs: so a
+    probe key is presigned (no network call) and its origin taken. Nothing when it cannot be
+    signed (media would fail anyway); never any https: origin.
+    """
+    if root.scheme != "s3":
+        return ()
+    from airflow.sdk.exceptions import AirflowException
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        url = presigned_url(root, "csp-probe.jpg", expires_s=60)
+    except (AirflowException, BotoCoreError, ClientError, RuntimeError):  # no connection or credentials
+        log.warning("cannot presign for the storage root s3://%s: no media origin in the CSP", root.bucket)
+        return ()
+    parts = urlsplit(url)
+    return (f"{parts.scheme}://{parts.netloc}",) if parts.scheme in ("http", "https") else ()
 
 
 def presigned_url(root: StorageRoot, key: str, expires_s: int = PRESIGN_EXPIRES_S) -> str:

@@ -28,6 +28,9 @@ SORT = [
     {"kind": "asc"},
     {"ordinal": "asc"},
 ]
+SORT_TYPES = (str, int, str, int)  # keyword, integer, keyword, integer in the detections mapping
+MAX_INTEGER = 2**31 - 1
+BAD_CURSOR = "after is not a cursor returned by a previous search"
 DETECTION_FIELDS = [
     "video_id",
     "frame_index",
@@ -67,15 +70,24 @@ def encode_cursor(sort_values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str) -> list[Any]:
-    """The sort values behind a `next` cursor, or a clear error for anything else."""
+    """The sort values behind a `next` cursor, or a clear error for anything else.
+
+    Each value must have its sort field's type (keyword or integer in range): a forged cursor
+    must be a 400, not an OpenSearch error about `search_after` turned into a 500.
+    """
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError):
-        raise SearchInputError("after is not a cursor returned by a previous search") from None
+        raise SearchInputError(BAD_CURSOR) from None
     if not isinstance(values, list) or len(values) != len(SORT):
-        raise SearchInputError("after is not a cursor returned by a previous search")
-    if not all(isinstance(v, str | int | float) for v in values):
-        raise SearchInputError("after is not a cursor returned by a previous search")
+        raise SearchInputError(BAD_CURSOR)
+    for value, kind in zip(values, SORT_TYPES, strict=True):
+        if kind is int:
+            ok = type(value) is int and 0 <= value <= MAX_INTEGER
+        else:
+            ok = isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH
+        if not ok:
+            raise SearchInputError(BAD_CURSOR)
     return values
 
 

@@ -6,11 +6,18 @@ Pipeline (chosen by measurement, see the analysis report):
    ``ValueError``);
 2. find text lines with RapidOCR's PP-OCR detection model (DB, ONNX, shipped inside the
    ``rapidocr`` wheel and loaded from an explicit path, so nothing is ever downloaded);
-3. read each line crop with Tesseract's LSTM (``eng+kor`` by default; Rekognition cannot
-   read Korean) through ``tesserocr``'s in-process API: one ``PyTessBaseAPI`` per process,
-   reused for every line, page segmentation mode 7 (single line);
-4. map Tesseract's word boxes back into the frame, build LINE and WORD detections with
-   normalised ``BoundingBox``/``Polygon`` exactly like Rekognition's ``DetectText``.
+3. read each deskewed line crop with RapidOCR's PP-OCR recogniser (CTC, ONNX, also in the wheel;
+   its dictionary is the model's own metadata). On the finish-line footage it reads small,
+   blurred bibs far better than Tesseract (seed 1 frame recall 0.71 -> 0.91) at a tenth of the
+   cost. A word's confidence is its least certain character's CTC probability, so one doubtful
+   digit pulls the whole number under the 80 % filter; a word cut by the frame edge may be a
+   fragment of a longer number and is scored down (``_EDGE_FACTOR``);
+4. lines the recogniser cannot read (its dictionary has no Hangul) or reads doubtfully go to
+   Tesseract's LSTM (``eng+kor`` by default; Rekognition cannot read Korean) through
+   ``tesserocr``'s in-process API: one ``PyTessBaseAPI`` per process, reused for every line,
+   page segmentation mode 7 (single line);
+5. map the word boxes back into the frame, build LINE and WORD detections with normalised
+   ``BoundingBox``/``Polygon`` exactly like Rekognition's ``DetectText``.
 
 Models load lazily, once per process and language set, on the first ``detect_text`` call.
 """
@@ -36,6 +43,10 @@ _HANGUL_SPACE = 0.29  # ink-free gap (x ink height) that separates two Hangul wo
 _MIN_WORD_CONFIDENCE = 10.0  # Tesseract word confidence (0-100) below which a word is dropped
 _DET_BOX_THRESH = 0.5  # PP-OCR DB detector box score threshold (RapidOCR default)
 _ORT_THREADS = 1  # onnxruntime intra-op threads; frames are parallelised by Airflow tasks
+_REC_HEIGHT = 48  # PP-OCR recogniser input height (px)
+_REC_MIN_MEAN = 0.6  # recogniser reads with a lower mean character probability go to Tesseract
+_EDGE_PX = 2  # a line quad this close to the frame edge may be cut by it ...
+_EDGE_FACTOR = 0.7  # ... and the word at that end keeps this share of its confidence
 
 _TESSDATA_CANDIDATES = (
     "/usr/share/tesseract-ocr/5/tessdata",
@@ -79,13 +90,71 @@ def _det_model_path() -> Path:
     return path
 
 
+def _rec_model_path() -> Path:
+    path = _det_model_path().parent / "PP-OCRv6_rec_small.onnx"
+    if not path.is_file():
+        raise RuntimeError(f"RapidOCR recognition model not found at {path}: the rapidocr wheel must ship it")
+    return path
+
+
 def _versions(languages: str) -> str:
     from importlib.metadata import version
 
     import tesserocr
 
     tess = tesserocr.tesseract_version().split()[1]
-    return f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small+tesseract-{tess}({languages})"
+    return f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small+rec-small+tesseract-{tess}({languages})"
+
+
+def _latin(ch: str) -> bool:
+    """Characters the recogniser is trusted with: printable ASCII and Latin-1 (its dictionary
+    is mostly Chinese; a Hangul line comes out as confident CJK or Latin garbage)."""
+    return " " <= ch <= "~" or "\u00c0" <= ch <= "\u024f"
+
+
+class _Recogniser:
+    """PP-OCR text-line recogniser run directly on onnxruntime, so the CTC output is ours: per
+    character probabilities (the confidence) and time steps (the word boxes)."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = _ORT_THREADS
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(_rec_model_path()), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise RuntimeError("the PP-OCR recognition model has no 'character' metadata (its dictionary)")
+        self.chars = ["", *meta["character"].splitlines(), " "]  # CTC blank first, space last
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, bgr) -> tuple[list[tuple[str, float, float, float]], float]:
+        """Read one line crop. Returns ([(char, probability, x0, x1)] in crop px, mean probability)."""
+        import cv2
+        import numpy as np
+
+        h, w = bgr.shape[:2]
+        rw = max(8, int(np.ceil(_REC_HEIGHT * w / h)))
+        interp = cv2.INTER_CUBIC if h < _REC_HEIGHT else cv2.INTER_AREA
+        x = cv2.resize(bgr, (rw, _REC_HEIGHT), interpolation=interp).astype(np.float32)
+        x = (x.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+        probs = self.session.run(None, {self.input: x[None]})[0][0]
+        idx = probs.argmax(axis=1)
+        best = probs[np.arange(len(idx)), idx]
+        step = w / len(idx)
+        out: list[list] = []
+        prev = 0
+        for t, k in enumerate(idx.tolist()):
+            if k and k == prev:
+                out[-1][1] = max(out[-1][1], float(best[t]))
+                out[-1][3] = (t + 1) * step
+            elif k:
+                out.append([self.chars[k], float(best[t]), t * step, (t + 1) * step])
+            prev = k
+        mean = float(np.mean([c[1] for c in out])) if out else 0.0
+        return [tuple(c) for c in out], mean
 
 
 class _Engine:
@@ -116,6 +185,7 @@ class _Engine:
         self.tessdata = tessdata
         self.tess = self._new_api(languages)
         self._single: list | None = None
+        self.recogniser = _Recogniser()
 
     # -- detection --------------------------------------------------------------------------
     def detect_lines(self, bgr):
@@ -170,8 +240,11 @@ class _Engine:
         api.Clear()
         return symbols
 
-    def read_line(self, gray, quad):
-        """Read one detected line. Returns [(text, confidence, corners(4x2) in frame px)]."""
+    def read_line(self, gray, quad, bgr=None):
+        """Read one detected line. Returns [(text, confidence, corners(4x2) in frame px)].
+
+        ``bgr`` (the colour frame) lets the PP-OCR recogniser read it first; without it, or when
+        the recogniser cannot read the line, Tesseract does."""
         import cv2
         import numpy as np
 
@@ -182,10 +255,66 @@ class _Engine:
             return []
         dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
         m = cv2.getPerspectiveTransform(quad, dst)
-        crop = cv2.warpPerspective(gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+        def warp(img):
+            out = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return np.ascontiguousarray(np.rot90(out)) if rotated else out
+
         rotated = h >= 1.5 * w  # vertical text: read it rotated, like RapidOCR does
-        if rotated:
-            crop = np.ascontiguousarray(np.rot90(crop))
+        crop = warp(gray)
+        words = self._recognise(warp(bgr), crop) if bgr is not None else None
+        if words is None:
+            words = self._tesseract_line(crop)
+        if not words:
+            return []
+        inv = np.linalg.inv(m)
+        result = []
+        for text, conf, (x0, y0, x1, y1) in words:
+            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+            if rotated:  # undo np.rot90 (counter-clockwise): original (x, y) = (w - y', x')
+                pts = np.stack([w - pts[:, 1], pts[:, 0]], axis=1)
+            hom = np.concatenate([pts, np.ones((4, 1))], axis=1) @ inv.T
+            result.append([text, conf, hom[:, :2] / hom[:, 2:3]])
+        _score_cut_words(result, quad, gray.shape)
+        return [tuple(r) for r in result]
+
+    def _recognise(self, colour, grey) -> list | None:
+        """PP-OCR's read of a line crop as [(text, confidence, box in crop px)], or None when
+        it is no read to trust (empty, doubtful, or outside its Latin alphabet, e.g. Hangul)."""
+        import numpy as np
+
+        chars, mean = self.recogniser(colour)
+        if not chars or mean < _REC_MIN_MEAN or not all(_latin(c[0]) for c in chars):
+            return None
+        mask = _text_mask(grey)
+        words = []
+        groups: list[list] = [[]]
+        for c in chars:
+            if c[0] == " ":
+                groups.append([])
+            else:
+                groups[-1].append(c)
+        for g in groups:
+            text = "".join(c[0] for c in g)
+            if not g or _is_garbage(text):
+                continue
+            conf = 100.0 * min(c[1] for c in g)
+            if conf < _MIN_WORD_CONFIDENCE:
+                continue
+            x0, x1 = g[0][2], g[-1][3]
+            y0, y1 = 0.0, float(grey.shape[0])
+            if mask is not None:  # tighten the box to the word's ink rows
+                cols = slice(max(0, int(x0)), max(int(x0) + 1, int(np.ceil(x1))))
+                rows = np.flatnonzero(mask[:, cols].any(axis=1))
+                if len(rows):
+                    y0, y1 = float(rows[0]), float(rows[-1] + 1)
+            words.append((text, conf, (x0, y0, x1, y1)))
+        return words or None
+
+    def _tesseract_line(self, crop) -> list:
+        """Tesseract's read of a grey line crop as [(text, confidence, box in crop px)]."""
+        import cv2
+
         ch, cw = crop.shape
         scale = min(_LINE_HEIGHT / ch, _MAX_UPSCALE)
         if abs(scale - 1.0) > 0.05:
@@ -216,18 +345,44 @@ class _Engine:
                     break
             if best[0] >= _GOOD_SCORE:
                 break
-        if not best[1]:
-            return []
-        inv = np.linalg.inv(m)
-        result = []
-        for text, conf, (x0, y0, x1, y1) in best[1]:
-            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
-            pts = (pts - _PAD) / scale  # back to crop pixels (possibly rotated)
-            if rotated:  # undo np.rot90 (counter-clockwise): original (x, y) = (w - y', x')
-                pts = np.stack([w - pts[:, 1], pts[:, 0]], axis=1)
-            hom = np.concatenate([pts, np.ones((4, 1))], axis=1) @ inv.T
-            result.append((text, conf, hom[:, :2] / hom[:, 2:3]))
-        return result
+        return [
+            (text, conf, tuple((v - _PAD) / scale for v in box))  # back to crop pixels
+            for text, conf, box in best[1]
+        ]
+
+
+def _score_cut_words(words: list, quad, shape) -> None:
+    """Scale down, in place, the confidence of words the frame edge may cut: a line quad that
+    touches the left (right) edge may be missing characters in its first (last) word, one that
+    touches the top or bottom in all of them (a half-hidden "7790" reads a confident "77")."""
+    fh, fw = shape[:2]
+    if not words:
+        return
+    if quad[:, 1].min() <= _EDGE_PX or quad[:, 1].max() >= fh - 1 - _EDGE_PX:
+        cut = range(len(words))
+    else:
+        cut = set()
+        if quad[:, 0].min() <= _EDGE_PX:
+            cut.add(min(range(len(words)), key=lambda i: words[i][2][:, 0].min()))
+        if quad[:, 0].max() >= fw - 1 - _EDGE_PX:
+            cut.add(max(range(len(words)), key=lambda i: words[i][2][:, 0].max()))
+    for i in cut:
+        words[i][1] *= _EDGE_FACTOR
+
+
+def _text_mask(crop):
+    """Text pixels of a grey line crop (the likelier polarity of its extremes), or None if it has
+    no contrast. The same choice as the first of `_candidates`."""
+    import numpy as np
+
+    lo, hi = float(np.percentile(crop, 2)), float(np.percentile(crop, 98))
+    if hi - lo < 24:
+        return None
+    bright = crop >= hi - 0.25 * (hi - lo)
+    dark = crop <= lo + 0.25 * (hi - lo)
+    b_score = _border(bright).mean() + bright.mean()
+    d_score = _border(dark).mean() + dark.mean()
+    return _clear_border(bright if b_score <= d_score else dark)
 
 
 def _score(words, img) -> float:
@@ -541,7 +696,7 @@ class LocalTextAnalyser:
         lines: list[dict] = []
         with engine.lock:
             for quad in engine.detect_lines(bgr):
-                words = engine.read_line(gray, quad)
+                words = engine.read_line(gray, quad, bgr)
                 if not words:
                     continue
                 import numpy as np

@@ -71,6 +71,7 @@ def run(video: Path, truth_path: Path, cache: Path, floor: bool = True) -> dict[
     per_bib: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     on_card: list[tuple[float, bool, str, str]] = []  # (confidence, right, read, bib)
     distractors: dict[str, int] = defaultdict(int)
+    reads: dict[int, set[str]] = {}  # frame -> numbers read >= 80 %, for the near-duplicate replay
     for i, jpeg in frames:
         if floor:
             t = time.process_time()
@@ -86,6 +87,7 @@ def run(video: Path, truth_path: Path, cache: Path, floor: bool = True) -> dict[
         ]  # fmt: skip
         vis = visible.get(i, {})
         good = {d["DetectedText"] for d in words if d["Confidence"] >= MIN_CONF}
+        reads[i] = good
         for bib, p in vis.items():
             ok = bib in good
             per_bib[bib][0] += 1
@@ -120,6 +122,7 @@ def run(video: Path, truth_path: Path, cache: Path, floor: bool = True) -> dict[
         return {str(v): {"visible": seen[(key, v)], "read": hit[(key, v)]} for v in vals}
 
     return {
+        "near_duplicates": _replay_near_duplicates(frames, reads, visible),
         "video": video.name,
         "seed": seed,
         "frames": n,
@@ -142,7 +145,32 @@ def run(video: Path, truth_path: Path, cache: Path, floor: bool = True) -> dict[
     }
 
 
+def _replay_near_duplicates(
+    frames: list[tuple[int, bytes]], reads: dict[int, set[str]], visible: dict[int, dict]
+) -> dict[str, dict[str, Any]]:
+    """What skipping near-duplicate frames (perceptual hash within N bits of the last analysed
+    frame: the frame gets the previous frame's result) would cost in recall, per threshold."""
+    from reko.pipeline import dhash_distance, frame_dhash
+
+    hashes = [frame_dhash(jpeg) for _, jpeg in frames]
+    dists = [dhash_distance(a, b) for a, b in zip(hashes, hashes[1:], strict=False)]
+    out: dict[str, dict[str, Any]] = {"consecutive_distance_min": min(dists, default=0)}  # type: ignore[dict-item]
+    for thr in (0, 2, 4, 8, 12, 16, 24):
+        ref, skipped, seen, hit, result = None, 0, 0, 0, set()
+        for (i, _), hsh in zip(frames, hashes, strict=True):
+            if ref is not None and thr > 0 and dhash_distance(hsh, ref) <= thr:
+                skipped += 1  # keeps the previous result
+            else:
+                ref, result = hsh, reads[i]
+            for bib in visible.get(i, {}):
+                seen += 1
+                hit += bib in result
+        out[str(thr)] = {"skipped": skipped, "frame_recall": round(hit / max(seen, 1), 3)}
+    return out
+
+
 def markdown(r: dict[str, Any]) -> str:
+    nd = r["near_duplicates"]
     lines = [
         f"### {r['video']} (seed {r['seed']}, {r['frames']} frames, `{r['model_version']}`)",
         "",
@@ -157,6 +185,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['floor_cpu_s_per_frame']})",
         "- recall by digit height (px): "
         + ", ".join(f"{k}: {v['read']}/{v['visible']}" for k, v in r["by_digit_px"].items()),
+        "- near-duplicate skip (dHash bits -> frames skipped, frame recall): "
+        + ", ".join(f"{k}: {v['skipped']}, {v['frame_recall']}" for k, v in nd.items() if k.isdigit())
+        + f" (closest consecutive frames: {nd['consecutive_distance_min']} bits)",
         "- recall by blur (px): "
         + ", ".join(f"{k}: {v['read']}/{v['visible']}" for k, v in r["by_blur_px"].items()),
         "",

@@ -56,6 +56,24 @@ def _positive_number(name: str, default: float) -> float:
     return value
 
 
+def near_duplicate_bits() -> int:
+    """Frames whose perceptual hash (256-bit dHash) is within this many bits of the last analysed
+    frame reuse its result (`REKO_NEAR_DUPLICATE_BITS`, default 0: off, only byte-identical
+    frames are reused). Measured on the finish footage (seed 1): consecutive frames differ by
+    >= 6 bits, and a 6-bit pair held a new bib read, so 4 costs nothing there and 8 costs recall.
+    """
+    raw = os.environ.get("REKO_NEAR_DUPLICATE_BITS", "").strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"REKO_NEAR_DUPLICATE_BITS={raw!r} is not a whole number") from None
+    if not 0 <= value <= 256:
+        raise ValueError(f"REKO_NEAR_DUPLICATE_BITS must be 0..256, got {raw!r}")
+    return value
+
+
 def bulk_max_bytes() -> int:
     """Largest `_bulk` request body in bytes (`REKO_BULK_MAX_BYTES`, default 5 MiB).
 

@@ -10,9 +10,10 @@ run (this machine's 2 cores are shared). For one frame per second of VIDEO it re
 * false reads >= 80 %: numeric WORDs on a bib card that are not that card's number;
 * calibration: of the numeric WORDs >= 80 % that lie on a bib card, the share that are right
   (by confidence band too, so one can see whether the score means something);
+* what skipping near-duplicate frames (``REKO_NEAR_DUPLICATE_BITS``) would cost in recall;
 * CPU-s per frame (process time) of ``LocalTextAnalyser.detect_text`` next to the floor:
   decoding the frame and running rapidocr's detector alone (the reader's own detector), on
-  the same frames.
+  the same frames (and the same ``REKO_TEXT_DET_SIDE`` / ``REKO_TEXT_ROI``).
 
 Frames are extracted once (ffmpeg, frames 0, fps, 2 fps, ...) into ``--frames`` and reused.
 
@@ -63,7 +64,8 @@ def run(video: Path, truth_path: Path, cache: Path, floor: bool = True) -> dict[
     frames = _frames(video, fps, cache)
     ocr = LocalTextAnalyser()
     ocr.detect_text(frames[0][1])  # load the models outside the timings
-    engine = _engine(ocr.languages, ocr._tessdata)
+    engine = _engine(ocr.languages, ocr._tessdata, ocr.det_side)
+    roi_l, roi_t, roi_r, roi_b = ocr.roi
 
     cpu_reader = cpu_floor = 0.0
     seen: dict[tuple, int] = defaultdict(int)  # (key, value) -> visible (bib, frame) pairs
@@ -76,8 +78,10 @@ def run(video: Path, truth_path: Path, cache: Path, floor: bool = True) -> dict[
         if floor:
             t = time.process_time()
             rgb = _decode(jpeg)
-            with engine.lock:
-                engine.detect_lines(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            fh, fw = rgb.shape[:2]
+            region = rgb[round(roi_t * fh) : round(roi_b * fh), round(roi_l * fw) : round(roi_r * fw)]
+            with engine.lock:  # the reader's own detector on the same region
+                engine.detect_lines(cv2.cvtColor(region, cv2.COLOR_RGB2BGR), rgb.shape)
             cpu_floor += time.process_time() - t
         t = time.process_time()
         resp = ocr.detect_text(jpeg)

@@ -74,6 +74,39 @@ def near_duplicate_bits() -> int:
     return value
 
 
+TEXT_DET_SIDE = 736  # RapidOCR's default: the frame is scaled so its shorter side is this long
+
+
+def text_det_side() -> int:
+    """Shorter side (px) the local text detector scales the frame (or its region of interest) to
+    (`REKO_TEXT_DET_SIDE`, default 736). Larger finds smaller text and costs about its square."""
+    raw = os.environ.get("REKO_TEXT_DET_SIDE", "").strip()
+    if not raw:
+        return TEXT_DET_SIDE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"REKO_TEXT_DET_SIDE={raw!r} is not a whole number") from None
+    if not 64 <= value <= 4096:
+        raise ValueError(f"REKO_TEXT_DET_SIDE must be 64..4096, got {raw!r}")
+    return value
+
+
+def text_roi() -> tuple[float, float, float, float]:
+    """Region of the frame the local text detector searches, as left,top,right,bottom fractions
+    (`REKO_TEXT_ROI`, default the whole frame "0,0,1,1"; e.g. "0,0.33,1,1" skips the sky)."""
+    raw = os.environ.get("REKO_TEXT_ROI", "").strip()
+    if not raw:
+        return (0.0, 0.0, 1.0, 1.0)
+    try:
+        left, top, right, bottom = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise ValueError(f"REKO_TEXT_ROI={raw!r} must be four numbers: left,top,right,bottom") from None
+    if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+        raise ValueError(f"REKO_TEXT_ROI={raw!r}: need 0 <= left < right <= 1 and 0 <= top < bottom <= 1")
+    return (left, top, right, bottom)
+
+
 def bulk_max_bytes() -> int:
     """Largest `_bulk` request body in bytes (`REKO_BULK_MAX_BYTES`, default 5 MiB).
 

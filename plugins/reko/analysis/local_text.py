@@ -97,13 +97,18 @@ def _rec_model_path() -> Path:
     return path
 
 
-def _versions(languages: str) -> str:
+def _versions(languages: str, det_side: int, roi: tuple[float, float, float, float]) -> str:
     from importlib.metadata import version
 
     import tesserocr
 
+    from reko.config import TEXT_DET_SIDE
+
     tess = tesserocr.tesseract_version().split()[1]
-    return f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small+rec-small+tesseract-{tess}({languages})"
+    det = "" if det_side == TEXT_DET_SIDE else f"@{det_side}"
+    if roi != (0.0, 0.0, 1.0, 1.0):
+        det += "@roi(" + ",".join(f"{v:g}" for v in roi) + ")"
+    return f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small{det}+rec-small+tesseract-{tess}({languages})"
 
 
 def _latin(ch: str) -> bool:
@@ -160,26 +165,17 @@ class _Recogniser:
 class _Engine:
     """Process-wide models for one language set. Not thread-safe: callers hold ``lock``."""
 
-    def __init__(self, languages: str, tessdata: Path) -> None:
+    def __init__(self, languages: str, tessdata: Path, det_side: int) -> None:
         import numpy  # noqa: F401  (fail early if the stack is incomplete)
 
         # OpenMP threads inside Tesseract cost more CPU than they save on single lines.
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         import tesserocr
-        from rapidocr import RapidOCR
 
         self.lock = threading.Lock()
-        self.detector = RapidOCR(
-            params={
-                "Global.use_cls": False,
-                "Global.use_rec": False,
-                "Global.log_level": "warning",
-                "Det.model_path": str(_det_model_path()),
-                "Det.box_thresh": _DET_BOX_THRESH,
-                "EngineConfig.onnxruntime.intra_op_num_threads": _ORT_THREADS,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            }
-        )
+        self.det_side = det_side
+        self._detectors: dict[int, Any] = {}
+        self.detector = self._detector(det_side)
         self.tesserocr = tesserocr
         self.languages = languages
         self.tessdata = tessdata
@@ -188,10 +184,36 @@ class _Engine:
         self.recogniser = _Recogniser()
 
     # -- detection --------------------------------------------------------------------------
-    def detect_lines(self, bgr):
+    def _detector(self, side: int):
+        """RapidOCR's detector scaling an image's shorter side to ``side`` (one per side used)."""
+        from rapidocr import RapidOCR
+
+        det = self._detectors.get(side)
+        if det is None:
+            det = self._detectors[side] = RapidOCR(
+                params={
+                    "Global.use_cls": False,
+                    "Global.use_rec": False,
+                    "Global.log_level": "warning",
+                    "Det.model_path": str(_det_model_path()),
+                    "Det.box_thresh": _DET_BOX_THRESH,
+                    "Det.limit_side_len": side,
+                    "EngineConfig.onnxruntime.intra_op_num_threads": _ORT_THREADS,
+                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                }
+            )
+        return det
+
+    def detect_lines(self, bgr, frame_shape=None):
+        """Line quads in ``bgr``: the frame, or a region of a frame of ``frame_shape``, which is
+        then detected at the frame's scale (RapidOCR would blow a flat region's short side up
+        to ``det_side``, costing more than the whole frame)."""
         import numpy as np
 
-        out = self.detector(bgr, use_det=True, use_cls=False, use_rec=False)
+        side = self.det_side
+        if frame_shape is not None and tuple(frame_shape[:2]) != bgr.shape[:2]:
+            side = max(32, round(side * min(bgr.shape[:2]) / min(frame_shape[:2])))
+        out = self._detector(side)(bgr, use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(out, "boxes", None)
         if boxes is None or len(boxes) == 0:
             return []
@@ -240,11 +262,12 @@ class _Engine:
         api.Clear()
         return symbols
 
-    def read_line(self, gray, quad, bgr=None):
+    def read_line(self, gray, quad, bgr=None, bounds=None):
         """Read one detected line. Returns [(text, confidence, corners(4x2) in frame px)].
 
         ``bgr`` (the colour frame) lets the PP-OCR recogniser read it first; without it, or when
-        the recogniser cannot read the line, Tesseract does."""
+        the recogniser cannot read the line, Tesseract does. ``bounds`` (x0, y0, x1, y1) is the
+        searched region, whose edges may cut a line (default the whole frame)."""
         import cv2
         import numpy as np
 
@@ -275,7 +298,7 @@ class _Engine:
                 pts = np.stack([w - pts[:, 1], pts[:, 0]], axis=1)
             hom = np.concatenate([pts, np.ones((4, 1))], axis=1) @ inv.T
             result.append([text, conf, hom[:, :2] / hom[:, 2:3]])
-        _score_cut_words(result, quad, gray.shape)
+        _score_cut_words(result, quad, bounds or (0, 0, gray.shape[1], gray.shape[0]))
         return [tuple(r) for r in result]
 
     def _recognise(self, colour, grey) -> list | None:
@@ -351,20 +374,21 @@ class _Engine:
         ]
 
 
-def _score_cut_words(words: list, quad, shape) -> None:
-    """Scale down, in place, the confidence of words the frame edge may cut: a line quad that
-    touches the left (right) edge may be missing characters in its first (last) word, one that
-    touches the top or bottom in all of them (a half-hidden "7790" reads a confident "77")."""
-    fh, fw = shape[:2]
+def _score_cut_words(words: list, quad, bounds) -> None:
+    """Scale down, in place, the confidence of words the frame (or region) edge may cut: a line
+    quad that touches the left (right) edge may be missing characters in its first (last) word,
+    one that touches the top or bottom in all of them (a bib half out of frame, "7790", reads a
+    confident "77")."""
+    bx0, by0, bx1, by1 = bounds
     if not words:
         return
-    if quad[:, 1].min() <= _EDGE_PX or quad[:, 1].max() >= fh - 1 - _EDGE_PX:
+    if quad[:, 1].min() <= by0 + _EDGE_PX or quad[:, 1].max() >= by1 - 1 - _EDGE_PX:
         cut = range(len(words))
     else:
         cut = set()
-        if quad[:, 0].min() <= _EDGE_PX:
+        if quad[:, 0].min() <= bx0 + _EDGE_PX:
             cut.add(min(range(len(words)), key=lambda i: words[i][2][:, 0].min()))
-        if quad[:, 0].max() >= fw - 1 - _EDGE_PX:
+        if quad[:, 0].max() >= bx1 - 1 - _EDGE_PX:
             cut.add(max(range(len(words)), key=lambda i: words[i][2][:, 0].max()))
     for i in cut:
         words[i][1] *= _EDGE_FACTOR
@@ -546,17 +570,18 @@ def _order_quad(quad):
     return ordered
 
 
-_ENGINES: dict[str, _Engine] = {}
+_ENGINES: dict[str, _Engine] = {}  # by languages and detector side
 _ENGINES_LOCK = threading.Lock()
 
 
-def _engine(languages: str, tessdata: Path) -> _Engine:
-    eng = _ENGINES.get(languages)
+def _engine(languages: str, tessdata: Path, det_side: int = 736) -> _Engine:
+    key = f"{languages}@{det_side}"
+    eng = _ENGINES.get(key)
     if eng is None:
         with _ENGINES_LOCK:
-            eng = _ENGINES.get(languages)
+            eng = _ENGINES.get(key)
             if eng is None:
-                eng = _ENGINES[languages] = _Engine(languages, tessdata)
+                eng = _ENGINES[key] = _Engine(languages, tessdata, det_side)
     return eng
 
 
@@ -659,7 +684,22 @@ class LocalTextAnalyser:
 
     kind = "text"
 
-    def __init__(self, languages: str = "eng+kor", max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        languages: str = "eng+kor",
+        max_pixels: int = MAX_PIXELS,
+        det_side: int | None = None,
+        roi: tuple[float, float, float, float] | None = None,
+    ) -> None:
+        from reko.config import text_det_side, text_roi
+
+        self.det_side = int(det_side) if det_side is not None else text_det_side()
+        self.roi = tuple(float(v) for v in roi) if roi is not None else text_roi()
+        if not 64 <= self.det_side <= 4096:
+            raise ValueError(f"det_side must be 64..4096, got {det_side!r}")
+        left, top, right, bottom = self.roi
+        if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+            raise ValueError(f"roi must be fractions left < right and top < bottom in 0..1, got {roi!r}")
         if not isinstance(languages, str) or not _LANGS_RE.match(languages):
             raise ValueError(f"languages must look like 'eng' or 'eng+kor', got {languages!r}")
         if int(max_pixels) < 1:
@@ -682,7 +722,7 @@ class LocalTextAnalyser:
     @property
     def model_version(self) -> str:
         if self._model_version is None:
-            self._model_version = _versions(self.languages)
+            self._model_version = _versions(self.languages, self.det_side, self.roi)
         return self._model_version
 
     def detect_text(self, image: bytes) -> dict:
@@ -692,11 +732,16 @@ class LocalTextAnalyser:
         height, width = rgb.shape[:2]
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        engine = _engine(self.languages, self._tessdata)
+        engine = _engine(self.languages, self._tessdata, self.det_side)
+        left, top, right, bottom = self.roi
+        x0, y0 = round(left * width), round(top * height)
+        x1, y1 = max(x0 + 1, round(right * width)), max(y0 + 1, round(bottom * height))
+        region = bgr if (x0, y0, x1, y1) == (0, 0, width, height) else bgr[y0:y1, x0:x1]
         lines: list[dict] = []
         with engine.lock:
-            for quad in engine.detect_lines(bgr):
-                words = engine.read_line(gray, quad, bgr)
+            for quad in engine.detect_lines(region, bgr.shape):
+                quad = quad + (x0, y0)
+                words = engine.read_line(gray, quad, bgr, (x0, y0, x1, y1))
                 if not words:
                     continue
                 import numpy as np

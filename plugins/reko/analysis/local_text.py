@@ -671,11 +671,13 @@ def _reading_order(lines: list[dict]) -> list[dict]:
 
 
 class LocalTextAnalyser:
-    """Reads text in a frame locally (PP-OCR detection + Tesseract LSTM recognition).
+    """Reads text in a frame locally (PP-OCR detection, PP-OCR recognition, Tesseract for Hangul).
 
     ``detect_text`` returns the shape of Rekognition's ``DetectText`` response: LINE detections
     first (``Id`` 0..n-1, reading order), then their WORDs (``ParentId`` = the line's ``Id``),
-    with ``Confidence`` 0-100 (Tesseract's word confidences; a line's is the mean of its words)
+    with ``Confidence`` 0-100 (a word's least certain character for PP-OCR reads, Tesseract's word
+    confidence for the rest, lowered where the frame edge may cut the word; a line's is the mean
+    of its words)
     and ``Geometry`` normalised to the frame. Unlike Rekognition it reads Korean
     (``languages`` is a Tesseract language string such as ``"eng+kor"``) and has no 100-word cap.
     Construction is cheap; models load once per process on first use. Output is deterministic

@@ -112,9 +112,10 @@ def _versions(languages: str, det_side: int, roi: tuple[float, float, float, flo
 
 
 def _latin(ch: str) -> bool:
-    """Characters the recogniser is trusted with: printable ASCII and Latin-1 (its dictionary
-    is mostly Chinese; a Hangul line comes out as confident CJK or Latin garbage)."""
-    return " " <= ch <= "~" or "\u00c0" <= ch <= "\u024f"
+    """Characters the recogniser is trusted with: printable ASCII, Latin-1 and Latin Extended,
+    general punctuation ("·", "–"); its dictionary is mostly Chinese, and a Hangul line comes out
+    as CJK or Latin garbage."""
+    return " " <= ch <= "~" or "\u00a0" <= ch <= "\u024f" or "\u2010" <= ch <= "\u2027"
 
 
 class _Recogniser:
@@ -302,8 +303,9 @@ class _Engine:
         return [tuple(r) for r in result]
 
     def _recognise(self, colour, grey) -> list | None:
-        """PP-OCR's read of a line crop as [(text, confidence, box in crop px)], or None when
-        it is no read to trust (empty, doubtful, or outside its Latin alphabet, e.g. Hangul)."""
+        """PP-OCR's read of a line crop as [(text, confidence, box in crop px)], or None when it
+        is no read to trust (empty, doubtful, or outside its Latin alphabet: a Hangul line often
+        reads as nothing at all): Tesseract reads those."""
         import numpy as np
 
         chars, mean = self.recogniser(colour)
@@ -332,7 +334,7 @@ class _Engine:
                 if len(rows):
                     y0, y1 = float(rows[0]), float(rows[-1] + 1)
             words.append((text, conf, (x0, y0, x1, y1)))
-        return words or None
+        return words or None  # nothing kept (e.g. Hangul read as uncertain Latin): ask Tesseract
 
     def _tesseract_line(self, crop) -> list:
         """Tesseract's read of a grey line crop as [(text, confidence, box in crop px)]."""

@@ -145,3 +145,46 @@ def test_a_frame_identical_to_the_previous_one_reuses_its_result_without_a_call(
         assert (copy["frame_index"], copy["timestamp_ms"]) == (index, index * 4000)
         assert copy["frame_uri"].endswith(frame_name(store.stem, index))
     assert "duplicate_of" not in read_json(store.result("local", "text", 5))
+
+
+def test_a_near_duplicate_frame_reuses_the_previous_result_when_enabled(tmp_path, monkeypatch):
+    """REKO_NEAR_DUPLICATE_BITS: a frame that differs only by noise and re-encoding (not by a byte
+    check) copies the previous frame's result; off by default, and a changed frame is analysed."""
+    import numpy as np
+    from PIL import Image
+
+    from reko.media import frame_name
+
+    store = VideoStore.for_video(tmp_path.as_uri(), SAMPLE_VIDEO.as_uri(), 4.0)
+    frames = tmp_path / store.video_id / "i4000ms" / "frames"
+    extract_frames(SAMPLE_VIDEO, frames, store.stem, 4.0)
+    base = np.asarray(Image.open(frames / frame_name(store.stem, 1)).convert("RGB")).astype(np.int16)
+    noise = np.random.default_rng(0).integers(-3, 4, base.shape)
+    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(
+        frames / frame_name(store.stem, 2), quality=80
+    )
+    off = analyse_batch(
+        store, 0, 3, backend="local", analyses=["text"], interval_s=4.0, analysis_factory=Counting().factory
+    )
+    assert (off["made"], off["duplicates"], off["near_duplicates"]) == (3, 0, 0)
+
+    monkeypatch.setenv("REKO_NEAR_DUPLICATE_BITS", "4")
+    counting = Counting()
+    on = analyse_batch(
+        store,
+        0,
+        4,
+        backend="local",
+        analyses=["text"],
+        interval_s=4.0,
+        analysis_factory=counting.factory,
+        reprocess=range(4),
+    )
+    assert (on["made"], on["duplicates"], on["near_duplicates"]) == (3, 1, 1)  # frame 3 has moved on
+    copy = read_json(store.result("local", "text", 2))
+    assert copy["duplicate_of"] == 1
+    assert copy["response"] == read_json(store.result("local", "text", 1))["response"]
+
+    monkeypatch.setenv("REKO_NEAR_DUPLICATE_BITS", "-1")
+    with pytest.raises(ValueError, match="REKO_NEAR_DUPLICATE_BITS"):
+        analyse_batch(store, 0, 1, backend="local", analyses=["text"], interval_s=4.0, reprocess=[0])

@@ -243,3 +243,35 @@ def test_bad_input_raises_value_error(analyser, make, message):
 def test_non_bytes_is_a_type_error(analyser):
     with pytest.raises(TypeError):
         analyser.detect_text("frame.jpg")  # type: ignore[arg-type]
+
+
+def test_region_of_interest_and_detector_side(results, monkeypatch):
+    """REKO_TEXT_ROI limits detection to a band of the frame (lines there are still read, at
+    the whole frame's scale); both settings name themselves in the model version."""
+    frame, data, resp = results[0]
+    full = [d for d in resp["TextDetections"] if d["Type"] == "LINE"]
+    monkeypatch.setenv("REKO_TEXT_ROI", "0,0.5,1,1")
+    lower = LocalTextAnalyser()
+    assert lower.roi == (0.0, 0.5, 1.0, 1.0) and "@roi(0,0.5,1,1)" in lower.model_version
+    got = lower.detect_text(data)
+    validate_response(got)
+    lines = [d for d in got["TextDetections"] if d["Type"] == "LINE"]
+    assert lines and all(d["Geometry"]["BoundingBox"]["Top"] >= 0.5 - 1e-6 for d in lines)
+    below = {  # Latin lines (Tesseract's Hangul reads can change with the box)
+        d["DetectedText"]
+        for d in full
+        if d["Geometry"]["BoundingBox"]["Top"] >= 0.52 and d["DetectedText"].isascii()
+    }
+    assert below
+    assert below <= {d["DetectedText"] for d in lines}
+    monkeypatch.setenv("REKO_TEXT_ROI", "0,0.6,1,0.5")
+    with pytest.raises(ValueError, match="REKO_TEXT_ROI"):
+        LocalTextAnalyser()
+    monkeypatch.delenv("REKO_TEXT_ROI")
+    monkeypatch.setenv("REKO_TEXT_DET_SIDE", "640")
+    assert LocalTextAnalyser().model_version.startswith("rapidocr-") and "det-small@640" in (
+        LocalTextAnalyser().model_version
+    )
+    monkeypatch.setenv("REKO_TEXT_DET_SIDE", "big")
+    with pytest.raises(ValueError, match="REKO_TEXT_DET_SIDE"):
+        LocalTextAnalyser()

@@ -56,6 +56,57 @@ def _positive_number(name: str, default: float) -> float:
     return value
 
 
+def near_duplicate_bits() -> int:
+    """Frames whose perceptual hash (256-bit dHash) is within this many bits of the last analysed
+    frame reuse its result (`REKO_NEAR_DUPLICATE_BITS`, default 0: off, only byte-identical
+    frames are reused). Measured on the finish footage (seed 1): consecutive frames differ by
+    >= 6 bits, and a 6-bit pair held a new bib read, so 4 costs nothing there and 8 costs recall.
+    """
+    raw = os.environ.get("REKO_NEAR_DUPLICATE_BITS", "").strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"REKO_NEAR_DUPLICATE_BITS={raw!r} is not a whole number") from None
+    if not 0 <= value <= 256:
+        raise ValueError(f"REKO_NEAR_DUPLICATE_BITS must be 0..256, got {raw!r}")
+    return value
+
+
+TEXT_DET_SIDE = 736  # RapidOCR's default: the frame is scaled so its shorter side is this long
+
+
+def text_det_side() -> int:
+    """Shorter side (px) the local text detector scales the frame (or its region of interest) to
+    (`REKO_TEXT_DET_SIDE`, default 736). Larger finds smaller text and costs about its square."""
+    raw = os.environ.get("REKO_TEXT_DET_SIDE", "").strip()
+    if not raw:
+        return TEXT_DET_SIDE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"REKO_TEXT_DET_SIDE={raw!r} is not a whole number") from None
+    if not 64 <= value <= 4096:
+        raise ValueError(f"REKO_TEXT_DET_SIDE must be 64..4096, got {raw!r}")
+    return value
+
+
+def text_roi() -> tuple[float, float, float, float]:
+    """Region of the frame the local text detector searches, as left,top,right,bottom fractions
+    (`REKO_TEXT_ROI`, default the whole frame "0,0,1,1"; e.g. "0,0.33,1,1" skips the sky)."""
+    raw = os.environ.get("REKO_TEXT_ROI", "").strip()
+    if not raw:
+        return (0.0, 0.0, 1.0, 1.0)
+    try:
+        left, top, right, bottom = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise ValueError(f"REKO_TEXT_ROI={raw!r} must be four numbers: left,top,right,bottom") from None
+    if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+        raise ValueError(f"REKO_TEXT_ROI={raw!r}: need 0 <= left < right <= 1 and 0 <= top < bottom <= 1")
+    return (left, top, right, bottom)
+
+
 def bulk_max_bytes() -> int:
     """Largest `_bulk` request body in bytes (`REKO_BULK_MAX_BYTES`, default 5 MiB).
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
-from reko.config import ANALYSES, rekognition_price_per_1000
+from reko.config import ANALYSES, near_duplicate_bits, rekognition_price_per_1000
 from reko.index.bulk import delete_stale
 from reko.index.client import IndexNames, ensure_templates
 from reko.index.docs import detection_docs
@@ -333,6 +333,7 @@ def analyse_batch(
         "made": 0,
         "skipped": 0,
         "duplicates": 0,
+        "near_duplicates": 0,
         "failed": [],
     }
     todo: list[tuple[int, str]] = []
@@ -377,8 +378,10 @@ def analyse_batch(
         return outcome["calls"], None
 
     digests = _frame_digests(store, start, end) if todo else {}
-    originals = [(i, k) for i, k in todo if not _same_as_previous(digests, i)]
-    duplicates = [(i, k) for i, k in todo if _same_as_previous(digests, i)]
+    bits = near_duplicate_bits()
+    similar = _near_duplicates(store, start, end, bits) if todo and bits else set()
+    originals = [(i, k) for i, k in todo if not _same_as_previous(digests, i) and i not in similar]
+    duplicates = [(i, k) for i, k in todo if _same_as_previous(digests, i) or i in similar]
     workers = min(max((a.concurrency for a in bound.values()), default=1), len(originals))
     if workers > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="reko-analyse") as pool:
@@ -388,6 +391,7 @@ def analyse_batch(
     for index, kind in duplicates:  # ascending, so a run of identical frames copies down the run
         if _copy_previous_result(store, backend, kind, index, interval_s):
             report["duplicates"] += 1
+            report["near_duplicates"] += not _same_as_previous(digests, index)
         else:  # the identical previous frame has no result (it failed): analyse this one
             outcomes.append(analyse((index, kind)))
     for calls, failure in outcomes:
@@ -422,6 +426,53 @@ def _frame_digests(store: VideoStore, start: int, end: int) -> dict[int, str]:
         for entry in listing
         if (name := str(entry["name"]).rsplit("/", 1)[-1]) in wanted and entry.get("ETag")
     }
+
+
+DHASH_SIZE = 16  # dHash grid: 16 x 16 = 256 bits, fine enough that a runner crossing a 720p frame flips bits
+
+
+def frame_dhash(data: bytes) -> int:
+    """Perceptual difference hash of a JPEG/PNG frame: grey, shrunk to 17 x 16, one bit per pair
+    of horizontal neighbours (left brighter). JPEGs are decoded at 1/8 scale (Pillow's draft mode),
+    so a 720p frame costs about a millisecond."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("L", (img.width // 8, img.height // 8))
+        small = img.convert("L").resize((DHASH_SIZE + 1, DHASH_SIZE), Image.Resampling.BILINEAR)
+        px = list(small.getdata())
+    bits = 0
+    for row in range(DHASH_SIZE):
+        line = px[row * (DHASH_SIZE + 1) : (row + 1) * (DHASH_SIZE + 1)]
+        for a, b in zip(line, line[1:], strict=False):
+            bits = (bits << 1) | (a > b)
+    return bits
+
+
+def dhash_distance(a: int, b: int) -> int:
+    """Bits in which two `frame_dhash` values differ."""
+    return (a ^ b).bit_count()
+
+
+def _near_duplicates(store: VideoStore, start: int, end: int, bits: int) -> set[int]:
+    """Frames of [start, end) within `bits` of the last frame before them that was not itself a
+    near duplicate (so a slow drift is analysed again once it adds up). Reading each frame costs
+    a download on S3, far cheaper than the Rekognition call it can save."""
+    found: set[int] = set()
+    ref: int | None = None
+    for index in range(max(0, start - 1), end):
+        try:
+            hsh = frame_dhash(store.frame(index).read_bytes())
+        except (FileNotFoundError, OSError, ValueError):
+            ref = None
+            continue
+        if index >= start and ref is not None and dhash_distance(hsh, ref) <= bits:
+            found.add(index)
+        else:
+            ref = hsh
+    return found
 
 
 def _same_as_previous(digests: dict[int, str], index: int) -> bool:

@@ -156,7 +156,7 @@ def render(
     if api_calls:
         lines.append(
             f"- calls: {api_calls['made']} made, {api_calls['skipped_cached']} skipped (cached),"
-            f" {api_calls['skipped_duplicates']} skipped (identical frames);"
+            f" {api_calls['skipped_duplicates']} skipped (identical or near-identical frames);"
             f" estimated cost ${api_calls['estimated_cost_usd']:.4f}"
         )
     elif reports:

@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-clean-sample", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "runners")
     args = ap.parse_args(argv)
+    args.work = args.work.resolve()  # frames and results live under a file:// URI
     args.work.mkdir(parents=True, exist_ok=True)
     videos = []
     if not args.no_clean_sample:

@@ -148,6 +148,7 @@ def test_clips_follow_every_analysis_through_the_asset_and_on_request(deployment
     assert sorted({c["subject_norm"] for c in clips.values()}) == sorted(WATCHLIST)
     assert sum(c["subject_norm"] == "3318" for c in clips.values()) == 2  # seen twice, far apart
     (run_id,) = {c["run_id"] for c in clips.values()}
+    assert client.wait_for_run(CLIPS_DAG_ID, run_id) == "success"  # clips are registered before it ends
     run = client.call("GET", f"/dags/{CLIPS_DAG_ID}/dagRuns/{run_id}")
     assert run["run_type"] == "asset_triggered" and run["state"] == "success"
 

@@ -62,15 +62,20 @@ def near_duplicate_bits() -> int:
     frames are reused). Measured on the finish footage (seed 1): consecutive frames differ by
     >= 6 bits, and a 6-bit pair held a new bib read, so 4 costs nothing there and 8 costs recall.
     """
-    raw = os.environ.get("REKO_NEAR_DUPLICATE_BITS", "").strip()
+    return _bounded_int("REKO_NEAR_DUPLICATE_BITS", 0, 0, 256)
+
+
+def _bounded_int(name: str, default: int, low: int, high: int) -> int:
+    """A whole-number setting within [low, high], or a clear error naming the variable."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return 0
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"REKO_NEAR_DUPLICATE_BITS={raw!r} is not a whole number") from None
-    if not 0 <= value <= 256:
-        raise ValueError(f"REKO_NEAR_DUPLICATE_BITS must be 0..256, got {raw!r}")
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {low}..{high}, got {raw!r}")
     return value
 
 
@@ -80,16 +85,7 @@ TEXT_DET_SIDE = 736  # RapidOCR's default: the frame is scaled so its shorter si
 def text_det_side() -> int:
     """Shorter side (px) the local text detector scales the frame (or its region of interest) to
     (`REKO_TEXT_DET_SIDE`, default 736). Larger finds smaller text and costs about its square."""
-    raw = os.environ.get("REKO_TEXT_DET_SIDE", "").strip()
-    if not raw:
-        return TEXT_DET_SIDE
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"REKO_TEXT_DET_SIDE={raw!r} is not a whole number") from None
-    if not 64 <= value <= 4096:
-        raise ValueError(f"REKO_TEXT_DET_SIDE must be 64..4096, got {raw!r}")
-    return value
+    return _bounded_int("REKO_TEXT_DET_SIDE", TEXT_DET_SIDE, 64, 4096)
 
 
 def text_roi() -> tuple[float, float, float, float]:

@@ -251,7 +251,7 @@ def _passes(
         "size": MAX_PASSES,
         "query": {"bool": {"filter": filters}},
         "sort": [{"video_id": "asc"}, {"start_ms": "asc"}],
-        "_source": [*PASS_FIELDS, "frames"],
+        "_source": [*PASS_FIELDS, "frames"] if by_name else PASS_FIELDS,  # frames serve a name only
     }
     return [hit["_source"] for hit in client.search(index=names.passes, body=body)["hits"]["hits"]]
 

@@ -564,7 +564,31 @@ def test_the_confidence_range_filters_hits(api, web_data, os_client):
     assert sorted(got(high)) == [c for c in confs if c >= mid]
     assert sorted(got(low)) == [c for c in confs if c < mid]
     assert high["total"] + low["total"] == len(confs)
-    assert search(api, text="EI")["total"] == 0 and search(api, text="EI", min_confidence=50)["total"] == 1
+    # a word the reader was unsure of (50-80 %): hidden by the page's default floor, shown from 50
+    unsure = os_client.search(
+        index=IndexNames.current().detections,
+        body={
+            "size": 1,
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"term": {"text_type": "WORD"}},
+                        {"range": {"confidence": {"gte": 50, "lt": 80}}},
+                    ]
+                }
+            },
+            "sort": [{"frame_index": "asc"}, {"ordinal": "asc"}],
+        },
+    )["hits"]["hits"]
+    assert unsure, "the sample has no word read at 50-80 %"
+    text = unsure[0]["_source"]["value"]
+    assert all(
+        d["confidence"] >= 80
+        for v in search(api, text=text)["videos"]
+        for f in v["frames"]
+        for d in f["detections"]
+    )
+    assert search(api, text=text, min_confidence=50)["total"] >= 1
 
 
 def test_the_video_filter_and_empty_results(api, web_data):

@@ -89,10 +89,11 @@ def backfill(services, client, *extra: str) -> None:
     cmd += ["--from-date", DAY1.date().isoformat(), "--to-date", (DAY1 + 2 * DAY).date().isoformat(), *extra]
     before = len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"])
     # On SQLite a writer that read first is refused at once ("database is locked", no busy wait) when
-    # another process writes, so the scheduler is off while the CLI writes the backfill (production
-    # runs Postgres or MySQL). No task runs at these moments (before and after the work).
-    with services.without("scheduler"):
-        for _ in range(20):  # the dag-processor and triggerer still write now and then (5 was too few in CI)
+    # another process writes, so every writer but the API server is off while the CLI writes the
+    # backfill (production runs Postgres or MySQL). No task runs at these moments (before and after
+    # the work). With only the scheduler off, CI saw a backfill created and its clearing refused.
+    with services.without("scheduler", "dag-processor", "triggerer"):
+        for _ in range(5):
             done = subprocess.run(cmd, env=services.env, capture_output=True, text=True, timeout=180)
             created = len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"]) > before
             if done.returncode == 0 or created or "database is locked" not in done.stderr:

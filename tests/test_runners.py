@@ -326,6 +326,15 @@ def test_runner_leaving_at_an_edge_does_not_take_the_next_runner_entering_there(
     assert summary(find_passes(reads, ONE_S)) == [("4172", 0, 2, 3), ("4178", 3, 6, 4)]
 
 
+def test_a_runner_read_cut_at_the_edge_as_they_leave_stays_their_track():
+    # 7615 is predicted just past the right edge; its bib, half out, is read "76" in a narrow box
+    # touching the edge. That read is 7615's, and must not seed a track for 763 entering there.
+    reads = bib("7615", x0=0.80, speed=0.07, frames=range(0, 3))
+    cut = Read(3, 3000, "76", 90.0, left=1 - W * 0.55, top=0.5 - H / 2, width=W * 0.55, height=H)
+    reads += [cut, *bib("763", x0=0.86, speed=-0.24, frames=range(4, 8))]
+    assert summary(find_passes(reads, ONE_S)) == [("7615", 0, 3, 4), ("763", 4, 7, 4)]
+
+
 def test_two_different_misreads_first_then_the_runner_is_one_pass():
     # 6607 then 3608 are too unlike to seed a track together; the stranded first read must not
     # take the runner's later 6607 misread, and joins the runner's track as a fragment.

@@ -160,13 +160,15 @@ class AirflowServices:
             proc.wait()
 
     @contextmanager
-    def without(self, name: str) -> Iterator[None]:
-        """One service stopped for the duration of the block, then started again."""
-        self.stop_service(name)
+    def without(self, *names: str) -> Iterator[None]:
+        """Some services stopped for the duration of the block, then started again."""
+        for name in names:
+            self.stop_service(name)
         try:
             yield
         finally:
-            self.start_service(name)
+            for name in names:
+                self.start_service(name)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -47,6 +47,8 @@ LIKE_TEXT_COST = 0.2
 # A seed's "reachable on the same row" is weaker evidence than a box where a moving track
 # predicted it: a stranded first read must not take a read from an established runner.
 SEED_COST = 0.5
+EDGE_TOUCH = 0.005  # a box this close to the frame's edge (share of the frame) touches it
+CUT_MAX_SHARE = 0.8  # a box cut by the edge keeps at most this share of the track's width
 ESTABLISHED_MIN_SPEED = 0.5  # box sizes per second: slower tracks (clocks, signs) get no text guard
 VELOCITY_WINDOW = 3  # observations the velocity is measured over
 # Not runners
@@ -297,6 +299,15 @@ def _height_fits(track_h: float, obs_h: float) -> bool:
     return HEIGHT_RATIO[0] <= obs_h / track_h <= HEIGHT_RATIO[1]
 
 
+def _cut_at_edge(obs: _Obs, w: float, h: float) -> bool:
+    """A read cut by the frame's edge ("76" of 7615 leaving): it touches the edge and is narrower
+    (or shorter) than the track's box, so the runner is still partly in view."""
+    r = obs.read
+    at_side = r.left <= EDGE_TOUCH or r.left + r.width >= 1 - EDGE_TOUCH
+    at_top_or_bottom = r.top <= EDGE_TOUCH or r.top + r.height >= 1 - EDGE_TOUCH
+    return (at_side and r.width <= CUT_MAX_SHARE * w) or (at_top_or_bottom and r.height <= CUT_MAX_SHARE * h)
+
+
 def _link_cost(track: _Track, obs: _Obs, leader: str, established: bool) -> float:
     """Cost of `obs` continuing `track` (lower is better), or _UNSEEN outside the gate.
 
@@ -322,8 +333,8 @@ def _link_cost(track: _Track, obs: _Obs, leader: str, established: bool) -> floa
         return SEED_COST + text_cost + 0.5 * dx / reach + 0.5 * dy / SEED_ROW_TOLERANCE
     vx, vy = velocity
     predicted_x, predicted_y = track.last.x + vx * dt, track.last.y + vy * dt
-    if not (0.0 <= predicted_x <= 1.0 and 0.0 <= predicted_y <= 1.0):
-        return _UNSEEN  # the runner has left the frame: a box at the edge is someone entering
+    if not (0.0 <= predicted_x <= 1.0 and 0.0 <= predicted_y <= 1.0) and not _cut_at_edge(obs, w, h):
+        return _UNSEEN  # the runner has left the frame: a whole box at the edge is someone entering
     ex = abs(obs.x - predicted_x) / w
     ey = abs(obs.y - predicted_y) / h
     gate_x = GATE_X_BASE + GATE_X_PER_DISPLACEMENT * abs(vx * dt) / w + GATE_X_PER_SECOND * dt_s

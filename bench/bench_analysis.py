@@ -176,7 +176,7 @@ def step_analyse(a: dict[str, Any]) -> dict[str, Any]:
 def step_load_detections(a: dict[str, Any]) -> dict[str, Any]:
     """The DAG's load_detections task on the results the DAG run wrote."""
     from reko.index.client import IndexNames, get_client
-    from reko.pipeline import load_detections
+    from reko.index.detections import load_detections
 
     t0 = time.perf_counter()
     out = load_detections(
@@ -194,7 +194,7 @@ def step_load_detections(a: dict[str, Any]) -> dict[str, Any]:
 def step_load_segments(a: dict[str, Any]) -> dict[str, Any]:
     """The DAG's build_segments task (reads the detections just loaded)."""
     from reko.index.client import IndexNames, get_client
-    from reko.pipeline import load_segments
+    from reko.index.segments import load_segments
 
     t0 = time.perf_counter()
     out = load_segments(

@@ -78,7 +78,8 @@ def _analyse(args: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
 def analyse_video(video: Path, interval_s: float, work_uri: str) -> tuple[Any, dict[str, Any], float]:
     """Probe, extract and analyse (cached), load the detections: the DAG's steps, both cores."""
     from reko.index.client import IndexNames, get_client
-    from reko.pipeline import RunConfig, extract, load_detections, plan_batches, probe_video
+    from reko.index.detections import load_detections
+    from reko.pipeline import RunConfig, extract, plan_batches, probe_video
 
     params = {
         "video_uri": video.as_uri(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -49,12 +48,14 @@ are replaced at load time, never mixed. `reanalyse` also ignores stored results 
 """
 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
+SHORT_TASK_ID = "analyse_video"
 
 
 def _batch_reports(ti: Any) -> list[dict[str, Any]]:
-    """Every analysis batch's report (one mapped instance pulls as a dict, several as a list)."""
-    reports = ti.xcom_pull(task_ids="analyse_frames", key="report")
-    return [r for r in (reports if isinstance(reports, list) else [reports]) if r]
+    """Every analysis batch's report, pushed under `report` because a failed batch returns nothing."""
+    from reko.run_summary import batch_reports
+
+    return batch_reports(ti.xcom_pull)
 
 
 def _me(context: Any) -> Any:
@@ -69,6 +70,17 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
     from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(str(exc)) from exc
+
+
+def _fail_on_failed_frames(report: dict[str, Any]) -> None:
+    """Fail the task red when frames failed: retried if any failure may pass, else at once."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    if report["failed"]:
+        message = f"{len(report['failed'])} of {report['end'] - report['start']} frames failed"
+        if any(f.get("retryable") for f in report["failed"]):
+            raise AirflowException(message)
+        raise AirflowFailException(message + "; retrying will not help (see reasons above)")
 
 
 @dag(
@@ -122,221 +134,145 @@ def video_analysis() -> None:
         wait_s="{{ params.video_wait_s }}",
     )
 
-    @task
-    def probe(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Validate, take the video's lease, read the video's facts."""
+    @task.branch
+    def probe(params: dict[str, Any] | None = None) -> str:
+        """Validate, take the video's lease, read the video's facts; choose the short or mapped path."""
         from airflow.sdk.exceptions import AirflowRescheduleException
 
-        from reko.config import work_uri
-        from reko.index.client import IndexNames, get_client
-        from reko.index.lease import airflow_run_is_live, claim, release
-        from reko.pipeline import RunConfig, probe_video
-        from reko.storage import video_id_for
+        from reko.pipeline import claim_and_probe
 
-        started = time.monotonic()
         context = get_current_context()
         try:
-            cfg = RunConfig.from_params(params or {})
+            job, holder, short = claim_and_probe(params or {}, _me(context))
         except (ValueError, NotImplementedError) as exc:
             _fail_without_retry(exc)
-        client, names, video_id = get_client(), IndexNames.current(), video_id_for(cfg.video_uri)
-        holder = claim(client, names, video_id, _me(context), airflow_run_is_live)
-        if holder is not None:
-            print(f"{cfg.video_uri} is being worked on by {holder}: waiting for it to end")
+        if job is None:
+            print(f"{(params or {}).get('video_uri')} is being worked on by {holder}: waiting for it to end")
             raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))
-        try:
-            job = probe_video(cfg, work_uri()).to_xcom()
-        except Exception as exc:
-            release(client, names, video_id, _me(context))  # the teardown will not run: nothing to hold
-            if isinstance(exc, (ValueError, NotImplementedError)):
-                _fail_without_retry(exc)
-            raise
-        return {**job, "probe_s": round(time.monotonic() - started, 3)}
+        context["ti"].xcom_push(key="job", value=job)  # the return value names the path to follow
+        return SHORT_TASK_ID if short else "extract_frames"
+
+    @task(outlets=[VIDEO_ANALYSED], pool=rekognition_pool())
+    def analyse_video(job: dict[str, Any]) -> None:
+        """Short path: the whole run in one task; a failed frame fails it red, a clear redoes only that."""
+        from reko.index.client import IndexNames, get_client
+        from reko.pipeline import Job
+        from reko.pipeline import analyse_video as analyse
+
+        context = get_current_context()
+        started = context["dag_run"].start_date
+        result = analyse(
+            get_client(),
+            IndexNames.current(),
+            Job.from_xcom(job),
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            not_before=started.isoformat() if started else None,
+        )
+        print("\n".join(result.pop("log")))
+        context["ti"].xcom_push(key="run", value=result)  # not returned: a failed task returns nothing
+        context["outlet_events"][VIDEO_ANALYSED].extra = result["asset_extra"]
+        _fail_on_failed_frames(result["report"])
 
     @task
-    def plan_batches(manifest: dict[str, Any], probed: dict[str, Any]) -> list[dict[str, int]]:
+    def plan_batches(manifest: dict[str, Any], job: dict[str, Any]) -> list[dict[str, int]]:
         from reko.pipeline import plan_batches as plan
 
-        batches = plan(manifest["frame_count"], probed["cfg"]["batch_size"])
+        batches = plan(manifest["frame_count"], job["cfg"]["batch_size"])
         print(f"{manifest['frame_count']} frames in {len(batches)} batches")
         return batches
 
     @task(map_index_template="{{ batch_label }}", pool=rekognition_pool())
-    def analyse_frames(batch: dict[str, int], probed: dict[str, Any]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-        from reko.pipeline import Job, analyse_batch
+    def analyse_frames(batch: dict[str, int], job: dict[str, Any]) -> None:
+        """One batch; its report is pushed once, under `report`, because a failed batch returns nothing."""
+        from reko.pipeline import Job, analyse_job_batch, describe_batch
 
         context = get_current_context()
         context["batch_label"] = f"frames {batch['start']}-{batch['end'] - 1}"  # type: ignore[typeddict-unknown-key]
-        job = Job.from_xcom(probed)
-        cfg = job.cfg
         started = context["dag_run"].start_date
-        report = analyse_batch(
-            job.store,
+        report = analyse_job_batch(
+            Job.from_xcom(job),
             batch["start"],
             batch["end"],
-            backend=cfg.backend,
-            analyses=cfg.analyses,
-            interval_s=cfg.frame_interval_s,
-            reprocess=range(batch["start"], batch["end"]) if cfg.reanalyse else cfg.reprocess_frames,
             not_before=started.isoformat() if started else None,
-            analysis_options={"min_confidence": cfg.min_confidence},
         )
         context["ti"].xcom_push(key="report", value=report)
-        print(
-            f"analysed {report['made']}, skipped {report['skipped']} (cached) and {report['duplicates']}"
-            f" (identical to the previous frame), failed {len(report['failed'])}"
-        )
-        if report["failed"]:
-            for failure in report["failed"]:
-                print(f"frame {failure['frame_index']} ({failure['kind']}): {failure['reason']}")
-            message = f"{len(report['failed'])} of {batch['end'] - batch['start']} frames failed"
-            if any(f.get("retryable") for f in report["failed"]):
-                raise AirflowException(message)
-            raise AirflowFailException(message + "; retrying will not help (see reasons above)")
-        return report
+        print("\n".join(describe_batch(report)))
+        _fail_on_failed_frames(report)
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="none_skipped")
     def load_detections() -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        """Index every stored result, also after failed batches (the frames they finished).
 
+        Runs when upstream tasks failed, so its inputs are pulled (they may be missing), and is
+        skipped with the mapped path (none_skipped), costing the short path no process."""
         from reko.index.client import IndexNames, get_client
-        from reko.pipeline import Job
-        from reko.pipeline import load_detections as load
+        from reko.pipeline import Job, load_job_detections
 
         ti = get_current_context()["ti"]
-        probed, manifest = ti.xcom_pull(task_ids="probe"), ti.xcom_pull(task_ids="extract_frames")
-        if not probed or not manifest:
+        job, manifest = ti.xcom_pull(task_ids="probe", key="job"), ti.xcom_pull(task_ids="extract_frames")
+        if not job or not manifest:
+            from airflow.sdk.exceptions import AirflowSkipException
+
             raise AirflowSkipException("no frames were extracted: nothing to index")
-        job = Job.from_xcom(probed)
-        return load(
-            get_client(),
-            IndexNames.current(),
-            job.store,
-            frame_count=manifest["frame_count"],
-            backend=job.cfg.backend,
-            analyses=job.cfg.analyses,
-            min_confidence=job.cfg.min_confidence,
+        return load_job_detections(
+            get_client(), IndexNames.current(), Job.from_xcom(job), manifest["frame_count"]
         )
 
     @task
-    def build_segments(probed: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+    def build_segments(job: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
-        from reko.pipeline import Job, load_segments
+        from reko.pipeline import Job, load_job_segments
 
-        job = Job.from_xcom(probed)
-        return load_segments(
-            get_client(), IndexNames.current(), job.store, backend=job.cfg.backend, analyses=job.cfg.analyses
-        )
+        return load_job_segments(get_client(), IndexNames.current(), Job.from_xcom(job))
 
     @task
-    def build_passes(probed: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+    def build_passes(job: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
         """Track bib reads across frames into runner passes (one voted number per runner)."""
         from reko.index.client import IndexNames, get_client
         from reko.pipeline import Job, find_runner_passes
 
-        found = find_runner_passes(get_client(), IndexNames.current(), Job.from_xcom(probed))
-        print(
-            f"{found['passes']} runner passes: {found['numbers']}; {found['rejected_count']} tracks rejected"
-        )
-        for track in found["rejected"]:
-            print(f"  not a runner: {track['text']!r} ({track['reason']})")
-        return found
+        return find_runner_passes(get_client(), IndexNames.current(), Job.from_xcom(job))
 
     @task(outlets=[VIDEO_ANALYSED])
     def write_video_document(
-        probed: dict[str, Any],
+        job: dict[str, Any],
         manifest: dict[str, Any],
         loaded: dict[str, Any],
         segments: dict[str, Any],
         passes: dict[str, Any],
     ) -> dict[str, Any]:
         from reko.index.client import IndexNames, get_client
-        from reko.pipeline import Job, previous_video_document, video_document
+        from reko.pipeline import VIDEO_RESULT_KEYS, Job, asset_extra, describe_video
+        from reko.pipeline import write_video_document as write
 
         context = get_current_context()
-        job = Job.from_xcom(probed)
-        names = IndexNames.current()
-        doc = video_document(
-            previous=previous_video_document(get_client(), names, job.store.video_id),
-            job=job,
+        doc = write(
+            get_client(),
+            IndexNames.current(),
+            Job.from_xcom(job),
             manifest=manifest,
             load=loaded,
             segments=segments,
-            batch_reports=_batch_reports(context["ti"]),
+            passes=passes,
+            reports=_batch_reports(context["ti"]),  # pulled: failed batches return nothing
             dag_id=context["dag"].dag_id,
             run_id=context["run_id"],
-            passes=passes,
         )
-        get_client().index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
-        context["outlet_events"][VIDEO_ANALYSED].extra = {
-            "video_id": doc["video_id"],
-            "source_uri": doc["source_uri"],
-            "status": doc["status"],
-            "frame_count": doc["frame_count"],
-            **doc["counts"],
-        }
-        calls = doc["api_calls"]
-        print(f"{doc['video_id']}: {doc['status']}, {doc['counts']}")
-        print(
-            f"{doc['backend']} calls: {calls['made']} made, {calls['skipped_cached']} skipped (cached),"
-            f" {calls['skipped_duplicates']} skipped (identical to the previous frame);"
-            f" estimated cost ${calls['estimated_cost_usd']:.4f}"
-            f" at ${calls['price_per_1000']:g} per 1,000 images"
-        )
-        print(f"this run ${doc['run_cost_usd']:.4f}; every run of this video so far: {doc['totals']}")
-        return {
-            k: doc[k]
-            for k in ("video_id", "status", "counts", "api_calls", "mediaconvert", "run_cost_usd", "totals")
-        }
+        context["outlet_events"][VIDEO_ANALYSED].extra = asset_extra(doc)
+        print("\n".join(describe_video(doc, passes)))
+        return {k: doc[k] for k in VIDEO_RESULT_KEYS}
 
     @task
-    def summarise_run() -> dict[str, Any]:
-        """Release the lease; report the run to the log and (via the plugin) the run's note."""
-        from reko import run_summary
-        from reko.index.client import IndexNames, get_client
-        from reko.index.lease import release
-        from reko.pipeline import Job
+    def summarise_run(job: dict[str, Any]) -> dict[str, Any]:
+        """Release the lease; report the run to the log and (via the plugin) the run's note.
 
-        context = get_current_context()
-        ti = context["ti"]
-        probed = ti.xcom_pull(task_ids="probe")
-        job = Job.from_xcom(probed)
-        release(get_client(), IndexNames.current(), job.store.video_id, _me(context))
-        manifest = ti.xcom_pull(task_ids="extract_frames")
-        reports = _batch_reports(ti)
-        load = ti.xcom_pull(task_ids="load_detections")
-        segments = ti.xcom_pull(task_ids="build_segments")
-        passes = ti.xcom_pull(task_ids="build_passes")
-        video = ti.xcom_pull(task_ids="write_video_document") or {}
-        started = context["dag_run"].start_date
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        reasons = run_summary.failure_reasons(ti, states, context["dag"].task_ids)
-        note = run_summary.render(
-            outcomes=run_summary.task_outcomes(states, reasons),
-            video_id=job.store.video_id,
-            source_uri=job.cfg.video_uri,
-            status=video.get("status", "failed"),
-            manifest=manifest,
-            reports=reports,
-            load=load,
-            segments=segments,
-            passes=passes,
-            api_calls=video.get("api_calls"),
-            costs=video,
-            stages=run_summary.stage_times(
-                probe_s=probed.get("probe_s"),
-                manifest=manifest,
-                reports=reports,
-                load=load,
-                segments=segments,
-                passes=passes,
-            ),
-            wall_s=(datetime.now(UTC) - started).total_seconds() if started else None,
-        )
-        print(note)
-        return {"video_id": job.store.video_id, "status": video.get("status", "failed"), "note": note}
+        A teardown: the other tasks' results are pulled, since a failed or skipped task has none."""
+        from reko.run_summary import summarise
+
+        summary = summarise(get_current_context(), job)
+        print(summary["note"])
+        return summary
 
     @task(trigger_rule="one_failed", retries=0)
     def fail_run_on_failed_frames() -> None:
@@ -350,19 +286,21 @@ def video_analysis() -> None:
         raise AirflowFailException(f"{len(frames)} frames have no result: {frames[:50]}")
 
     probed = probe()
-    summary = summarise_run()
-    manifest = ExtractFramesOperator(
-        task_id="extract_frames", probed=probed, waiter_delay=mediaconvert_poll_s()
-    ).output
+    job = probed["job"]
+    summary = summarise_run(job)
     wait_for_video >> probed
-    analysed = analyse_frames.partial(probed=probed).expand(batch=plan_batches(manifest, probed))
+    short = analyse_video(job)
+    manifest = ExtractFramesOperator(
+        task_id="extract_frames", probed=job, waiter_delay=mediaconvert_poll_s()
+    ).output
+    analysed = analyse_frames.partial(job=job).expand(batch=plan_batches(manifest, job))
     loaded = load_detections()
     analysed >> loaded
     failed_frames = fail_run_on_failed_frames()
     analysed >> failed_frames
-    segments = build_segments(probed, loaded)
-    written = write_video_document(probed, manifest, loaded, segments, build_passes(probed, loaded))
-    [written, failed_frames] >> summary.as_teardown(setups=probed)
+    segments = build_segments(job, loaded)
+    written = write_video_document(job, manifest, loaded, segments, build_passes(job, loaded))
+    [short, written, failed_frames] >> summary.as_teardown(setups=probed)
 
 
 video_analysis()

@@ -12,7 +12,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,10 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
 from reko.config import ANALYSES, near_duplicate_bits, rekognition_price_per_1000
-from reko.index.bulk import delete_stale
-from reko.index.client import IndexNames, ensure_templates
-from reko.index.docs import detection_docs
-from reko.index.segments import Sighting, build_segments
+from reko.index.client import IndexNames
 from reko.media import (
     InvalidVideoError,
     VideoInfo,
@@ -551,129 +548,6 @@ def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]]) -> int:
     return bulk_load(client, actions).written
 
 
-def load_detections(
-    client: OpenSearch,
-    names: IndexNames,
-    store: VideoStore,
-    *,
-    frame_count: int,
-    backend: str,
-    analyses: list[str],
-    min_confidence: float,
-) -> dict[str, Any]:
-    """Index every stored result, record every failed frame, then delete this video's stale ids.
-
-    Reads results from storage rather than XCom, so what a failed batch did finish is indexed
-    and a re-run converges to the same index as a clean run.
-    """
-    started = time.monotonic()
-    ensure_templates(client, names)
-    counts: dict[str, list[int]] = {kind: [0] * frame_count for kind in analyses}
-    failed: list[dict[str, Any]] = []
-    frames_with_results = set()
-    models: set[str] = set()
-
-    def actions() -> Iterator[dict[str, Any]]:
-        for index in range(frame_count):
-            for kind in analyses:
-                result = read_json(store.result(backend, kind, index))
-                if result is None:
-                    error = read_json(store.error(backend, kind, index)) or {}
-                    reason = error.get("reason", "not analysed (its batch did not run to the end)")
-                    failed.append({"frame_index": index, "kind": kind, "reason": reason})
-                    continue
-                frames_with_results.add(index)
-                models.add(result["model"])
-                docs = detection_docs(
-                    video_id=store.video_id,
-                    frame_index=index,
-                    timestamp_ms=result["timestamp_ms"],
-                    frame_uri=result["frame_uri"],
-                    kind=kind,
-                    response=result["response"],
-                    backend=result["backend"],
-                    model=result["model"],
-                    min_confidence=min_confidence,
-                )
-                counts[kind][index] = len(docs)
-                for doc_id, doc in docs:
-                    yield {"_index": names.detections, "_id": doc_id, "_source": doc}
-
-    indexed = _bulk(client, actions())
-    stale = delete_stale(
-        client,
-        names.detections,
-        store.video_id,
-        lambda hit: (
-            hit["_source"]["ordinal"]
-            >= _count_at(counts, hit["_source"]["kind"], hit["_source"]["frame_index"])
-        ),
-        ["kind", "frame_index", "ordinal"],
-    )
-    client.indices.refresh(index=names.detections)
-    log.info("indexed %d detections, deleted %d stale, %d failed frames", indexed, stale, len(failed))
-    return {
-        "detections": indexed,
-        "stale_deleted": stale,
-        "frames_with_results": len(frames_with_results),
-        "failed_frames": failed,
-        "models": sorted(models),
-        "elapsed_s": round(time.monotonic() - started, 3),
-    }
-
-
-def _count_at(counts: dict[str, list[int]], kind: str, index: int) -> int:
-    per_frame = counts.get(kind)
-    return per_frame[index] if per_frame is not None and index < len(per_frame) else 0
-
-
-def _sightings(client: OpenSearch, index: str, video_id: str, kind: str) -> Iterator[Sighting]:
-    """This video's detections of `kind`, sorted by value then time, paged with search_after."""
-    filters: list[dict] = [{"term": {"video_id": video_id}}, {"term": {"kind": kind}}]
-    if kind == "text":
-        filters.append({"term": {"text_type": "WORD"}})  # bibs are words; lines would double them
-    body: dict[str, Any] = {
-        "size": 2000,
-        "query": {"bool": {"filter": filters}},
-        "sort": [{"value_norm": "asc"}, {"frame_index": "asc"}, {"ordinal": "asc"}],
-        "_source": ["value", "value_norm", "frame_index", "timestamp_ms", "confidence", "frame_uri"],
-    }
-    while True:
-        hits = client.search(index=index, body=body)["hits"]["hits"]
-        for hit in hits:
-            yield Sighting(**hit["_source"])
-        if len(hits) < body["size"]:
-            return
-        body["search_after"] = hits[-1]["sort"]
-
-
-def load_segments(
-    client: OpenSearch,
-    names: IndexNames,
-    store: VideoStore,
-    *,
-    backend: str,
-    analyses: list[str],
-) -> dict[str, Any]:
-    """Merge this video's indexed detections into segments, replace its old segments."""
-    started = time.monotonic()
-    emitted: set[str] = set()
-
-    def actions() -> Iterator[dict[str, Any]]:
-        for kind in analyses:
-            sightings = _sightings(client, names.detections, store.video_id, kind)
-            for seg_id, doc in build_segments(
-                sightings, video_id=store.video_id, kind=kind, backend=backend, interval_ms=store.interval_ms
-            ):
-                emitted.add(seg_id)
-                yield {"_index": names.segments, "_id": seg_id, "_source": doc}
-
-    indexed = _bulk(client, actions())
-    stale = delete_stale(client, names.segments, store.video_id, lambda hit: hit["_id"] not in emitted)
-    client.indices.refresh(index=names.segments)
-    return {"segments": indexed, "stale_deleted": stale, "elapsed_s": round(time.monotonic() - started, 3)}
-
-
 def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Calls made and avoided, and what the made ones cost (Rekognition bills each as one image)."""
     made = sum(r["made"] for r in reports)
@@ -801,3 +675,192 @@ def video_document(
         "run_id": run_id,
         "processed_at": datetime.now(UTC).isoformat(),
     }
+
+
+def takes_short_path(job: Job) -> bool:
+    """One batch of frames, cut in this process: the whole run fits one task instance.
+
+    Each task instance costs ~0.8 CPU-s of Airflow under the scheduler, more than a one-second
+    clip's work, so a short video is not split into extract/map/load/segments/passes tasks.
+    """
+    from reko.analysis.base import frames_cut_in_process
+
+    expected = expected_frame_count(job.info.duration_s, job.cfg.frame_interval_s)
+    size = job.cfg.batch_size or auto_batch_size(expected)
+    return frames_cut_in_process(job.cfg.backend) and expected <= size
+
+
+def analyse_job_batch(job: Job, start: int, end: int, *, not_before: str | None = None) -> dict[str, Any]:
+    """`analyse_batch` with the run's settings: what one mapped task (or the short path) analyses."""
+    cfg = job.cfg
+    return analyse_batch(
+        job.store,
+        start,
+        end,
+        backend=cfg.backend,
+        analyses=cfg.analyses,
+        interval_s=cfg.frame_interval_s,
+        reprocess=range(start, end) if cfg.reanalyse else cfg.reprocess_frames,
+        not_before=not_before,
+        analysis_options={"min_confidence": cfg.min_confidence},
+    )
+
+
+def describe_batch(report: dict[str, Any]) -> list[str]:
+    """Log lines for one batch: what was analysed, skipped and failed (with reasons)."""
+    lines = [
+        f"analysed {report['made']}, skipped {report['skipped']} (cached) and {report['duplicates']}"
+        f" (identical to the previous frame), failed {len(report['failed'])}"
+    ]
+    lines += [f"frame {f['frame_index']} ({f['kind']}): {f['reason']}" for f in report["failed"]]
+    return lines
+
+
+def load_job_detections(client: OpenSearch, names: IndexNames, job: Job, frame_count: int) -> dict[str, Any]:
+    """`reko.index.detections.load_detections` with the run's settings."""
+    from reko.index.detections import load_detections
+
+    cfg = job.cfg
+    return load_detections(
+        client,
+        names,
+        job.store,
+        frame_count=frame_count,
+        backend=cfg.backend,
+        analyses=cfg.analyses,
+        min_confidence=cfg.min_confidence,
+    )
+
+
+def load_job_segments(client: OpenSearch, names: IndexNames, job: Job) -> dict[str, Any]:
+    """`reko.index.segments.load_segments` with the run's settings."""
+    from reko.index.segments import load_segments
+
+    return load_segments(client, names, job.store, backend=job.cfg.backend, analyses=job.cfg.analyses)
+
+
+VIDEO_RESULT_KEYS = ("video_id", "status", "counts", "api_calls", "mediaconvert", "run_cost_usd", "totals")
+
+
+def write_video_document(
+    client: OpenSearch,
+    names: IndexNames,
+    job: Job,
+    *,
+    manifest: dict[str, Any],
+    load: dict[str, Any],
+    segments: dict[str, Any],
+    passes: dict[str, Any],
+    reports: Iterable[dict[str, Any] | None],
+    dag_id: str,
+    run_id: str,
+) -> dict[str, Any]:
+    """Index the video's document (its totals carried on from the previous one) and return it."""
+    doc = video_document(
+        previous=previous_video_document(client, names, job.store.video_id),
+        job=job,
+        manifest=manifest,
+        load=load,
+        segments=segments,
+        batch_reports=reports,
+        dag_id=dag_id,
+        run_id=run_id,
+        passes=passes,
+    )
+    client.index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
+    return doc
+
+
+def asset_extra(doc: dict[str, Any]) -> dict[str, Any]:
+    """The `reko_video_analysed` event's extra: what a consumer needs without reading the index."""
+    keys = ("video_id", "source_uri", "status", "frame_count")
+    return {**{k: doc[k] for k in keys}, **doc["counts"]}
+
+
+def describe_video(doc: dict[str, Any], passes: dict[str, Any] | None = None) -> list[str]:
+    """Log lines for a written video document: status, counts, runners, calls and cost."""
+    calls = doc["api_calls"]
+    lines = []
+    if passes is not None:
+        lines.append(
+            f"{passes['passes']} runner passes: {passes['numbers']};"
+            f" {passes['rejected_count']} tracks rejected"
+        )
+        lines += [f"  not a runner: {t['text']!r} ({t['reason']})" for t in passes["rejected"]]
+    lines += [
+        f"{doc['video_id']}: {doc['status']}, {doc['counts']}",
+        f"{doc['backend']} calls: {calls['made']} made, {calls['skipped_cached']} skipped (cached),"
+        f" {calls['skipped_duplicates']} skipped (identical to the previous frame);"
+        f" estimated cost ${calls['estimated_cost_usd']:.4f}"
+        f" at ${calls['price_per_1000']:g} per 1,000 images",
+        f"this run ${doc['run_cost_usd']:.4f}; every run of this video so far: {doc['totals']}",
+    ]
+    return lines
+
+
+def analyse_video(
+    client: OpenSearch,
+    names: IndexNames,
+    job: Job,
+    *,
+    dag_id: str,
+    run_id: str,
+    not_before: str | None = None,
+) -> dict[str, Any]:
+    """A whole run in one call: frames, analysis, detections, segments, passes, the video document.
+
+    The short path of `video_analysis` and the benchmarks' direct baseline. Frames that fail are
+    recorded with their reasons next to the frames and indexed around, as on the mapped path, so a
+    second call analyses only frames without a result; the caller decides whether the run failed
+    (`report["failed"]`).
+    """
+    manifest = extract(job.cfg, job.store, job.info)
+    report = analyse_job_batch(job, 0, manifest["frame_count"], not_before=not_before)
+    load = load_job_detections(client, names, job, manifest["frame_count"])
+    segments = load_job_segments(client, names, job)
+    passes = find_runner_passes(client, names, job)
+    doc = write_video_document(
+        client,
+        names,
+        job,
+        manifest=manifest,
+        load=load,
+        segments=segments,
+        passes=passes,
+        reports=[report],
+        dag_id=dag_id,
+        run_id=run_id,
+    )
+    return {
+        "manifest": manifest,
+        "report": report,
+        "load": load,
+        "segments": segments,
+        "passes": passes,
+        "video": {k: doc[k] for k in VIDEO_RESULT_KEYS},
+        "asset_extra": asset_extra(doc),
+        "log": describe_batch(report) + describe_video(doc, passes),
+    }
+
+
+def claim_and_probe(params: dict[str, Any], me: Any) -> tuple[dict[str, Any] | None, Any, bool]:
+    """(job as XCom, None, short path?) with the video's lease taken by `me`, or (None, the holder,
+    False) when another live run holds it. Bad Params or input raise ValueError (or
+    NotImplementedError) with the lease released: the teardown that releases it will not run."""
+    from reko.config import work_uri
+    from reko.index.client import get_client
+    from reko.index.lease import airflow_run_is_live, claim, release
+    from reko.storage import video_id_for
+
+    started = time.monotonic()
+    cfg = RunConfig.from_params(params)
+    client, names, video_id = get_client(), IndexNames.current(), video_id_for(cfg.video_uri)
+    holder = claim(client, names, video_id, me, airflow_run_is_live)
+    if holder is not None:
+        return None, holder, False
+    try:
+        job = probe_video(cfg, work_uri())
+    except Exception:
+        release(client, names, video_id, me)
+        raise
+    return {**job.to_xcom(), "probe_s": round(time.monotonic() - started, 3)}, None, takes_short_path(job)

@@ -7,10 +7,13 @@ cannot write it themselves in Airflow 3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 SUMMARY_TASK_ID = "summarise_run"
+SHORT_TASK_ID = "analyse_video"  # the short path: the whole run in one task, its result under `run`
+BATCH_TASK_ID = "analyse_frames"
 NOTE_HEADING = "#### reko run summary"
 MAX_FAILED_LISTED = 10
 MAX_RUNNERS_LISTED = 50
@@ -192,3 +195,68 @@ def merge_note(existing: str | None, summary: str) -> str:
     """The run's note with the summary in place of any earlier one; a person's text is kept."""
     kept = (existing or "").split(NOTE_HEADING, 1)[0].rstrip()
     return f"{kept}\n\n{summary}" if kept else summary
+
+
+def batch_reports(pull: Callable[..., Any]) -> list[dict[str, Any]]:
+    """Every analysis batch's report via `ti.xcom_pull` (one mapped instance pulls as a dict,
+    several as a list); the short path's one report when it ran instead."""
+    reports = pull(task_ids=BATCH_TASK_ID, key="report")
+    found = [r for r in (reports if isinstance(reports, list) else [reports]) if r]
+    short = pull(task_ids=SHORT_TASK_ID, key="run")
+    return found + ([short["report"]] if short else [])
+
+
+def run_results(pull: Callable[..., Any]) -> dict[str, Any]:
+    """What the run's stages left in XCom, from whichever path ran (either may have failed early)."""
+    short = pull(task_ids=SHORT_TASK_ID, key="run") or {}
+    if short:
+        return {**short, "reports": [short["report"]]}
+    return {
+        "manifest": pull(task_ids="extract_frames"),
+        "reports": batch_reports(pull),
+        "load": pull(task_ids="load_detections"),
+        "segments": pull(task_ids="build_segments"),
+        "passes": pull(task_ids="build_passes"),
+        "video": pull(task_ids="write_video_document"),
+    }
+
+
+def summarise(context: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """`summarise_run`: release the run's lease, then the note from what every task left.
+
+    A teardown cannot take the return values of tasks that failed or were skipped, so the
+    results are pulled; `job` is the setup's (probe's) result."""
+    from reko.index.client import IndexNames, get_client
+    from reko.index.lease import Holder, release
+
+    ti = context["ti"]
+    video_id, source_uri = job["store"]["video_id"], job["cfg"]["video_uri"]
+    release(get_client(), IndexNames.current(), video_id, Holder(context["dag"].dag_id, context["run_id"]))
+    r = run_results(ti.xcom_pull)
+    video = r["video"] or {}
+    started = context["dag_run"].start_date
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    reasons = failure_reasons(ti, states, context["dag"].task_ids)
+    note = render(
+        outcomes=task_outcomes(states, reasons),
+        video_id=video_id,
+        source_uri=source_uri,
+        status=video.get("status", "failed"),
+        manifest=r["manifest"],
+        reports=r["reports"],
+        load=r["load"],
+        segments=r["segments"],
+        passes=r["passes"],
+        api_calls=video.get("api_calls"),
+        costs=video,
+        stages=stage_times(
+            probe_s=job.get("probe_s"),
+            manifest=r["manifest"],
+            reports=r["reports"],
+            load=r["load"],
+            segments=r["segments"],
+            passes=r["passes"],
+        ),
+        wall_s=(datetime.now(UTC) - started).total_seconds() if started else None,
+    )
+    return {"video_id": video_id, "status": video.get("status", "failed"), "note": note}

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,26 +174,43 @@ class VideoStore:
         name = video_uri.rstrip("/").rsplit("/", 1)[-1]
         return cls(root_uri, video_id_for(video_uri), round(interval_s * 1000), frame_stem(name))
 
-    @property
+    # Building an ObjectStoragePath parses the URI and looks up its filesystem: about a third of a
+    # cheap analyser's time per frame went on rebuilding the same paths, so each is built once.
+    @cached_property
     def base(self) -> ObjectStoragePath:
         return parse_uri(self.root_uri, "REKO_WORK_URI") / self.video_id / f"i{self.interval_ms}ms"
 
-    @property
+    @cached_property
     def frames_dir(self) -> ObjectStoragePath:
         return self.base / "frames"
 
-    @property
+    @cached_property
     def manifest(self) -> ObjectStoragePath:
         return self.frames_dir / "manifest.json"
 
+    @cached_property
+    def _paths(self) -> dict[tuple[str, ...] | int, ObjectStoragePath]:
+        return {}
+
     def frame(self, index: int) -> ObjectStoragePath:
-        return self.frames_dir / frame_name(self.stem, index)
+        if (path := self._paths.get(index)) is None:
+            path = self._paths[index] = self.frames_dir / frame_name(self.stem, index)
+        return path
 
     def results_dir(self, backend: str, kind: str) -> ObjectStoragePath:
-        return self.base / "results" / backend / kind
+        key = (backend, kind)
+        if (path := self._paths.get(key)) is None:
+            path = self._paths[key] = self.base / "results" / backend / kind
+        return path
 
     def result(self, backend: str, kind: str, index: int) -> ObjectStoragePath:
-        return self.results_dir(backend, kind) / f"{self.stem}.{index:07d}.json"
+        return self._child(backend, kind, f"{self.stem}.{index:07d}.json")
 
     def error(self, backend: str, kind: str, index: int) -> ObjectStoragePath:
-        return self.results_dir(backend, kind) / f"{self.stem}.{index:07d}.error.json"
+        return self._child(backend, kind, f"{self.stem}.{index:07d}.error.json")
+
+    def _child(self, backend: str, kind: str, name: str) -> ObjectStoragePath:
+        key = (backend, kind, name)
+        if (path := self._paths.get(key)) is None:
+            path = self._paths[key] = self.results_dir(backend, kind) / name
+        return path

@@ -93,3 +93,13 @@ def get_analysis(backend: str, kind: str, options: dict[str, Any] | None = None)
 
         return rekognition_analysis(kind, options)
     return _local(kind)
+
+
+# Backends whose frames are cut inside the task process (ffmpeg); the others run a job that a
+# task waits for deferred (MediaConvert), so their runs always take the mapped path.
+_FRAMES_IN_PROCESS = frozenset({"local"})
+
+
+def frames_cut_in_process(backend: str) -> bool:
+    """Whether `backend` cuts frames in the calling process (so one task can do a whole short run)."""
+    return backend in _FRAMES_IN_PROCESS

@@ -3,14 +3,24 @@
 Two sightings of a value belong to one segment when they are at most `gap_factor` x the
 capture interval apart (default 1.2: one missed frame splits a segment, jitter does not).
 The input arrives sorted by (value, time), so only the open segment is held in memory.
+`load_segments` reads a video's indexed detections that way and replaces its segments.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from reko.index.bulk import bulk_load, delete_stale
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+    from reko.index.client import IndexNames
+    from reko.storage import VideoStore
 
 DEFAULT_GAP_FACTOR = 1.2
 
@@ -75,3 +85,50 @@ def _segment(run: list[Sighting], video_id: str, kind: str, backend: str) -> tup
         "backend": backend,
     }
     return segment_id(video_id, kind, first.value_norm, first.frame_index), doc
+
+
+def _sightings(client: OpenSearch, index: str, video_id: str, kind: str) -> Iterator[Sighting]:
+    """This video's detections of `kind`, sorted by value then time, paged with search_after."""
+    filters: list[dict] = [{"term": {"video_id": video_id}}, {"term": {"kind": kind}}]
+    if kind == "text":
+        filters.append({"term": {"text_type": "WORD"}})  # bibs are words; lines would double them
+    body: dict[str, Any] = {
+        "size": 2000,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"value_norm": "asc"}, {"frame_index": "asc"}, {"ordinal": "asc"}],
+        "_source": ["value", "value_norm", "frame_index", "timestamp_ms", "confidence", "frame_uri"],
+    }
+    while True:
+        hits = client.search(index=index, body=body)["hits"]["hits"]
+        for hit in hits:
+            yield Sighting(**hit["_source"])
+        if len(hits) < body["size"]:
+            return
+        body["search_after"] = hits[-1]["sort"]
+
+
+def load_segments(
+    client: OpenSearch,
+    names: IndexNames,
+    store: VideoStore,
+    *,
+    backend: str,
+    analyses: list[str],
+) -> dict[str, Any]:
+    """Merge this video's indexed detections into segments, replace its old segments."""
+    started = time.monotonic()
+    emitted: set[str] = set()
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for kind in analyses:
+            sightings = _sightings(client, names.detections, store.video_id, kind)
+            for seg_id, doc in build_segments(
+                sightings, video_id=store.video_id, kind=kind, backend=backend, interval_ms=store.interval_ms
+            ):
+                emitted.add(seg_id)
+                yield {"_index": names.segments, "_id": seg_id, "_source": doc}
+
+    indexed = bulk_load(client, actions()).written
+    stale = delete_stale(client, names.segments, store.video_id, lambda hit: hit["_id"] not in emitted)
+    client.indices.refresh(index=names.segments)
+    return {"segments": indexed, "stale_deleted": stale, "elapsed_s": round(time.monotonic() - started, 3)}

@@ -1,0 +1,133 @@
+"""The short path: a video of at most one batch is analysed by one task (`analyse_video`).
+
+Same index as the mapped path, same per-frame retry: a failed frame is recorded with its reason,
+the task fails red, and running it again analyses only the frames without a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from reko.media import extract_frames
+from reko.storage import video_id_for
+from tests.support.same_index import assert_same_index, index_state
+from tests.support.short_videos import make_video
+from tests.test_failures import task_states
+
+pytestmark = pytest.mark.slow
+SHORT_ONLY = {"analyse_video"}
+MAPPED_ONLY = {
+    "extract_frames",
+    "plan_batches",
+    "analyse_frames",
+    "load_detections",
+    "build_segments",
+    "build_passes",
+    "write_video_document",
+}
+
+
+def latest_asset_extra() -> dict:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == "reko_video_analysed")
+            .order_by(AssetEvent.id.desc())
+        ).first()
+        return dict(event.extra)
+
+
+def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_does(
+    analysis_dag, os_client, index_names, tmp_path
+):
+    from airflow.utils.state import DagRunState
+
+    short = make_video(tmp_path / "short" / "bib.mp4", "4711", seconds=5)
+    mapped = tmp_path / "mapped" / "bib.mp4"
+    mapped.parent.mkdir()
+    shutil.copy2(short, mapped)  # same mtime: the same source fingerprint
+
+    run = analysis_dag.test(run_conf={"video_uri": short.as_uri(), "batch_size": None})
+    assert run.state == DagRunState.SUCCESS
+    states = task_states(run)
+    assert {t: states[t] for t in SHORT_ONLY | {"probe", "summarise_run"}} == {
+        "analyse_video": ["success"],
+        "probe": ["success"],
+        "summarise_run": ["success"],
+    }
+    assert all(states[t] == ["skipped"] for t in MAPPED_ONLY), states
+    doc = os_client.get(index=index_names.videos, id=video_id_for(short.as_uri()))["_source"]
+    assert doc["status"] == "complete" and doc["frame_count"] == 5 and doc["counts"]["detections"] > 0
+    assert latest_asset_extra() == {
+        "video_id": doc["video_id"],
+        "source_uri": short.as_uri(),
+        "status": "complete",
+        "frame_count": 5,
+        **doc["counts"],
+    }
+    summary = run.get_task_instance("summarise_run").xcom_pull(task_ids="summarise_run")
+    assert "complete" in summary["note"] and "5 frames" in summary["note"]
+
+    run = analysis_dag.test(run_conf={"video_uri": mapped.as_uri(), "batch_size": 2})  # 3 batches
+    assert run.state == DagRunState.SUCCESS
+    states = task_states(run)
+    assert states["analyse_video"] == ["skipped"] and states["analyse_frames"] == ["success"] * 3
+
+    clean, other = (
+        index_state(os_client, index_names, mapped.as_uri()),
+        index_state(os_client, index_names, short.as_uri()),
+    )
+    assert any("4711" in d["value"] for d in clean.docs["detections"].values()), clean.docs["detections"]
+    assert_same_index(clean, other)
+
+
+def test_a_failed_frame_on_the_short_path_fails_the_task_and_a_retry_analyses_only_it(
+    analysis_dag, os_client, index_names, tmp_path, monkeypatch
+):
+    from airflow.utils.state import DagRunState
+
+    video = make_video(tmp_path / "retry" / "bib.mp4", "2024", seconds=5)
+    frames = tmp_path / "frames"
+    extract_frames(video, frames, "bib", 1.0)
+    bad = 2
+    digest = hashlib.sha1((frames / f"bib.{bad:07d}.jpg").read_bytes()).hexdigest()
+    fail_file, calls_log = tmp_path / "fail.json", tmp_path / "calls.log"
+    fail_file.write_text(json.dumps([digest]))
+    monkeypatch.setenv("REKO_LOCAL_TEXT_ANALYSER", "tests.support.faulty:FaultyTextAnalyser")
+    monkeypatch.setenv("REKO_TEST_FAIL_HASHES", str(fail_file))
+    monkeypatch.setenv("REKO_TEST_CALLS_LOG", str(calls_log))
+    conf = {"video_uri": video.as_uri(), "batch_size": None}  # dag.test() keeps earlier runs' conf
+
+    run = analysis_dag.test(run_conf=conf)
+    assert run.state == DagRunState.FAILED
+    states = task_states(run)
+    assert states["analyse_video"] == ["failed"] and states["summarise_run"] == ["success"]
+    assert states["fail_run_on_failed_frames"] == ["skipped"]
+    assert len(calls_log.read_text().split()) == 5
+    video_id = video_id_for(video.as_uri())
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert doc["status"] == "partial" and [f["frame_index"] for f in doc["failed_frames"]] == [bad]
+    assert "InjectedFault: injected failure" in doc["failed_frames"][0]["reason"]
+    summary = run.get_task_instance("summarise_run").xcom_pull(task_ids="summarise_run")
+    assert summary["status"] == "partial" and f"frame {bad} (text)" in summary["note"]
+    assert "analyse_video" in summary["note"]  # the failed task and why
+
+    # the fault is gone: the task again (what clearing it does) analyses only the failed frame
+    fail_file.write_text("[]")
+    calls_log.write_text("")
+    run = analysis_dag.test(run_conf=conf)
+    assert run.state == DagRunState.SUCCESS
+    assert calls_log.read_text().split() == [digest]
+    doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
+    assert doc["status"] == "complete" and doc["failed_frames"] == []
+    assert doc["api_calls"]["made"] == 1 and doc["api_calls"]["skipped_cached"] == 4
+    assert latest_asset_extra()["status"] == "complete"

@@ -8,7 +8,8 @@ in the same run, before and after the scheduler run, with one worker process per
 script would do on this machine):
 
 * airflow wall: the scan run's trigger to its end (it ends when every analysis run it started has);
-* direct wall: the baseline's wall time (probe, extract, analyse, load, segments, video document);
+* direct wall: the baseline's wall time (`probe_video` + `analyse_video`: extract, analyse, load,
+  segments, passes, video document);
 * scheduler overhead per video = (airflow wall - direct wall) / N: the wall time Airflow adds per
   video over the same work (scheduling, task start-up, deferral, XCom), on the same machine;
 * ratio = airflow wall / direct wall; videos per hour = N / airflow wall;
@@ -41,14 +42,14 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 from bench_bulk import opensearch_node  # noqa: E402 - the bench directory is on sys.path
 
 from reko.localdev.airflow_services import opensearch_connection  # noqa: E402 - needs the path above
-from tests.support.archive_load import (  # noqa: E402
+from reko.localdev.archive_load import (  # noqa: E402
     ANALYSIS_DAG_ID,
     SCAN_DAG_ID,
     make_archive,
     run_scan,
     scan_env,
 )
-from tests.support.deployment import airflow_deployment  # noqa: E402
+from reko.localdev.deployment import airflow_deployment  # noqa: E402
 
 SETTINGS = {"backend": "local", "frame_interval_s": 1.0, "analyses": ["text"], "min_confidence": 50.0}
 
@@ -58,58 +59,18 @@ def log(msg: str) -> None:
 
 
 def analyse_directly(video: str, work_uri: str) -> float:
-    """Everything one `video_analysis` run does to a video, in this process; returns its seconds."""
+    """Everything one `video_analysis` run does to a video, in this process; returns its seconds.
+
+    The same two calls as the DAG's short path (`probe`, then `analyse_video`), lease aside.
+    """
     from reko.index.client import IndexNames, get_client
-    from reko.pipeline import (
-        RunConfig,
-        analyse_batch,
-        extract,
-        load_detections,
-        load_segments,
-        plan_batches,
-        probe_video,
-        video_document,
-    )
+    from reko.pipeline import RunConfig, analyse_video, probe_video
 
     started = time.perf_counter()
-    cfg = RunConfig.from_params({"video_uri": video, **SETTINGS})
-    job = probe_video(cfg, work_uri)
-    manifest = extract(cfg, job.store, job.info)
-    reports = [
-        analyse_batch(
-            job.store,
-            batch["start"],
-            batch["end"],
-            backend=cfg.backend,
-            analyses=cfg.analyses,
-            interval_s=cfg.frame_interval_s,
-            analysis_options={"min_confidence": cfg.min_confidence},
-        )
-        for batch in plan_batches(manifest["frame_count"], cfg.batch_size)
-    ]
-    client, names = get_client(), IndexNames.current()
-    load = load_detections(
-        client,
-        names,
-        job.store,
-        frame_count=manifest["frame_count"],
-        backend=cfg.backend,
-        analyses=cfg.analyses,
-        min_confidence=cfg.min_confidence,
-    )
-    segments = load_segments(client, names, job.store, backend=cfg.backend, analyses=cfg.analyses)
-    doc = video_document(
-        job=job,
-        manifest=manifest,
-        load=load,
-        segments=segments,
-        batch_reports=reports,
-        dag_id="bench",
-        run_id="direct",
-    )
-    client.index(index=names.videos, id=doc["video_id"], body=doc, params={"refresh": "true"})
-    if doc["status"] != "complete":
-        raise RuntimeError(f"direct analysis of {video} ended {doc['status']}")
+    job = probe_video(RunConfig.from_params({"video_uri": video, **SETTINGS}), work_uri)
+    result = analyse_video(get_client(), IndexNames.current(), job, dag_id="bench", run_id="direct")
+    if result["video"]["status"] != "complete":
+        raise RuntimeError(f"direct analysis of {video} ended {result['video']['status']}")
     return time.perf_counter() - started
 
 
@@ -119,11 +80,10 @@ def direct_baseline(videos: list[Path], work_root: Path, os_url: str) -> dict[st
         {
             "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(os_url),
             "REKO_INDEX_PREFIX": f"reko-bench-direct-{uuid.uuid4().hex[:8]}",
-            "REKO_LOCAL_TEXT_ANALYSER": "tests.support.faulty:FaultyTextAnalyser",
             "REKO_BACKEND": "local",
         }
     )
-    os.environ.pop("REKO_TEST_CALLS_LOG", None)
+    os.environ.pop("REKO_LOCAL_TEXT_ANALYSER", None)  # the real OCR, as in the Airflow run
     work_uri = work_root.as_uri()
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:

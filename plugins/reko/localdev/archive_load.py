@@ -1,6 +1,7 @@
 """Many short videos through `video_archive_scan` under the real scheduler, and where the time went.
 
-Shared by the load test (`tests/test_archive_load.py`) and the benchmark (`bench/bench_archive.py`):
+Shared by the load test (`tests/test_archive_load.py`) and the benchmark (`bench/bench_archive.py`),
+so it lives in the package (bench/ imports nothing from tests/):
 an archive of N one-second videos, all modified on one day; one scan run over that day, triggered
 through the REST API with an explicit data interval as an operator re-scanning a day would; then
 the scan's and the analysis runs' task instances read back from the REST API.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reko.localdev.airflow_services import AirflowClient
-from tests.support.short_videos import make_video, set_mtime
+from reko.localdev.short_videos import make_video, set_mtime
 
 SCAN_DAG_ID = "video_archive_scan"
 ANALYSIS_DAG_ID = "video_analysis"

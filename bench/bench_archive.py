@@ -178,7 +178,8 @@ def markdown(r: dict[str, Any]) -> str:
         f" direct wall, per video); Airflow / direct = **{s['ratio_airflow_to_direct']}**.",
         "",
         f"Inside task instances (wall, {r['parallelism']} at once on {r['machine']['nproc']} cores):"
-        f" {a['in_task_total_s']} s over {a['task_instances']} task instances"
+        f" {a['in_task_total_s']} s over {a['task_instances']} task instances that ran"
+        f" ({a.get('task_instances_skipped', 0)} more were skipped: no process)"
         f" ({s['in_task_per_video_s']} s per video, against {s['direct_in_process_per_video_s']} s of work"
         " per video in the direct run). An analysis run lasted"
         f" {a['analysis_run_mean_s']} s on average, of which {a['analysis_run_gaps_mean_s']} s between its"

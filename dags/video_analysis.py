@@ -27,7 +27,19 @@ Turns one video into searchable frames.
    `file://` video passes at once.
 1. **probe** checks the Params, takes the video's lease (one run per video at a time: a second
    run of the same video waits, rescheduled, until the first ends) and reads the video (duration,
-   fps, size); anything that is not a readable video fails here, before anything is written.
+   fps, size); anything that is not a readable video fails here, before anything is written. It
+   then chooses the path: a video of at most one batch of frames whose frames are cut in the task
+   (backend `local`) takes the **short path**, every other video the mapped path (steps 2-5).
+
+**Short path**: **analyse_short_video** does the whole run in one task (cut frames, analyse, index
+detections, segments and runner passes, write the video document, announce the asset); the
+mapped path's tasks are skipped (a skipped task costs no process). A frame that fails is recorded
+with its reason next to the frames and everything else is indexed; the task then fails red (and
+announces no asset event: Airflow announces outlets of successful tasks only). Clearing it
+analyses only the frames without a result.
+
+**Mapped path**:
+
 2. **extract_frames** cuts frame images every `frame_interval_s` (local: ffmpeg; aws: MediaConvert
    frame capture; same names and timestamps).
 3. **analyse_frames** runs once per batch of frames (named by frame range). Each frame's result is
@@ -48,7 +60,7 @@ are replaced at load time, never mixed. `reanalyse` also ignores stored results 
 """
 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
-SHORT_TASK_ID = "analyse_video"
+SHORT_TASK_ID = "analyse_short_video"
 
 
 def _batch_reports(ti: Any) -> list[dict[str, Any]]:
@@ -153,7 +165,7 @@ def video_analysis() -> None:
         return SHORT_TASK_ID if short else "extract_frames"
 
     @task(outlets=[VIDEO_ANALYSED], pool=rekognition_pool())
-    def analyse_video(job: dict[str, Any]) -> None:
+    def analyse_short_video(job: dict[str, Any]) -> None:
         """Short path: the whole run in one task; a failed frame fails it red, a clear redoes only that."""
         from reko.index.client import IndexNames, get_client
         from reko.pipeline import Job
@@ -289,7 +301,7 @@ def video_analysis() -> None:
     job = probed["job"]
     summary = summarise_run(job)
     wait_for_video >> probed
-    short = analyse_video(job)
+    short = analyse_short_video(job)
     manifest = ExtractFramesOperator(
         task_id="extract_frames", probed=job, waiter_delay=mediaconvert_poll_s()
     ).output

@@ -1,4 +1,4 @@
-"""The short path: a video of at most one batch is analysed by one task (`analyse_video`).
+"""The short path: a video of at most one batch is analysed by one task (`analyse_short_video`).
 
 Same index as the mapped path, same per-frame retry: a failed frame is recorded with its reason,
 the task fails red, and running it again analyses only the frames without a result.
@@ -19,7 +19,7 @@ from tests.support.short_videos import make_video
 from tests.test_failures import task_states
 
 pytestmark = pytest.mark.slow
-SHORT_ONLY = {"analyse_video"}
+SHORT_ONLY = {"analyse_short_video"}
 MAPPED_ONLY = {
     "extract_frames",
     "plan_batches",
@@ -60,7 +60,7 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
     assert run.state == DagRunState.SUCCESS
     states = task_states(run)
     assert {t: states[t] for t in SHORT_ONLY | {"probe", "summarise_run"}} == {
-        "analyse_video": ["success"],
+        "analyse_short_video": ["success"],
         "probe": ["success"],
         "summarise_run": ["success"],
     }
@@ -80,7 +80,7 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
     run = analysis_dag.test(run_conf={"video_uri": mapped.as_uri(), "batch_size": 2})  # 3 batches
     assert run.state == DagRunState.SUCCESS
     states = task_states(run)
-    assert states["analyse_video"] == ["skipped"] and states["analyse_frames"] == ["success"] * 3
+    assert states["analyse_short_video"] == ["skipped"] and states["analyse_frames"] == ["success"] * 3
 
     clean, other = (
         index_state(os_client, index_names, mapped.as_uri()),
@@ -110,7 +110,7 @@ def test_a_failed_frame_on_the_short_path_fails_the_task_and_a_retry_analyses_on
     run = analysis_dag.test(run_conf=conf)
     assert run.state == DagRunState.FAILED
     states = task_states(run)
-    assert states["analyse_video"] == ["failed"] and states["summarise_run"] == ["success"]
+    assert states["analyse_short_video"] == ["failed"] and states["summarise_run"] == ["success"]
     assert states["fail_run_on_failed_frames"] == ["skipped"]
     assert len(calls_log.read_text().split()) == 5
     video_id = video_id_for(video.as_uri())
@@ -119,7 +119,7 @@ def test_a_failed_frame_on_the_short_path_fails_the_task_and_a_retry_analyses_on
     assert "InjectedFault: injected failure" in doc["failed_frames"][0]["reason"]
     summary = run.get_task_instance("summarise_run").xcom_pull(task_ids="summarise_run")
     assert summary["status"] == "partial" and f"frame {bad} (text)" in summary["note"]
-    assert "analyse_video" in summary["note"]  # the failed task and why
+    assert "analyse_short_video" in summary["note"]  # the failed task and why
 
     # the fault is gone: the task again (what clearing it does) analyses only the failed frame
     fail_file.write_text("[]")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 SUMMARY_TASK_ID = "summarise_run"
-SHORT_TASK_ID = "analyse_video"  # the short path: the whole run in one task, its result under `run`
+SHORT_TASK_ID = "analyse_short_video"  # the short path: the whole run in one task, its result under `run`
 BATCH_TASK_ID = "analyse_frames"
 NOTE_HEADING = "#### reko run summary"
 MAX_FAILED_LISTED = 10

@@ -72,8 +72,11 @@ class ScanOutcome:
     def accounting(self) -> dict[str, Any]:
         """Where the wall time went: inside tasks (by task), between tasks, and per video."""
         by_task: dict[str, list[float]] = defaultdict(list)
+        skipped = 0
         for ti in self.scan_tis + self.analysis_tis:
-            if ti.get("duration") is not None:
+            if ti.get("state") == "skipped":  # skipped by a branch or trigger rule: no process ran
+                skipped += 1
+            elif ti.get("duration") is not None:
                 by_task[ti["task_id"]].append(float(ti["duration"]))
         stages = {
             task: {"count": len(d), "total_s": round(sum(d), 2), "mean_s": round(sum(d) / len(d), 3)}
@@ -100,6 +103,7 @@ class ScanOutcome:
             "wall_per_video_s": round(self.wall_s / videos, 3) if videos else None,
             "in_task_total_s": round(in_task_s, 1),
             "task_instances": sum(len(d) for d in by_task.values()),
+            "task_instances_skipped": skipped,
             "trigger_and_wait_mean_s": _mean(waiting),
             "analysis_run_mean_s": _mean(run_spans),
             "analysis_run_gaps_mean_s": _mean(gaps),

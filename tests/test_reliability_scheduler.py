@@ -1,8 +1,8 @@
 """Faults under the real scheduler (LocalExecutor), recovered the way an operator would.
 
-1. A worker killed in the middle of an analysis batch: the fault-injecting analyser SIGKILLs its
-   own process (the Airflow task process) the first time it meets a chosen frame; Airflow sees the
-   task die, retries it (video_analysis: retries=2, retry_delay=15 s), and the retry analyses only
+1. A worker killed in the middle of an analysis (a 6-frame clip: the short path, one task for the
+   whole run): the fault-injecting analyser SIGKILLs its own process (the Airflow task process) the
+   first time it meets a chosen frame; Airflow sees the task die, retries it (video_analysis: retries=2, retry_delay=15 s), and the retry analyses only
    the frames that have no stored result.
 2. A frame that is not an image: its batch fails (red), everything else is indexed; once the frame
    is restored, clearing that one mapped task through the REST API re-analyses only that frame.
@@ -30,6 +30,7 @@ from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
+SHORT_TASK = "analyse_short_video"
 KILL_CLIP = (2, 6)  # start, seconds (= frames at 1 s): bibs 1042 and 257 are in view
 KILL_AT = 3  # frames 0-2 are analysed and stored before the worker dies
 BAD_CLIP = (20, 4)  # bibs 781 and 2465
@@ -111,7 +112,7 @@ def runs(deployment, tmp_path_factory, os_client):
     faults["kill"].write_text(json.dumps([kill_digest[KILL_AT]]))
     faults["calls"].write_text("")
     kill_uri = place(kill_clip, root, "killed")
-    kill_run = client.trigger(DAG_ID, {"video_uri": kill_uri, "batch_size": KILL_CLIP[1]})  # one batch
+    kill_run = client.trigger(DAG_ID, {"video_uri": kill_uri})  # one batch: the short path, one task
     bad_run = client.trigger(DAG_ID, {"video_uri": bad_uri, "batch_size": BAD_BATCH})
     assert client.wait_for_run(DAG_ID, bad_run) == "failed"
     bad_states = {(t["task_id"], t["map_index"]): t["state"] for t in client.task_instances(DAG_ID, bad_run)}
@@ -150,9 +151,11 @@ def test_a_worker_killed_mid_batch_is_retried_by_airflow_and_redoes_only_unfinis
     client, faults, kill = runs["client"], runs["faults"], runs["kill"]
     killed_pid = int(faults["marker"].read_text())  # the kill happened, in a task process
     assert killed_pid != os.getpid()
-    (ti,) = [t for t in client.task_instances(DAG_ID, kill["run"]) if t["task_id"] == "analyse_frames"]
-    assert (ti["map_index"], ti["state"], ti["try_number"]) == (0, "success", 2)
-    history = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{kill['run']}/taskInstances/analyse_frames/0/tries")
+    states = {t["task_id"]: t for t in client.task_instances(DAG_ID, kill["run"])}
+    ti = states[SHORT_TASK]  # a 6-frame clip takes the short path: the whole run is this one task
+    assert (ti["map_index"], ti["state"], ti["try_number"]) == (-1, "success", 2)
+    assert states["analyse_frames"]["state"] == "skipped"
+    history = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{kill['run']}/taskInstances/{SHORT_TASK}/tries")
     assert [(t["try_number"], t["state"]) for t in history["task_instances"]] == [
         (1, "failed"),
         (2, "success"),

@@ -1,9 +1,9 @@
 """Faults under the real scheduler (LocalExecutor), recovered the way an operator would.
 
 1. A worker killed in the middle of an analysis (a 6-frame clip: the short path, one task for the
-   whole run): the fault-injecting analyser SIGKILLs its own process (the Airflow task process) the
-   first time it meets a chosen frame; Airflow sees the task die, retries it (video_analysis: retries=2, retry_delay=15 s), and the retry analyses only
-   the frames that have no stored result.
+   whole run): the fault-injecting analyser SIGKILLs its own process (the Airflow task process)
+   the first time it meets a chosen frame; Airflow sees the task die, retries it (video_analysis:
+   retries=2, retry_delay=15 s), and the retry analyses only the frames that have no stored result.
 2. A frame that is not an image: its batch fails (red), everything else is indexed; once the frame
    is restored, clearing that one mapped task through the REST API re-analyses only that frame.
 

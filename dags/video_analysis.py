@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reko.assets import VIDEO_ANALYSED
-from reko.aws.sensors import VideoObjectSensor
 from reko.config import (
     REPO_ROOT,
-    lease_wait_s,
     mediaconvert_poll_s,
     rekognition_pool,
 )
-from reko.operators import ExtractFramesOperator
+from reko.operators import ExtractFramesOperator, ProbeVideoOperator
 from reko.params import analysis_settings_params, runner_params, video_wait_param
 
 DOC_MD = """
 ### video_analysis
 Turns one video into searchable frames.
 
-0. **wait_for_video** waits (deferred, up to `video_wait_s`) for an `s3://` video to land; a
-   `file://` video passes at once.
-1. **probe** checks the Params, takes the video's lease (one run per video at a time: a second
-   run of the same video waits, rescheduled, until the first ends) and reads the video (duration,
-   fps, size); anything that is not a readable video fails here, before anything is written. It
-   then chooses the path: a video of at most one batch of frames whose frames are cut in the task
-   (backend `local`) takes the **short path**, every other video the mapped path (steps 2-5).
+1. **probe** waits (deferred, up to `video_wait_s`) for an `s3://` video to land (a `file://`
+   video is there or not at once), checks the Params, takes the video's lease (one run per video
+   at a time: a second run of the same video waits, rescheduled, until the first ends) and reads
+   the video (duration, fps, size); anything that is not a readable video fails here, before
+   anything is written. It then chooses the path: a video of at most one batch of frames whose
+   frames are cut in the task (backend `local`) takes the **short path**, every other video the
+   mapped path (steps 2-5).
 
 **Short path**: **analyse_short_video** does the whole run in one task (cut frames, analyse, index
 detections, segments and runner passes, write the video document, announce the asset); the
@@ -68,20 +66,6 @@ def _batch_reports(ti: Any) -> list[dict[str, Any]]:
     from reko.run_summary import batch_reports
 
     return batch_reports(ti.xcom_pull)
-
-
-def _me(context: Any) -> Any:
-    """This run, as the holder of a video's lease."""
-    from reko.index.lease import Holder
-
-    return Holder(context["dag"].dag_id, context["run_id"])
-
-
-def _fail_without_retry(exc: Exception) -> NoReturn:
-    """Bad input will not get better on retry: fail the task at once, with the message."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(str(exc)) from exc
 
 
 def _fail_on_failed_frames(report: dict[str, Any]) -> None:
@@ -138,32 +122,6 @@ def _fail_on_failed_frames(report: dict[str, Any]) -> None:
     },
 )
 def video_analysis() -> None:
-    wait_for_video = VideoObjectSensor(
-        task_id="wait_for_video",
-        video_uri="{{ params.video_uri }}",
-        deferrable=True,
-        poke_interval=30,
-        wait_s="{{ params.video_wait_s }}",
-    )
-
-    @task.branch
-    def probe(params: dict[str, Any] | None = None) -> str:
-        """Validate, take the video's lease, read the video's facts; choose the short or mapped path."""
-        from airflow.sdk.exceptions import AirflowRescheduleException
-
-        from reko.pipeline import claim_and_probe
-
-        context = get_current_context()
-        try:
-            job, holder, short = claim_and_probe(params or {}, _me(context))
-        except (ValueError, NotImplementedError) as exc:
-            _fail_without_retry(exc)
-        if job is None:
-            print(f"{(params or {}).get('video_uri')} is being worked on by {holder}: waiting for it to end")
-            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))
-        context["ti"].xcom_push(key="job", value=job)  # the return value names the path to follow
-        return SHORT_TASK_ID if short else "extract_frames"
-
     @task(outlets=[VIDEO_ANALYSED], pool=rekognition_pool())
     def analyse_short_video(job: dict[str, Any]) -> None:
         """Short path: the whole run in one task; a failed frame fails it red, a clear redoes only that."""
@@ -297,10 +255,16 @@ def video_analysis() -> None:
         frames = sorted({f["frame_index"] for f in failed})
         raise AirflowFailException(f"{len(frames)} frames have no result: {frames[:50]}")
 
-    probed = probe()
-    job = probed["job"]
+    probed = ProbeVideoOperator(
+        task_id="probe",
+        video_uri="{{ params.video_uri }}",
+        wait_s="{{ params.video_wait_s }}",
+        poke_interval=30,
+        short_task_id=SHORT_TASK_ID,
+        mapped_task_id="extract_frames",
+    )
+    job = probed.output["job"]
     summary = summarise_run(job)
-    wait_for_video >> probed
     short = analyse_short_video(job)
     manifest = ExtractFramesOperator(
         task_id="extract_frames", probed=job, waiter_delay=mediaconvert_poll_s()

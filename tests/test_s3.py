@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -20,6 +22,7 @@ from tests.conftest import SAMPLE_VIDEO
 from tests.support.moto_s3 import moto_s3
 
 BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
+LANDS_AFTER_S = 8  # the late video is uploaded this long after its run is started
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +70,31 @@ def test_storage_round_trips_through_s3(s3):
 def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
     s3, analysis_dag, os_client, index_names, monkeypatch
 ):
+    """The video lands after the run started: probe defers until it is there, then reads it."""
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
     monkeypatch.setenv("REKO_WORK_URI", f"s3://aws_default@{BUCKET_WORK}/runs")
-    uri = f"s3://aws_default@{BUCKET_VIDEOS}/races/race.mp4"
-    assert analysis_dag.test(run_conf={"video_uri": uri}).state == DagRunState.SUCCESS
+    uri = f"s3://aws_default@{BUCKET_VIDEOS}/landing/race.mp4"
+    dag = DagBag(dag_folder=analysis_dag.fileloc).dags["video_analysis"]  # its own copy: conf leaks
+    dag.get_task("probe").poke_interval = 1  # the deployment polls every 30 s
+    # the run's probe starts within a few seconds, finds no video and defers; the trigger sees
+    # the upload (a probe that did not wait fails: there is no video to read)
+    uploaded_at: list[datetime] = []
+
+    def upload() -> None:
+        s3.upload_file(str(SAMPLE_VIDEO), BUCKET_VIDEOS, "landing/race.mp4")
+        uploaded_at.append(datetime.now(UTC))
+
+    timer = threading.Timer(LANDS_AFTER_S, upload)
+    timer.start()
+    try:
+        dag_run = dag.test(run_conf={"video_uri": uri, "video_wait_s": 120})
+    finally:
+        timer.cancel()
+    assert dag_run.state == DagRunState.SUCCESS
+    (probe,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == "probe"]
+    assert probe.start_date < uploaded_at[0] < probe.end_date  # one task that waited, then probed
 
     video_id = video_id_for(uri)
     keys = [
@@ -131,16 +154,17 @@ def test_a_missing_video_is_waited_for_with_its_key_and_deadline_logged_for_the_
     from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
     from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
-    from reko.aws.sensors import VideoObjectSensor
+    from reko.operators import ProbeVideoOperator
 
     uri = f"s3://aws_default@{BUCKET_VIDEOS}/late/race.mp4"
-    sensor = VideoObjectSensor(
-        task_id="wait_for_video", video_uri=uri, deferrable=True, poke_interval=5, wait_s="90"
+    sensor = ProbeVideoOperator(  # the analysis DAG's probe waits for the video before reading it
+        task_id="probe", video_uri=uri, poke_interval=5, wait_s="90", short_task_id="a", mapped_task_id="b"
     )
     sensor._cached_logger = TaskLog()
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     assert deferred.value.timeout == timedelta(seconds=90)
+    assert deferred.value.method_name == "execute_complete"  # then it probes and chooses the path
     assert deferred.value.trigger.bucket_key == "late/race.mp4"
     waiting = [line for line in sensor._cached_logger.lines if line.startswith("Waiting for")]
     assert len(waiting) == 1, sensor._cached_logger.lines
@@ -153,7 +177,7 @@ def test_a_missing_video_is_waited_for_with_its_key_and_deadline_logged_for_the_
 def test_the_video_wait_is_a_param_of_the_analysis_dag(analysis_dag):
     param = analysis_dag.params.get_param("video_wait_s")
     assert param.value == 3600 and param.schema["type"] == "integer" and param.schema.get("title")
-    assert analysis_dag.get_task("wait_for_video").wait_s == "{{ params.video_wait_s }}"
+    assert analysis_dag.get_task("probe").wait_s == "{{ params.video_wait_s }}"
 
 
 def test_a_bare_s3_uri_uses_the_configured_aws_connection_in_every_stage(s3, monkeypatch, tmp_path):

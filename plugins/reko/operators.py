@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.standard.operators.branch import BranchMixIn
 
 from reko.aws.operators import MediaConvertCreateJobOperator
+from reko.aws.sensors import VideoObjectSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -186,3 +188,50 @@ class CutClipOperator(MediaConvertCreateJobOperator):
             "%s: %.3f s, %d bytes (%s)", item["clip_uri"], cut["duration_s"], cut["size_bytes"], cut["method"]
         )
         return {"clip_id": item["clip_id"], **cut}
+
+
+class ProbeVideoOperator(VideoObjectSensor, BranchMixIn):
+    """
+    Wait for the run's video, take its lease, read it, and choose the short or the mapped path.
+
+    One task where there were two (a sensor, then the probe): a short clip pays for one task
+    process fewer. An `s3://` video that has not landed defers in the triggerer, exactly like
+    `VideoObjectSensor` (key and deadline logged, `video_wait_s`, no retries on timeout); a video
+    being worked on by another run is waited for by rescheduling, without holding a worker slot.
+
+    :param short_task_id: The task that does a short video's whole run.
+    :param mapped_task_id: The first task of the mapped path.
+    """
+
+    def __init__(self, *, short_task_id: str, mapped_task_id: str, **kwargs: Any) -> None:
+        super().__init__(deferrable=True, **kwargs)
+        self.short_task_id = short_task_id
+        self.mapped_task_id = mapped_task_id
+
+    def execute(self, context: Context) -> Any:
+        super().execute(context)  # defers (raises) while an s3:// video has not landed
+        return self._probe(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        super().execute_complete(context, event)  # may defer again
+        return self._probe(context)
+
+    def _probe(self, context: Context) -> Any:
+        from datetime import UTC, datetime, timedelta
+
+        from airflow.sdk.exceptions import AirflowRescheduleException
+
+        from reko.config import lease_wait_s
+        from reko.index.lease import Holder
+        from reko.pipeline import claim_and_probe
+
+        params = dict(context["params"])
+        try:
+            job, holder, short = claim_and_probe(params, Holder(context["dag"].dag_id, context["run_id"]))
+        except (ValueError, NotImplementedError) as exc:  # bad input: a retry will not help
+            raise AirflowFailException(str(exc)) from exc
+        if job is None:
+            self.log.info("%s is being worked on by %s: waiting for it to end", params["video_uri"], holder)
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))
+        context["ti"].xcom_push(key="job", value=job)
+        return self.do_branch(context, self.short_task_id if short else self.mapped_task_id)

@@ -76,7 +76,7 @@ def runner_params() -> dict[str, Param]:
 
 
 def video_wait_param(default_s: int = 3600) -> Param:
-    """How long `wait_for_video` waits for an `s3://` video to land before the run fails."""
+    """How long `probe` waits (deferred) for an `s3://` video to land before the run fails."""
     return Param(
         default_s,
         type="integer",

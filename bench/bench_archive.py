@@ -109,12 +109,12 @@ def run(args: argparse.Namespace, os_url: str, root: Path) -> dict[str, Any]:
         },
         "videos": args.videos,
         "parallelism": args.parallelism,
-        "max_in_flight": args.max_in_flight,
+        "max_active_analyses": args.max_active_analyses,
     }
     log("baseline (before): the pipeline functions called directly")
     before = direct_baseline(videos, root / "direct-before", os_url)
     log(f"  {before}")
-    env = {**scan_env(root / "archive", args.max_in_flight, args.parallelism), "REKO_BACKEND": "local"}
+    env = {**scan_env(root / "archive", args.max_active_analyses, args.parallelism), "REKO_BACKEND": "local"}
     prefix = f"reko-bench-archive-{uuid.uuid4().hex[:8]}"
     log(f"starting Airflow (parallelism {args.parallelism}) and scanning the archive")
     with airflow_deployment(
@@ -161,7 +161,7 @@ def markdown(r: dict[str, Any]) -> str:
         " machine: the baseline is measured in the same run, before and after).",
         "",
         f"{r['videos']} one-second 320x240 videos (1 frame each at 1 s), local OCR; Airflow LocalExecutor"
-        f" with parallelism {r['parallelism']}, at most {r['max_in_flight']} analysis runs in flight.",
+        f" with parallelism {r['parallelism']}, at most {r['max_active_analyses']} analysis runs at once.",
         "",
         "| | wall | per video | videos/hour |",
         "|---|---|---|---|",
@@ -183,7 +183,7 @@ def markdown(r: dict[str, Any]) -> str:
         f" ({s['in_task_per_video_s']} s per video, against {s['direct_in_process_per_video_s']} s of work"
         " per video in the direct run). An analysis run lasted"
         f" {a['analysis_run_mean_s']} s on average, of which {a['analysis_run_gaps_mean_s']} s between its"
-        f" tasks; runs waited {a['analysis_run_queued_mean_s']} s queued (the in-flight bound).",
+        f" tasks; runs waited {a['analysis_run_queued_mean_s']} s queued for a slot.",
         "",
         f"CPU during the Airflow run: {a['cpu_s_per_video']} CPU-s per video ("
         + ", ".join(f"{name} {cpu}" for name, cpu in a["cpu_s_by_service"].items())
@@ -205,7 +205,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=60)
     parser.add_argument("--parallelism", type=int, default=8, help="Airflow task processes at once")
-    parser.add_argument("--max-in-flight", type=int, default=16, help="REKO_SCAN_MAX_IN_FLIGHT")
+    parser.add_argument("--max-active-analyses", type=int, default=8, help="REKO_MAX_ACTIVE_ANALYSES")
     parser.add_argument("--timeout-s", type=float, default=3600)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "archive.json")
     args = parser.parse_args()

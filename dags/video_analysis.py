@@ -9,11 +9,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from reko.assets import VIDEO_ANALYSED
-from reko.config import (
-    REPO_ROOT,
-    mediaconvert_poll_s,
-    rekognition_pool,
-)
+from reko.config import REPO_ROOT, max_active_analyses, mediaconvert_poll_s, rekognition_pool
 from reko.operators import ExtractFramesOperator, ProbeVideoOperator
 from reko.params import analysis_settings_params, runner_params, video_wait_param
 
@@ -84,7 +80,7 @@ def _fail_on_failed_frames(report: dict[str, Any]) -> None:
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=8,
+    max_active_runs=max_active_analyses(),  # a backfill's runs queue behind it
     tags=["reko", "video"],
     doc_md=DOC_MD,
     default_args={"owner": "reko", "retries": 2, "retry_delay": timedelta(seconds=15)},

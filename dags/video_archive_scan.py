@@ -9,14 +9,8 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from reko.config import (
-    VIDEO_EXTENSIONS,
-    archive_uri,
-    scan_max_in_flight,
-    scan_poke_s,
-    scan_schedule,
-    scan_start_date,
-)
+from reko.config import VIDEO_EXTENSIONS, archive_uri, scan_poke_s, scan_schedule, scan_start_date
+from reko.operators import WaitForRunsOperator
 from reko.params import analysis_settings_params
 
 ANALYSIS_DAG_ID = "video_analysis"
@@ -47,16 +41,15 @@ run's failed tasks to retry them.
 analysed (one `mget`), rejects corrupt inputs with a reason (zero bytes, not a video, truncated; checked
 by ffprobe on the file, or on a presigned S3 URL with range reads, never a full download) and caps the
 run at `max_videos`, oldest first. `analyse_video` (mapped, one per video, named by its URI) triggers
-`video_analysis` and waits for it, deferred. `summarise_scan` writes the report (listed, in interval,
+`video_analysis` and returns; `wait_for_analyses` waits, deferred, for all of those runs at once
+(one trigger, not one task resumed per video). `summarise_scan` writes the report (listed, in interval,
 skipped, rejected with reasons, triggered, already existing, overflow) and fails the run only on
 overflow: then clear the scan run to continue with the rest.
 
-**Concurrency**: at most `REKO_SCAN_MAX_IN_FLIGHT` (default 16) analysis runs started by scans are
-unfinished at once, over all scan runs (backfills included): the trigger task has
-`max_active_tis_per_dag`, and Airflow 3.3 counts deferred task instances toward it (backfill runs do
-not follow the DAG's `max_active_runs`, so a per-run limit would multiply). `video_analysis`
-itself runs at most 8 at once (`max_active_runs`), its Rekognition calls go through the
-`rekognition` pool and the rate limiter, and MediaConvert jobs are bounded by the same in-flight cap.
+**Concurrency**: `video_analysis` runs at most `REKO_MAX_ACTIVE_ANALYSES` (default 8) runs at once
+(its `max_active_runs`, which the runs a scan triggers follow, backfills included); the others wait
+queued for a slot, in the order they were created. Its Rekognition calls go through the
+`rekognition` pool and the rate limiter, and MediaConvert jobs are bounded by the same cap.
 
 **Event-driven start (optional)**: instead of (or next to) the schedule, start `video_analysis` when
 an object lands. Either wait for one key with the deferrable sensor `reko.aws.sensors.VideoObjectSensor`
@@ -151,19 +144,10 @@ def video_archive_scan() -> None:
     def summarise_scan(report: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from reko.archive import map_outcomes, summarise, summary_counts
+        from reko.archive import analysis_outcomes, summarise, summary_counts
 
-        context = get_current_context()
-        ti = context["ti"]
-        outcomes: dict[int, str] = {}
-        if report["new"]:
-            states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[TRIGGER_TASK_ID], run_ids=[ti.run_id])
-            outcomes = map_outcomes(states, ti.run_id, TRIGGER_TASK_ID)
-        existing = {
-            video["trigger_run_id"]: ti.get_dagrun_state(ANALYSIS_DAG_ID, video["trigger_run_id"])
-            for i, video in enumerate(report["new"])
-            if outcomes.get(i) == "skipped"
-        }
+        ti = get_current_context()["ti"]
+        outcomes, existing = analysis_outcomes(ti, report, TRIGGER_TASK_ID, ANALYSIS_DAG_ID)
         text, failing = summarise(report, outcomes, existing)
         print(text)
         if failing:
@@ -178,15 +162,21 @@ def video_archive_scan() -> None:
         task_id=TRIGGER_TASK_ID,
         trigger_dag_id=ANALYSIS_DAG_ID,
         logical_date=None,  # run ids, not dates, identify these runs; no collisions on a date
-        wait_for_completion=True,
-        deferrable=True,
-        poke_interval=scan_poke_s(),
+        wait_for_completion=False,  # wait_for_analyses waits for all of them, in one trigger
         skip_when_already_exists=True,
-        max_active_tis_per_dag=scan_max_in_flight(),
         retries=0,  # a retry would only find its own run and be skipped
         map_index_template="{{ task.conf['video_uri'] }}",
     ).expand_kwargs(requests)
-    analysed >> summarise_scan(requests["report"])
+    waited = WaitForRunsOperator(
+        task_id="wait_for_analyses",
+        trigger_task_id=TRIGGER_TASK_ID,
+        requests=requests,
+        waited_dag_id=ANALYSIS_DAG_ID,
+        poll_interval=scan_poke_s(),
+        trigger_rule="all_done",
+        retries=0,
+    )
+    analysed >> waited >> summarise_scan(requests["report"])
 
 
 video_archive_scan()

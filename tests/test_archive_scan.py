@@ -427,7 +427,8 @@ def test_dag_shape_and_params(scan_dag):
     assert scan_dag.params.get_param("max_videos").schema["maximum"] == 1000
     trigger = scan_dag.get_task("analyse_video")
     kwargs = trigger.partial_kwargs
-    assert kwargs["max_active_tis_per_dag"] == 16 and kwargs["retries"] == 0
+    assert kwargs["wait_for_completion"] is False and kwargs["retries"] == 0  # one wait for all
+    assert scan_dag.get_task("wait_for_analyses").upstream_task_ids == {"analyse_video", "list_new_videos"}
     assert trigger.map_index_template == "{{ task.conf['video_uri'] }}"
     assert scan_dag.get_task("summarise_scan").trigger_rule == "all_done"
 
@@ -538,3 +539,18 @@ def test_dag_test_fails_the_run_on_overflow_only(scan_dag, tmp_path, clips):
     assert dr.state == DagRunState.FAILED
     states = ti_states(dr)
     assert states[("analyse_video", 0)] == "success" and states[("summarise_scan", -1)] == "failed"
+
+
+def test_analysis_runs_at_once_are_a_deployment_setting_with_the_old_name_still_read(monkeypatch):
+    from reko.config import max_active_analyses
+
+    monkeypatch.delenv("REKO_MAX_ACTIVE_ANALYSES", raising=False)
+    monkeypatch.delenv("REKO_SCAN_MAX_IN_FLIGHT", raising=False)
+    assert max_active_analyses() == 8
+    monkeypatch.setenv("REKO_SCAN_MAX_IN_FLIGHT", "3")  # a deployment set up before the rename
+    assert max_active_analyses() == 3
+    monkeypatch.setenv("REKO_MAX_ACTIVE_ANALYSES", "12")  # the new name wins
+    assert max_active_analyses() == 12
+    monkeypatch.setenv("REKO_MAX_ACTIVE_ANALYSES", "0")
+    with pytest.raises(ValueError, match="REKO_MAX_ACTIVE_ANALYSES must be greater than 0"):
+        max_active_analyses()

@@ -298,14 +298,16 @@ TRIGGER_OUTCOMES = {
     "failed": "analysis failed",
     "skipped": "run already existed",
     "upstream_failed": "not started",
+    "trigger_failed": "could not be started",
 }
 
 
 def summarise(report: dict[str, Any], outcomes: dict[int, str], existing: dict[str, str]) -> tuple[str, bool]:
     """The human report of one scan, and whether it must fail the run (only on overflow).
 
-    `outcomes`: map index -> state of its trigger task; `existing`: run id -> state of an analysis
-    run that already existed when the scan tried to start it.
+    `outcomes`: map index -> the analysis run's end state, or what kept it from running (see
+    `analysis_outcomes`); `existing`: run id -> state of an analysis run that already existed when
+    the scan tried to start it.
     """
     new = report["new"]
     counts: dict[str, int] = {}
@@ -372,3 +374,37 @@ def map_outcomes(task_states: dict[str, Any], run_id: str, task_id: str) -> dict
         for k, v in states.items()
         if k.startswith(prefix) and k[len(prefix) :].isdigit() and v is not None
     }
+
+
+def _state_name(state: Any) -> str:
+    """ "success" for DagRunState.SUCCESS and for "success" alike."""
+    return str(getattr(state, "value", state))
+
+
+def analysis_outcomes(
+    ti: Any, report: dict[str, Any], trigger_task_id: str, analysis_dag_id: str
+) -> tuple[dict[int, str], dict[str, str]]:
+    """`({map index: outcome}, {run id: state of a run that already existed})` for a scan's videos.
+
+    A trigger task that succeeded created its run: the outcome is that run's state (success or
+    failed once `wait_for_analyses` is done). A skipped trigger found its run already there; a
+    failed one created nothing (`trigger_failed`); upstream_failed never ran.
+    """
+    if not report["new"]:
+        return {}, {}
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[trigger_task_id], run_ids=[ti.run_id])
+    triggers = map_outcomes(states, ti.run_id, trigger_task_id)
+    outcomes: dict[int, str] = {}
+    existing: dict[str, str] = {}
+    for i, video in enumerate(report["new"]):
+        state, run_id = triggers.get(i), video["trigger_run_id"]
+        if state == "success":
+            outcomes[i] = _state_name(ti.get_dagrun_state(analysis_dag_id, run_id))
+        elif state == "skipped":
+            outcomes[i] = state
+            existing[run_id] = _state_name(ti.get_dagrun_state(analysis_dag_id, run_id))
+        elif state == "failed":
+            outcomes[i] = "trigger_failed"
+        elif state is not None:
+            outcomes[i] = state
+    return outcomes, existing

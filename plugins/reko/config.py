@@ -264,14 +264,19 @@ def scan_start_date() -> str:
     return os.environ.get("REKO_SCAN_START_DATE") or "2000-01-01"
 
 
-def scan_max_in_flight() -> int:
-    """Most `video_analysis` runs the scan DAG keeps unfinished at once, over all its runs
-    (`REKO_SCAN_MAX_IN_FLIGHT`, default 16)."""
-    return int(_positive_number("REKO_SCAN_MAX_IN_FLIGHT", 16))
+def max_active_analyses() -> int:
+    """Most `video_analysis` runs at once (`REKO_MAX_ACTIVE_ANALYSES`, default 8): the DAG's
+    `max_active_runs`. Runs beyond it, such as a backfill's, wait queued for a slot.
+
+    `REKO_SCAN_MAX_IN_FLIGHT`, the scans' own bound before, is read when the new name is not set.
+    """
+    if not os.environ.get("REKO_MAX_ACTIVE_ANALYSES") and os.environ.get("REKO_SCAN_MAX_IN_FLIGHT"):
+        return int(_positive_number("REKO_SCAN_MAX_IN_FLIGHT", 8))
+    return int(_positive_number("REKO_MAX_ACTIVE_ANALYSES", 8))
 
 
 def scan_poke_s() -> int:
-    """Seconds between checks of a triggered analysis run's state (`REKO_SCAN_POKE_S`, default 15)."""
+    """Seconds between checks of the triggered analysis runs' states (`REKO_SCAN_POKE_S`, default 15)."""
     return int(_positive_number("REKO_SCAN_POKE_S", 15))
 
 

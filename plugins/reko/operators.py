@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.standard.operators.branch import BranchMixIn
+from airflow.sdk import BaseOperator
 
 from reko.aws.operators import MediaConvertCreateJobOperator
 from reko.aws.sensors import VideoObjectSensor
@@ -235,3 +236,55 @@ class ProbeVideoOperator(VideoObjectSensor, BranchMixIn):
             raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))
         context["ti"].xcom_push(key="job", value=job)
         return self.do_branch(context, self.short_task_id if short else self.mapped_task_id)
+
+
+class WaitForRunsOperator(BaseOperator):
+    """
+    Wait, deferred, until every run this scan started (or found already there) has ended.
+
+    One trigger for all of a scan's runs: the trigger tasks return as soon as their run exists,
+    instead of each deferring and coming back in a task process of its own when its run ends.
+    Runs whose trigger did not succeed (not created) are not waited for.
+
+    :param trigger_task_id: The mapped task that triggers the runs.
+    :param requests: The trigger task's kwargs, one per run (`trigger_run_id` each). (templated)
+    :param waited_dag_id: The DAG of those runs.
+    :param poll_interval: Seconds between checks of their states.
+    """
+
+    template_fields: Sequence[str] = ("requests",)
+
+    def __init__(
+        self, *, trigger_task_id: str, requests: Any, waited_dag_id: str, poll_interval: float, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.trigger_task_id = trigger_task_id
+        self.requests = requests
+        self.waited_dag_id = waited_dag_id
+        self.poll_interval = poll_interval
+
+    def execute(self, context: Context) -> None:
+        from airflow.providers.standard.triggers.external_task import DagStateTrigger
+        from airflow.utils.state import DagRunState
+
+        from reko.archive import map_outcomes
+
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.trigger_task_id], run_ids=[ti.run_id])
+        outcomes = map_outcomes(states, ti.run_id, self.trigger_task_id)
+        created = ("success", "skipped")  # started now, or there already
+        requests = self.requests or []
+        run_ids = [r["trigger_run_id"] for i, r in enumerate(requests) if outcomes.get(i) in created]
+        if not run_ids:
+            return
+        self.log.info("Waiting for %d %s runs to end", len(run_ids), self.waited_dag_id)
+        trigger = DagStateTrigger(
+            dag_id=self.waited_dag_id,
+            states=[DagRunState.SUCCESS, DagRunState.FAILED],
+            run_ids=run_ids,
+            poll_interval=self.poll_interval,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        self.log.info("Every %s run this scan waited for has ended", self.waited_dag_id)

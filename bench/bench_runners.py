@@ -201,7 +201,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Benchmark `bench/bench_runners.py`, {results['when']}, {results['machine']}.",
         "",
-        "Tracker + vote + roster over today's local reader (rapidocr detector, tesseract recogniser).",
+        "Tracker + vote + roster over today's local reader (rapidocr's detector and PP-OCR recogniser for"
+        " Latin text, tesseract for Korean and doubtful lines), frames analysed afresh (no cached results).",
         f"Seed {TUNING_SEED} is the tuning seed; every other finish seed is held out (never tuned on).",
         "",
     ]

@@ -110,6 +110,7 @@ ROUTES = [
     ("POST", "/reko/api/clips"),
     ("GET", "/reko/api/clips/runs/manual__x"),
     ("GET", "/reko/media/a/b.jpg"),
+    ("GET", "/reko/video/race-0000000000"),
 ]
 
 
@@ -665,6 +666,61 @@ def test_clips_are_listed_by_subject_and_playable(api, web_data):
     assert partial.status_code == 206 and len(partial.content) == 100  # seeking in the player
     assert api.get("/reko/api/clips", params={"subject": "nobody"}).json() == {"clips": []}
     assert api.get("/reko/api/clips", params={"run_id": "manual__web-test"}).json()["clips"]
+
+
+# --- the video itself (jump to the moment) ----------------------------------------------------------
+
+
+def test_the_video_is_served_from_its_index_document_with_ranges(api, web_data):
+    """The player seeks: a Range request gets 206 and exactly those bytes of the source file."""
+    from tests.conftest import SAMPLE_VIDEO
+
+    url = f"/reko/video/{web_data['video_id']}"
+    whole = SAMPLE_VIDEO.read_bytes()
+    part = api.get(url, headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206, part.text[:200]
+    assert part.headers["content-type"] == "video/mp4" and part.headers["accept-ranges"] == "bytes"
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(whole)}"
+    assert part.content == whole[1000:2000]
+    tail = api.get(url, headers={"Range": f"bytes={len(whole) - 10}-"})
+    assert tail.status_code == 206 and tail.content == whole[-10:]
+    assert api.get(url).content == whole
+    assert api.get("/reko/video/no-such-video-0000000000").status_code == 404
+
+
+def test_the_video_route_reads_only_what_the_video_document_names(api, web_data, os_client, tmp_path):
+    """A document whose URI is not a video file (or has none) plays nothing; the request cannot
+    name a file: query parameters are ignored and the path is a video id only."""
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    cases = {"vid-bad-0000000001": secret.as_uri(), "vid-bad-0000000002": None}
+    for video_id, uri in cases.items():
+        os_client.index(
+            index=names.videos, id=video_id, body={"video_id": video_id, "source_uri": uri}, refresh=True
+        )
+    try:
+        for video_id in cases:
+            resp = api.get(f"/reko/video/{video_id}", params={"uri": secret.as_uri(), "path": str(secret)})
+            assert resp.status_code == 404 and b"root:" not in resp.content, resp.text
+        resp = api.get(f"/reko/video/{web_data['video_id']}", params={"source_uri": secret.as_uri()})
+        assert resp.status_code == 200 and resp.content[4:8] == b"ftyp"  # still the video's own file
+        assert api.get("/reko/video/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    finally:
+        for video_id in cases:
+            os_client.delete(index=names.videos, id=video_id, refresh=True)
+
+
+def test_the_video_needs_read_access_to_video_analysis(airflow_app, web_data):
+    url = f"/reko/video/{web_data['video_id']}"
+    for suffix in ("", "?dag_id=hello_dag"):
+        resp = as_user(airflow_app, "hello_reader").get(url + suffix, headers={"Range": "bytes=0-99"})
+        assert resp.status_code == 403 and resp.content[4:8] != b"ftyp", resp.text[:200]
+    assert (
+        as_user(airflow_app, "analysis_reader").get(url, headers={"Range": "bytes=0-99"}).status_code == 206
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -32,12 +32,14 @@ from reko.web.media import (
     media_origins,
     media_type,
     presigned_url,
+    source_video,
 )
 
 log = logging.getLogger(__name__)
 ASSET_DIR = REPO_ROOT / "include" / "web"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 ANALYSIS_DAG_ID = "video_analysis"
+VIDEO_URI_FIELDS = ["source_uri", "proxy_uri"]  # a browser-friendly proxy, when a backend writes one
 CLIPS_DAG_ID = "video_clips"
 QUEUED_TOO_LONG_S = 30  # a queued clip run that has not started by then gets a reason on the page
 # The page's own documents never go into frames of other origins, scripts come from here only,
@@ -414,6 +416,34 @@ def build_router() -> APIRouter:
         """Whether video_clips is paused, so the page can say so before a request waits forever."""
         return await _clips_dag(request)
 
+    @router.get("/video/{video_id}", name="video", dependencies=[read_analysis])
+    async def video(client: OpenSearchDep, video_id: Annotated[str, Path(max_length=250)]) -> Response:
+        """The video itself, to play from a moment: the file the index's video document names
+        (a proxy when it has one, else the source), never a path or URI from the request. Local
+        files are streamed with HTTP ranges (206), so the browser seeks without the whole file."""
+        from opensearchpy.exceptions import NotFoundError, RequestError
+
+        try:
+            doc = await asyncio.to_thread(
+                client.get, index=IndexNames.current().videos, id=video_id, _source=VIDEO_URI_FIELDS
+            )
+        except (NotFoundError, RequestError):  # an id OpenSearch refuses names no video either
+            raise HTTPException(status_code=404, detail="no such video") from None
+        src = doc.get("_source") or {}
+        try:
+            found = await asyncio.to_thread(source_video, src.get("proxy_uri") or src.get("source_uri"))
+        except MediaPathError as exc:
+            raise HTTPException(status_code=404, detail=f"cannot play this video: {exc}") from None
+        except FileNotFoundError:
+            raise HTTPException(status_code=404, detail="the video's file is gone") from None
+        if found.url:
+            return RedirectResponse(
+                found.url, status_code=307, headers={"Cache-Control": "private, max-age=600"}
+            )
+        return FileResponse(
+            found.path, media_type=found.media_type, headers={"Cache-Control": "private, max-age=3600"}
+        )
+
     @router.get("/media/{key:path}", name="media", dependencies=[Depends(media_access)])
     async def media(key: str) -> Response:
         root = storage_root()
@@ -444,7 +474,11 @@ def create_app() -> FastAPI:
         """A browser opening a page without a session goes to Airflow's login, then comes back."""
         wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
         path = request.url.path
-        if exc.status_code == 401 and wants_page and "/api/" not in path and "/media/" not in path:
+        if (
+            exc.status_code == 401
+            and wants_page
+            and not any(p in path for p in ("/api/", "/media/", "/video/"))
+        ):
             from airflow.api_fastapi.app import get_auth_manager
 
             target = path + (f"?{request.url.query}" if request.url.query else "")

@@ -484,7 +484,11 @@ def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):
     plugins = api.get("/api/v2/plugins").json()["plugins"]
     (reko,) = [p for p in plugins if p["name"] == "reko"]
     views = {v["destination"]: v for v in reko["external_views"]}
-    assert views["nav"]["name"] == "Video search" and views["nav"]["href"] == "/reko/"
+    assert (
+        views["nav"]["name"] == "Videos"
+        and views["nav"]["url_route"] == "video-search"
+        and views["nav"]["href"] == "/reko/"
+    )
     assert "{DAG_ID}" in views["dag"]["href"]
     assert reko["fastapi_apps"][0]["url_prefix"] == "/reko"
 

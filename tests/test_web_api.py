@@ -243,6 +243,208 @@ def test_a_user_who_may_trigger_video_clips_may_request_a_clip(
         api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
 
 
+# --- several bibs, partial numbers ----------------------------------------------------------------
+
+
+def hits_of(api, text: str) -> set[tuple[int, str]]:
+    rows, _, _ = all_pages(api, text=text, size=500)
+    return {(frame, found) for _, frame, found in rows}
+
+
+def test_several_bibs_are_searched_at_once(api, web_data):
+    both = search(api, text="1042 257", size=500)
+    assert hits_of(api, "1042 257") == hits_of(api, "1042") | hits_of(api, "257")
+    assert both["total"] == search(api, text="1042")["total"] + search(api, text=" 257 ")["total"]
+    (video,) = both["videos"]
+    assert {p["number"] for p in video["passes"]} == {"1042", "257"}
+    assert len(video["passes"]) == len(search(api, text="1042")["videos"][0]["passes"]) + len(
+        search(api, text="257")["videos"][0]["passes"]
+    )
+    assert search(api, text="1042 1042")["total"] == search(api, text="1042")["total"]  # each once
+    # words are still a phrase, not a list of words
+    assert search(api, text="CITY MARATHON")["total"] > 0
+    assert all(
+        d["text_type"] == "LINE"
+        for v in search(api, text="CITY MARATHON")["videos"]
+        for f in v["frames"]
+        for d in f["detections"]
+    )
+
+
+def test_a_partial_number_suggests_the_bibs_it_may_be(airflow_app, api, web_data):
+    def suggested(text: str) -> list[str]:
+        resp = api.get("/reko/api/suggest", params={"text": text})
+        assert resp.status_code == 200, resp.text
+        return [s["text"] for s in resp.json()["suggestions"]]
+
+    assert suggested("104")[0] == "1042"
+    assert "3318" in suggested("33") and "3318" in suggested(" 331")
+    assert all(s.startswith("6") for s in suggested("60")) and "6094" in suggested("60")
+    (entry,) = [
+        s
+        for s in api.get("/reko/api/suggest", params={"text": "104"}).json()["suggestions"]
+        if s["text"] == "1042"
+    ]
+    assert entry["frames"] == search(api, text="1042", min_confidence=0)["total"] and entry["passes"] == 1
+    for nothing in ("1", "1042", "MARA", "10 4", "9999"):
+        assert suggested(nothing) == [], nothing
+    assert (
+        as_user(airflow_app, "hello_reader").get("/reko/api/suggest?text=104&dag_id=hello_dag").status_code
+        == 403
+    )
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def test_a_search_exports_as_csv_and_json(api, web_data):
+    import csv
+    import io
+
+    resp = api.get("/reko/api/export", params={"text": "1042", "format": "csv"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv"), resp.text
+    assert resp.headers["content-disposition"] == 'attachment; filename="reko-1042.csv"'
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    frames = search(api, text="1042", size=500)["videos"][0]["frames"]
+    assert len(rows) == 5 == sum(len(f["detections"]) for f in frames)
+    for row, frame in zip(rows, frames, strict=True):
+        (det,) = frame["detections"]
+        assert row["video"] == "race.mp4" and row["video_id"] == web_data["video_id"]
+        assert int(row["frame_index"]) == frame["frame_index"]
+        assert float(row["time_s"]) == frame["timestamp_ms"] / 1000
+        assert row["text"] == "1042" and float(row["confidence"]) == det["confidence"]
+        assert (
+            float(row["box_left"]) == det["bbox"]["left"]
+            and float(row["box_height"]) == det["bbox"]["height"]
+        )
+        assert row["frame_url"] == "http://testserver" + frame["frame_url"]
+    assert api.get(rows[0]["frame_url"]).content[:2] == b"\xff\xd8"
+    as_json = api.get("/reko/api/export", params={"text": "1042", "format": "json"}).json()
+    assert as_json["truncated"] is False and len(as_json["hits"]) == 5
+    assert [str(h["frame_index"]) for h in as_json["hits"]] == [r["frame_index"] for r in rows]
+    assert as_json["hits"][0]["box_width"] == frames[0]["detections"][0]["bbox"]["width"]
+    narrow = api.get("/reko/api/export", params={"text": "1042", "min_confidence": 100.0, "format": "json"})
+    assert len(narrow.json()["hits"]) == sum(1 for f in frames if f["detections"][0]["confidence"] >= 100)
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example","click, here")',
+    "+1+2",
+    "-3+4",
+    "@SUM(A1:A2)",
+    'plain, "quoted"',
+]
+
+
+def test_the_csv_export_quotes_and_defuses_formulas(api, web_data, os_client):
+    import csv
+    import io
+
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    frame = os_client.search(
+        index=names.detections, body={"size": 1, "query": {"term": {"value_norm": "1042"}}}
+    )
+    src = frame["hits"]["hits"][0]["_source"]
+    ids = []
+    for i, value in enumerate(FORMULAS):
+        doc_id = f"csv-check-0000000000:{i:07d}:text:000"
+        body = {
+            **src,
+            "video_id": "csv-check-0000000000",
+            "frame_index": i,
+            "ordinal": 0,
+            "timestamp_ms": i * 1000,
+        }
+        body |= {"value": value, "value_norm": "CSVCHECK7", "text_type": "WORD", "confidence": 95.0}
+        os_client.index(index=names.detections, id=doc_id, body=body, refresh=True)
+        ids.append(doc_id)
+    try:
+        resp = api.get("/reko/api/export", params={"text": "CSVCHECK7", "format": "csv"})
+        assert resp.status_code == 200, resp.text
+        texts = [row["text"] for row in csv.DictReader(io.StringIO(resp.text))]
+        assert texts == ["'" + v for v in FORMULAS[:4]] + [FORMULAS[4]]
+        assert '"\'=HYPERLINK(""http://evil.example"",""click, here"")"' in resp.text  # RFC 4180 quoting
+        assert resp.text.splitlines()[0].split(",")[:3] == ["video_id", "video", "time_s"]
+        as_json = api.get("/reko/api/export", params={"text": "CSVCHECK7", "format": "json"}).json()
+        assert [h["text"] for h in as_json["hits"]] == FORMULAS  # JSON is data: left as read
+    finally:
+        for doc_id in ids:
+            os_client.delete(index=names.detections, id=doc_id, refresh=True)
+
+
+def test_the_export_is_checked_like_the_search(airflow_app, api, anon, web_data):
+    for suffix in ("", "&dag_id=hello_dag"):
+        resp = as_user(airflow_app, "hello_reader").get(f"/reko/api/export?text=1042{suffix}")
+        assert resp.status_code == 403 and b"1042," not in resp.content
+    assert anon.get("/reko/api/export?text=1042").status_code == 401
+    assert api.get("/reko/api/export", params={"text": "1042", "format": "xlsx"}).status_code == 422
+    assert api.get("/reko/api/export", params={"text": " "}).status_code == 400
+    assert as_user(airflow_app, "analysis_reader").get("/reko/api/export?text=1042").status_code == 200
+
+
+# --- no clip cut twice ------------------------------------------------------------------------------
+
+
+def test_a_request_for_clips_being_cut_gets_that_run(airflow_app, api, web_data, airflow_in_process):
+    requester = as_user(airflow_app, "clip_requester")
+    body = {"subject": "1042", "video_ids": [web_data["video_id"]], "padding_s": 1.5}
+    runs = []
+    try:
+        first = requester.post("/reko/api/clips", json=body)
+        assert first.status_code == 201 and first.json()["reused"] is None, first.text
+        runs.append(first.json()["dag_run_id"])
+        for same in (body, {**body, "subject": " 1042 "}, {**body, "padding_s": 1.5, "merge_gap_s": 3}):
+            again = requester.post("/reko/api/clips", json=same)
+            assert again.status_code == 200, again.text
+            assert again.json()["reused"] == "run" and again.json()["dag_run_id"] == runs[0]
+        for other in ({**body, "padding_s": 4}, {**body, "video_ids": []}, {**body, "force": True}):
+            new = requester.post("/reko/api/clips", json=other)
+            assert new.status_code == 201 and new.json()["dag_run_id"] not in runs, (other, new.text)
+            runs.append(new.json()["dag_run_id"])
+    finally:
+        for run_id in runs:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run_id}")
+
+
+def test_a_request_for_clips_that_exist_gets_them(airflow_app, api, web_data, airflow_in_process, os_client):
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    video_id = web_data["video_id"]
+    doc = {"video_id": video_id, "kind": "text", "clip_uri": None, "start_ms": 1000, "end_ms": 9000}
+    doc |= {"duration_s": 8.0, "run_id": "manual__done", "padding_ms": 2000, "merge_gap_ms": 3000}
+    cut = {
+        "done-1042": {**doc, "subject": "1042", "subject_norm": "1042"},
+        "done-other": {**doc, "video_id": "other-0000000000", "subject": "257", "subject_norm": "257"},
+    }
+    for doc_id, body in cut.items():
+        os_client.index(index=names.clips, id=doc_id, body=body, refresh=True)
+    requester = as_user(airflow_app, "clip_requester")
+    runs = []
+    try:
+        for body in ({"subject": "1042", "video_ids": [video_id]}, {"subject": "1042"}):
+            resp = requester.post("/reko/api/clips", json=body)
+            assert resp.status_code == 200 and resp.json()["reused"] == "clips", resp.text
+            assert [c["start_ms"] for c in resp.json()["clips"]] == [1000]
+        # not the same clips: other padding, or a video where 257 is seen has none
+        for body in ({"subject": "1042", "padding_s": 0}, {"subject": "257"}):
+            resp = requester.post("/reko/api/clips", json=body)
+            assert resp.status_code == 201 and resp.json()["reused"] is None, (body, resp.text)
+            runs.append(resp.json()["dag_run_id"])
+        # who may not trigger video_clips learns nothing more than before
+        assert (
+            as_user(airflow_app, "clip_reader").post("/reko/api/clips", json={"subject": "1042"}).status_code
+            == 403
+        )
+    finally:
+        for run_id in runs:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run_id}")
+        for doc_id in cut:
+            os_client.delete(index=names.clips, id=doc_id, refresh=True)
+
+
 # --- clip requests that do not start --------------------------------------------------------------
 
 

@@ -131,6 +131,56 @@ class ClipRequest(BaseModel):
     padding_s: float | None = Field(default=None, ge=0, le=600)
     merge_gap_s: float | None = Field(default=None, ge=0, le=3600)
     min_confidence: float | None = Field(default=None, ge=0, le=100)
+    force: bool = False  # cut again even when the same clips exist or are being cut
+
+
+CLIP_DEFAULTS = {"padding_s": 2.0, "merge_gap_s": 3.0, "min_confidence": 80.0}  # video_clips' Params
+
+
+def _clip_scope(conf: dict) -> tuple:
+    """What makes two clip requests the same: subject (as the clip DAG normalises it), videos and
+    the cut's settings, defaults filled in."""
+    from reko.index.docs import normalise
+
+    settings = tuple(float(conf.get(k) if conf.get(k) is not None else v) for k, v in CLIP_DEFAULTS.items())
+    videos = tuple(sorted({str(v) for v in conf.get("video_ids") or []}))
+    return (normalise(str(conf.get("subject") or "")), videos, settings)
+
+
+async def _run_cutting(request: Request, conf: dict) -> dict | None:
+    """A queued or running video_clips run asked for the same clips, if the caller may see one."""
+    want = _clip_scope(conf)
+    try:
+        runs = await _airflow_call(
+            request,
+            "GET",
+            f"/dags/{CLIPS_DAG_ID}/dagRuns",
+            None,
+            params={"state": ["queued", "running"], "limit": 100},
+        )
+    except HTTPException:  # may trigger but not list runs: no reuse, Airflow decides
+        return None
+    for run in runs.get("dag_runs") or []:
+        if _clip_scope(run.get("conf") or {}) == want:
+            return run
+    return None
+
+
+def _clips_done(client: Any, conf: dict) -> list[dict]:
+    """The clips already cut for this request: every requested video (or every video where the
+    subject is seen) has clips of it with the same padding and merge gap. Else nothing."""
+    names = IndexNames.current()
+    subject, videos, (padding_s, merge_gap_s, _) = _clip_scope(conf)
+    clips = [
+        c
+        for c in search.list_clips(client, names, subject=subject)
+        if c.get("padding_ms") == round(padding_s * 1000)
+        and c.get("merge_gap_ms") == round(merge_gap_s * 1000)
+    ]
+    if videos:
+        clips = [c for c in clips if c["video_id"] in videos]
+    wanted = set(videos) or search.videos_showing(client, names, subject)
+    return clips if clips and wanted <= {c["video_id"] for c in clips} else []
 
 
 def _airflow_api() -> str:
@@ -377,6 +427,56 @@ def build_router() -> APIRouter:
             raise
         return _with_media_urls(request, result)
 
+    @router.get("/api/suggest", dependencies=[read_analysis])
+    def suggest(client: OpenSearchDep, text: Annotated[str, Query(max_length=search.MAX_TEXT_LENGTH)]):
+        """Bibs a partial number may be (what a typo or a half-hidden bib leaves of it)."""
+        return {"text": text, "suggestions": search.suggest_numbers(client, IndexNames.current(), text)}
+
+    @router.get("/api/export", dependencies=[read_analysis])
+    def export(
+        request: Request,
+        client: OpenSearchDep,
+        text: Annotated[str, Query(max_length=search.MAX_TEXT_LENGTH)],
+        min_confidence: Annotated[float, Query(ge=0, le=100)] = 80,
+        max_confidence: Annotated[float, Query(ge=0, le=100)] = 100,
+        video_id: Annotated[str | None, Query(max_length=250)] = None,
+        format: Annotated[str, Query(pattern="^(csv|json)$")] = "csv",
+    ) -> Response:
+        """Every hit of a search (video, time, frame, text, confidence, box) as a CSV or JSON file,
+        for race organisers' tools; frame URLs are absolute and need the same session or token."""
+        try:
+            rows, truncated = search.export_hits(
+                client,
+                IndexNames.current(),
+                text=text,
+                min_confidence=min_confidence,
+                max_confidence=max_confidence,
+                video_id=video_id or None,
+            )
+        except search.SearchInputError as exc:
+            raise _bad_input(exc) from None
+        root, origin = storage_root(), str(request.base_url).rstrip("/")
+        for row in rows:
+            url = _media_url(request, root, row.pop("frame_uri", None))
+            row["frame_url"] = origin + url if url else None
+        stem = "".join(c if c.isalnum() else "-" for c in text.strip())[:40].strip("-") or "search"
+        headers = {
+            "Content-Disposition": f'attachment; filename="reko-{stem}.{format}"',
+            "X-Reko-Truncated": "true" if truncated else "false",
+            "Cache-Control": "no-store",
+        }
+        if format == "json":
+            body = {
+                "text": text,
+                "min_confidence": min_confidence,
+                "max_confidence": max_confidence,
+                "video_id": video_id or None,
+                "truncated": truncated,
+                "hits": [{k: row.get(k) for k in search.EXPORT_COLUMNS} for row in rows],
+            }
+            return JSONResponse(body, headers=headers)
+        return Response(search.to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+
     @router.get("/api/clips", dependencies=[read_clips])
     def clips(
         request: Request,
@@ -394,17 +494,34 @@ def build_router() -> APIRouter:
         return {"clips": docs}
 
     @router.post("/api/clips", status_code=201, dependencies=[trigger_clips])
-    async def request_clip(request: Request, body: Annotated[ClipRequest, Body()]):
+    async def request_clip(
+        request: Request, client: OpenSearchDep, body: Annotated[ClipRequest, Body()], response: Response
+    ):
+        """Trigger video_clips, unless the same clips exist (200, `reused: "clips"`, the clips) or
+        a run is cutting them (200, `reused: "run"`, that run): a second click or a second user
+        does not cut them twice. `force` cuts again."""
         conf: dict[str, Any] = {"subject": body.subject.strip(), "video_ids": body.video_ids}
         for key in ("padding_s", "merge_gap_s", "min_confidence"):
             if getattr(body, key) is not None:
                 conf[key] = getattr(body, key)
         if not conf["subject"]:
             raise HTTPException(status_code=400, detail="subject is required")
+        if not body.force:
+            done = await asyncio.to_thread(_clips_done, client, conf)
+            if done:
+                response.status_code = 200
+                root = storage_root()
+                for doc in done:
+                    doc["clip_url"] = _media_url(request, root, doc.get("clip_uri"))
+                return {"reused": "clips", "clips": done, "dag_run_id": None, "state": "success"}
+            running = await _run_cutting(request, conf)
+            if running:
+                response.status_code = 200
+                return {**await _with_waiting(request, running), "reused": "run"}
         run = await _airflow_call(
             request, "POST", f"/dags/{CLIPS_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf}
         )
-        return await _with_waiting(request, run)
+        return {**await _with_waiting(request, run), "reused": None}
 
     @router.get("/api/clips/runs/{run_id}", dependencies=[read_clip_runs])
     async def clip_run(request: Request, run_id: str):

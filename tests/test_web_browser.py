@@ -109,6 +109,29 @@ def test_videos_page_lists_the_sample(page, deployment, web_data):
     shot(page, "videos")
 
 
+def test_times_are_in_the_timezone_airflows_ui_shows(browser, deployment, web_data):
+    """The UI keeps its user's timezone in localStorage ("timezone", JSON): the page uses it too."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    req = urllib.request.Request(
+        f"{deployment.url}/reko/api/videos", headers={"Authorization": f"Bearer {deployment.client().token}"}
+    )
+    videos = json.load(urllib.request.urlopen(req, timeout=30))["videos"]
+    (video,) = [v for v in videos if v["video_id"] == web_data["video_id"]]
+    at = datetime.fromisoformat(video["processed_at"].replace("Z", "+00:00"))
+    for zone, label in (("Asia/Seoul", "GMT+9"), ("America/Los_Angeles", None), ("UTC", "UTC")):
+        tab = new_tab(browser, deployment, timezone_id="Europe/Berlin")  # the browser's own zone differs
+        try:
+            tab.add_init_script(f"localStorage.setItem('timezone', {json.dumps(json.dumps(zone))})")
+            tab.goto(f"{deployment.url}/reko/?view=videos")
+            text = tab.locator(f'.video-card[data-video-id="{web_data["video_id"]}"] .analysed').inner_text()
+            assert at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") in text, (zone, text)
+            assert label is None or text.endswith(label), (zone, text)
+        finally:
+            tab.context.close()
+
+
 NAMED_VIDEOS = {  # video id: (source URI, the name the page must show)
     "names-d-0000000004": ("s3://bucket/promo/50% off.mp4", "50% off.mp4"),  # a bare "%"
     "names-a-0000000001": ("s3://bucket/2024/lap.mp4", "2024/lap.mp4"),
@@ -239,6 +262,24 @@ def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data
     assert not page.dialogs and not page.console_errors
 
 
+def test_a_partial_number_offers_bibs_and_several_bibs_are_found_at_once(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=104")
+    chip = page.locator('#suggest button.chip[data-text="1042"]')
+    chip.wait_for()
+    assert page.locator("#suggest").inner_text().startswith("Bibs starting with 104:")
+    chip.click()
+    page.wait_for_url(re.compile(r".*text=1042(&|$)"))
+    page.wait_for_selector(".video-result .frame")
+    assert page.locator("#q").input_value() == "1042" and page.locator("#suggest").is_hidden()
+    page.goto(f"{deployment.url}/reko/?view=search&text=1042%20257")
+    page.wait_for_selector(".video-result .frame")
+    labels = {label.split(" (")[0] for label in page.locator(".frame .box .label").all_text_contents()}
+    assert labels == {"1042", "257"}
+    bars = page.locator(".timeline .seg.pass").evaluate_all("bars => bars.map(b => b.title.split(' ')[0])")
+    assert set(bars) == {"1042", "257"}
+    assert not page.console_errors
+
+
 def test_markup_read_in_a_frame_is_shown_as_text(page, deployment, web_data):
     page.goto(f"{deployment.url}/reko/?view=search&min=0")
     page.fill("#q", XSS)
@@ -319,7 +360,23 @@ def test_requesting_a_clip_runs_video_clips_and_plays_it(page, deployment, web_d
     assert "6094" in page.locator(".clip .body b").first.inner_text()
     run_id = re.search(r"run=([^&]+)", page.url).group(1)
     assert run_id
+    card = page.locator(".clip").first
+    meta = card.locator(".clip-video").inner_text()
+    assert meta.startswith("race.mp4 · ") and web_data["video_id"] not in meta and run_id not in meta
+    with page.expect_download() as download:
+        card.get_by_text("Download").click()
+    saved = download.value.path()
+    assert download.value.suggested_filename.endswith(".mp4") and "6094" in download.value.suggested_filename
+    assert Path(saved).read_bytes()[4:8] == b"ftyp"  # the clip's own bytes
     shot(page, "clips")
+    # asked again: the clips exist, nothing is cut twice
+    api = deployment.client()
+    runs = api.call("GET", "/dags/video_clips/dagRuns?limit=1")["total_entries"]
+    page.click("#request-clip")
+    page.wait_for_selector('#clip-run[data-reused="clips"]')
+    assert "exist already" in page.locator("#clip-run").inner_text()
+    assert page.locator(".clip").count() >= 1
+    assert api.call("GET", "/dags/video_clips/dagRuns?limit=1")["total_entries"] == runs
 
 
 def test_a_clip_request_of_a_paused_video_clips_says_why_and_links_to_it(page, deployment, web_data):
@@ -419,6 +476,13 @@ def test_the_address_follows_the_search_and_a_copied_link_reopens_it(browser, de
         want = {"view": ["search"], "text": ["1042"], "min": ["70"], "max": ["100"], "video": [video_id]}
         outer = urlsplit(tab.url)
         assert outer.path == f"{NAV}/reko/" and parse_qs(outer.query) == want, tab.url
+        # the hits as a file, from inside Airflow's iframe (its sandbox allows downloads)
+        with tab.expect_download() as download:
+            frame.locator("#export-csv").click()
+        assert download.value.suggested_filename == "reko-1042.csv"
+        lines = Path(download.value.path()).read_text().splitlines()
+        assert lines[0].startswith("video_id,video,time_s,frame_index")
+        assert len(lines) - 1 == frame.locator(".frame .box").count() > 0
         frame.locator("#copy-link").click()
         frame.locator("#share").wait_for()
         url = frame.locator("#share-url").input_value()

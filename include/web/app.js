@@ -146,6 +146,25 @@ function fmtTime(ms) {
   const mm = h ? String(m).padStart(2, "0") : String(m);
   return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
 }
+// Dates in the timezone Airflow's UI shows (the one its user picked, kept in the UI's localStorage
+// under "timezone", shared with this same-origin page), else the browser's, as the UI does.
+function airflowTimeZone() {
+  let zone = null;
+  try {
+    const raw = localStorage.getItem("timezone");
+    zone = raw ? JSON.parse(raw) : null;
+  } catch { zone = null; }
+  try { return new Intl.DateTimeFormat("en", { timeZone: zone || undefined }).resolvedOptions().timeZone; }
+  catch { return Intl.DateTimeFormat().resolvedOptions().timeZone; }
+}
+function fmtDate(iso) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return "";
+  const zone = airflowTimeZone();
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" }).formatToParts(date).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} ${parts.timeZoneName}`;
+}
 const plural = (n, word, many) => `${fmtNum(n)} ${n === 1 ? word : (many || word + "s")}`;
 const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
 
@@ -158,8 +177,10 @@ function uriParts(uri) {
 
 // Every video seen, by file name, so that two "race.mp4" from different folders read apart.
 const idsByName = new Map();
+const videosById = new Map();
 function noteVideo(video) {
   if (!video || !video.source_uri || !video.video_id) return;
+  videosById.set(video.video_id, video);
   const { name, folder } = uriParts(video.source_uri);
   if (!idsByName.has(name)) idsByName.set(name, new Map());
   idsByName.get(name).set(video.video_id, folder);
@@ -255,6 +276,9 @@ function showSearch(p) {
   searchState.videos = new Map();
   $("results").replaceChildren();
   $("load-more").hidden = true;
+  $("export").hidden = true;
+  $("suggest").hidden = true;
+  if (/^\s*\d{2,9}\s*$/.test(text)) showSuggestions(text.trim(), key);
   if (!text.trim()) {
     setStatus($("search-status"), "");
     $("results").append(el("div", { class: "empty" }, "Type a bib number or any text read in the videos, e.g. ", el("b", { text: "1042" }), "."));
@@ -268,6 +292,31 @@ function showSearch(p) {
 function pageSize(p) {
   const n = Number(p.get("size"));
   return String(Number.isInteger(n) && n >= 1 && n <= 500 ? n : 60);
+}
+
+// A partial number ("104"): the bibs it may be, most often read first, one click to search each.
+async function showSuggestions(text, key) {
+  let found = [];
+  try { found = (await api("/suggest?" + new URLSearchParams({ text }).toString())).suggestions || []; } catch { return; }
+  if (key !== searchState.key || !found.length) return;
+  const p = params();
+  const box = $("suggest");
+  box.replaceChildren(el("span", { class: "muted", text: `Bibs starting with ${text}:` }),
+    ...found.map((s) => el("button", { type: "button", class: "chip", "data-text": s.text,
+      title: [s.passes ? plural(s.passes, "runner pass", "runner passes") : null, s.frames ? plural(s.frames, "read") : null].filter(Boolean).join(", "),
+      onclick: () => go("search", { text: s.text, min: p.get("min") || "", max: p.get("max") || "", video: p.get("video") || "" }) }, s.text)));
+  box.hidden = false;
+}
+
+// Links to the whole result as files (the same query and filters as the page; every page of it).
+function showExport(p, any) {
+  $("export").hidden = !any;
+  const q = new URLSearchParams({ text: p.get("text") || "", min_confidence: p.get("min") || "80", max_confidence: p.get("max") || "100" });
+  if (p.get("video")) q.set("video_id", p.get("video"));
+  for (const format of ["csv", "json"]) {
+    q.set("format", format);
+    $("export-" + format).href = `${API}/export?${q.toString()}`;
+  }
 }
 
 async function loadPage() {
@@ -290,6 +339,7 @@ async function loadPage() {
     searchState.next = page.next;
     $("load-more").hidden = !page.next;
     const shown = [...searchState.videos.values()].reduce((n, v) => n + v.frameCount, 0);
+    showExport(p, searchState.videos.size > 0);
     if (!searchState.videos.size) {
       setStatus($("search-status"), "");
       $("results").append(el("div", { class: "empty" }, "No frames show ", el("b", { text: p.get("text") }), ` with confidence ${p.get("min") || 80}–${p.get("max") || 100} %. Try a lower confidence or another spelling.`));
@@ -492,7 +542,7 @@ function videoCard(v) {
       el("div", { class: "card-actions" },
         el("a", { href: "?" + new URLSearchParams({ view: "search", video: v.video_id }).toString(), onclick: (e) => { e.preventDefault(); go("search", { video: v.video_id }); } }, "Search this video"),
         runPath ? airflowLink(runPath, "Last run", "Open the run in Airflow") : null,
-        el("span", { class: "muted", text: v.processed_at ? "analysed " + new Date(v.processed_at).toLocaleString() : "" }))));
+        el("span", { class: "muted analysed", title: airflowTimeZone(), text: v.processed_at ? "analysed " + fmtDate(v.processed_at) : "" }))));
 }
 
 // --- clips -----------------------------------------------------------------------------------------
@@ -537,14 +587,24 @@ async function loadClips(subject, video) {
     grid.replaceChildren();
     setStatus($("clips-status"), clips.length ? `${clips.length} clip${clips.length === 1 ? "" : "s"} of “${subject}”` : "");
     if (!clips.length) grid.append(el("div", { class: "empty" }, "No clip of ", el("b", { text: subject }), " yet. Use ", el("b", { text: "Request clip" }), " to cut one."));
-    for (const c of clips) {
-      grid.append(el("article", { class: "clip", "data-clip-uri": c.clip_uri },
-        el("video", { src: safeMediaUrl(c.clip_url), controls: true, preload: "auto", playsinline: true, muted: true }),
-        el("div", { class: "body" },
-          el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
-          el("span", { class: "meta", text: `${c.video_id} · ${Number(c.duration_s).toFixed(1)} s` + (c.run_id ? ` · ${c.run_id}` : "") }))));
-    }
+    await loadVideoOptions();  // every video's name, for the cards
+    for (const c of clips) grid.append(clipCard(c));
   } catch (err) { setStatus($("clips-status"), err.message, true); }
+}
+
+// A clip: the video's name (not its id), when in the video, its length, a download, and its run.
+function clipCard(c) {
+  const src = safeMediaUrl(c.clip_url);
+  const name = videoName(videosById.get(c.video_id), c.video_id);
+  const file = `${name.replace(/[^\w.-]+/g, "_").replace(/\.\w+$/, "")}_${c.subject}_${fmtTime(c.start_ms).replace(/:/g, "-")}.mp4`;
+  return el("article", { class: "clip", "data-clip-uri": c.clip_uri },
+    el("video", { src, controls: true, preload: "auto", playsinline: true, muted: true }),
+    el("div", { class: "body" },
+      el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
+      el("span", { class: "meta clip-video", title: c.video_id, text: `${name} · ${Number(c.duration_s).toFixed(1)} s` }),
+      el("div", { class: "card-actions" },
+        src ? el("a", { class: "button", href: src, download: file.replace(/[^\w.-]+/g, "_") }, icon("download"), "Download") : null,
+        c.run_id ? airflowLink(`/dags/video_clips/runs/${encodeURIComponent(c.run_id)}`, "Run", `The video_clips run that cut it: ${c.run_id}`) : null)));
 }
 
 async function requestClip() {
@@ -554,9 +614,17 @@ async function requestClip() {
   const video = params().get("video");
   if (video) body.video_ids = [video];
   $("request-clip").disabled = true;
+  delete $("clip-run").dataset.reused;
   try {
     const run = await api("/clips", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+    if (run.reused === "clips") {  // cut already: shown, not cut again
+      go("clips", { subject, video: video || "" }, true);
+      showRun(null, "success", `These clips of “${subject}” exist already: shown below.`);
+      $("clip-run").dataset.reused = "clips";
+      return;
+    }
     go("clips", { subject, video: video || "", run: run.dag_run_id }, true);
+    if (run.reused === "run") $("clip-run").dataset.reused = "run";
   } catch (err) {
     showRun(null, "failed", err.message);
   } finally { $("request-clip").disabled = false; }
@@ -594,7 +662,8 @@ function watchRun(runId) {
       }
       if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${subject}” failed: see the run's logs.`); return; }
       // not started yet: the API says why (paused, or queued too long) and what to do
-      showRun(runId, run.state || "queued", run.waiting || `Cutting clips of “${subject}”…`, run);
+      const again = $("clip-run").dataset.reused === "run" ? "Already requested: " : "";
+      showRun(runId, run.state || "queued", run.waiting || `${again}cutting clips of “${subject}”…`.replace(/^c/, "C"), run);
       if (run.dag_paused === false) $("clips-dag").hidden = true;
     } catch (err) { showRun(runId, "failed", err.message); return; }
     clipRun.timer = setTimeout(poll, 2000);

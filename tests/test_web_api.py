@@ -433,6 +433,10 @@ def test_a_request_for_clips_that_exist_gets_them(airflow_app, api, web_data, ai
             resp = requester.post("/reko/api/clips", json=body)
             assert resp.status_code == 201 and resp.json()["reused"] is None, (body, resp.text)
             runs.append(resp.json()["dag_run_id"])
+        # who may trigger but not read video_clips gets a run, never its clips
+        blind = as_user(airflow_app, "clip_trigger_only").post("/reko/api/clips", json={"subject": "1042"})
+        assert blind.status_code == 201 and "clips" not in blind.json(), blind.text
+        runs.append(blind.json()["dag_run_id"])
         # who may not trigger video_clips learns nothing more than before
         assert (
             as_user(airflow_app, "clip_reader").post("/reko/api/clips", json={"subject": "1042"}).status_code

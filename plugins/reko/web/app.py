@@ -293,17 +293,22 @@ async def _with_waiting(request: Request, run: dict) -> dict:
     return summary
 
 
-def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
-    """403 unless Airflow's auth manager lets `user` do `method` on the DAG `dag_id` (as
+def _may(user: Any, method: str, dag_id: str, entity: Any = None) -> bool:
+    """Whether Airflow's auth manager lets `user` do `method` on the DAG `dag_id` (as
     `requires_access_dag` does, team included, but for a DAG the route names, not the request)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
     from airflow.models.dag import DagModel
 
     details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
-    if not get_auth_manager().is_authorized_dag(
+    return get_auth_manager().is_authorized_dag(
         method=method, access_entity=entity, details=details, user=user
-    ):
+    )
+
+
+def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
+    """403 unless `_may`."""
+    if not _may(user, method, dag_id, entity):
         verb = {"GET": "read"}.get(method, "trigger" if method == "POST" else "change")
         raise HTTPException(status_code=403, detail=f"Forbidden: you may not {verb} the DAG {dag_id}")
 
@@ -495,7 +500,11 @@ def build_router() -> APIRouter:
 
     @router.post("/api/clips", status_code=201, dependencies=[trigger_clips])
     async def request_clip(
-        request: Request, client: OpenSearchDep, body: Annotated[ClipRequest, Body()], response: Response
+        request: Request,
+        client: OpenSearchDep,
+        body: Annotated[ClipRequest, Body()],
+        response: Response,
+        user: Any = Depends(get_user),  # noqa: B008
     ):
         """Trigger video_clips, unless the same clips exist (200, `reused: "clips"`, the clips) or
         a run is cutting them (200, `reused: "run"`, that run): a second click or a second user
@@ -506,7 +515,8 @@ def build_router() -> APIRouter:
                 conf[key] = getattr(body, key)
         if not conf["subject"]:
             raise HTTPException(status_code=400, detail="subject is required")
-        if not body.force:
+        # the clips are video_clips' data: shown instead of a new run only to who may read them
+        if not body.force and _may(user, "GET", CLIPS_DAG_ID):
             done = await asyncio.to_thread(_clips_done, client, conf)
             if done:
                 response.status_code = 200

@@ -271,6 +271,23 @@ def test_several_bibs_are_searched_at_once(api, web_data):
     )
 
 
+def test_a_phrase_inside_longer_lines_gets_a_timeline(api, web_data):
+    """'CITY MARATHON' is read only inside the banner's line: no segment document is of it, so its
+    timeline is merged from every hit (not only the first page's), as segments are merged."""
+    first = search(api, text="city marathon", min_confidence=0, size=5)
+    (video,) = first["videos"]
+    segments = video["segments"]
+    assert segments and all(s["derived"] for s in segments), segments
+    rows, _, _ = all_pages(api, text="city marathon", min_confidence=0, size=500)
+    frames = sorted({frame for _, frame, _ in rows})
+    assert len(frames) > 5  # more than the first page
+    interval = video["video"]["frame_interval_ms"]
+    assert sum(s["frame_count"] for s in segments) == len(frames)
+    assert segments[0]["start_ms"] == frames[0] * interval and segments[-1]["end_ms"] == frames[-1] * interval
+    word = search(api, text="MARATHON", min_confidence=0)["videos"][0]["segments"]
+    assert word and not any(s.get("derived") for s in word)  # a word keeps the index's segments
+
+
 def test_a_partial_number_suggests_the_bibs_it_may_be(airflow_app, api, web_data):
     def suggested(text: str) -> list[str]:
         resp = api.get("/reko/api/suggest", params={"text": text})

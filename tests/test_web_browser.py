@@ -531,6 +531,19 @@ def test_a_timeline_bar_or_a_frame_plays_the_video_from_that_moment(page, deploy
     page.wait_for_function("() => !document.querySelector('.player video').paused", timeout=10_000)
     page.wait_for_timeout(300)
     shot(page, "search-player")
+    # the moment is in the address: opened elsewhere, the same video is at the same time
+    moment = re.search(r"play=([^&]+)&at=(\d+)", page.url)
+    assert moment and unquote(moment.group(1)) == web_data["video_id"], page.url
+    assert abs(int(moment.group(2)) / 1000 - start_s) < 1
+    shared = page.context.new_page()
+    shared.goto(page.url)
+    shared.wait_for_function(
+        "(s) => { const v = document.querySelector('.player video');"
+        " return v && v.readyState >= 1 && !v.seeking && Math.abs(v.currentTime - s) < 2; }",
+        arg=start_s,
+        timeout=30_000,
+    )
+    shared.close()
     # a frame's play button: from the frame's time
     frame = page.locator(".frame").nth(2)
     caption = frame.locator("figcaption span").first.inner_text()

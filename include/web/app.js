@@ -273,6 +273,7 @@ function showSearch(p) {
   if (key === searchState.key) return;
   searchState.key = key;
   searchState.next = null;
+  searchState.played = false;
   searchState.videos = new Map();
   $("results").replaceChildren();
   $("load-more").hidden = true;
@@ -336,6 +337,11 @@ async function loadPage() {
     for (const v of page.videos) noteVideo(v.video);
     if (page.total !== null && page.total !== undefined) searchState.total = page.total;
     for (const v of page.videos) addVideoResult(v, p.get("text"));
+    const moment = searchState.videos.get(p.get("play") || "");
+    if (moment && !searchState.played && Number.isFinite(Number(p.get("at")))) {  // a shared moment
+      searchState.played = true;
+      playAt(moment, Math.max(0, Number(p.get("at"))), true);
+    }
     searchState.next = page.next;
     $("load-more").hidden = !page.next;
     const shown = [...searchState.videos.values()].reduce((n, v) => n + v.frameCount, 0);
@@ -438,12 +444,21 @@ function frameCard(entry, frame, text) {
 
 // --- the video itself, from a moment ------------------------------------------------------------------
 // /reko/video/<id> serves the file the index's video document names (ranges, so seeking is cheap).
-function playAt(entry, ms) {
+// The moment is part of the address (play=<video id>&at=<ms>), so a copied link plays it too.
+function noteMoment(videoId, ms) {
+  const q = params();
+  if (videoId) { q.set("play", videoId); q.set("at", String(Math.round(ms))); } else { q.delete("play"); q.delete("at"); }
+  history.replaceState(null, "", "?" + q.toString());
+  syncAirflowAddress();
+}
+
+function playAt(entry, ms, fromAddress) {
+  if (!fromAddress) noteMoment(entry.videoId, ms);
   const box = entry.player;
   let video = box.querySelector("video");
   if (!video) {
     video = el("video", { controls: true, playsinline: true, preload: "metadata", src: `${BASE}/video/${encodeURIComponent(entry.videoId)}` });
-    const close = el("button", { type: "button", class: "icon", "aria-label": "Close the video", onclick: () => { video.pause(); box.hidden = true; } }, icon("close"));
+    const close = el("button", { type: "button", class: "icon", "aria-label": "Close the video", onclick: () => { video.pause(); box.hidden = true; noteMoment(null); } }, icon("close"));
     box.replaceChildren(video, el("div", { class: "player-bar" }, el("span", { class: "player-at muted" }), close));
     video.addEventListener("error", () => { box.querySelector(".player-at").textContent = "This video cannot be played here."; });
   }

@@ -344,6 +344,17 @@ def test_a_search_exports_as_csv_and_json(api, web_data):
     assert len(narrow.json()["hits"]) == sum(1 for f in frames if f["detections"][0]["confidence"] >= 100)
 
 
+def test_a_runners_name_exports_the_frames_of_their_passes(api, web_data):
+    shown = [f for v in search(api, text="Min-jun", size=500)["videos"] for f in v["frames"]]
+    hits = api.get("/reko/api/export", params={"text": "Min-jun", "format": "json"}).json()["hits"]
+    assert len(hits) == len(shown) > 0
+    assert [h["frame_index"] for h in hits] == [f["frame_index"] for f in shown]
+    assert all(h["text"].startswith("3318 Kim Min-jun") and h["text_type"] == "PASS" for h in hits)
+    assert all(
+        h["box_width"] == f["detections"][0]["bbox"]["width"] for h, f in zip(hits, shown, strict=True)
+    )
+
+
 FORMULAS = [
     '=HYPERLINK("http://evil.example","click, here")',
     "+1+2",

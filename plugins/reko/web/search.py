@@ -474,8 +474,9 @@ def export_hits(
     video_id: str | None = None,
     limit: int = MAX_EXPORT,
 ) -> tuple[list[dict], bool]:
-    """Every detection a search finds (the page's query and filters), in video and frame order, as
-    flat rows for a spreadsheet; and whether `limit` cut them. Frame URIs stay URIs here."""
+    """Every detection a search finds (the page's query and filters), in video and frame order, and
+    for a runner's name the frames of their passes (text_type PASS), as the page shows them; flat
+    rows for a spreadsheet, and whether `limit` cut them. Frame URIs stay URIs here."""
     norm = validate(text, min_confidence, max_confidence, 1)
     filters: list[dict] = [{"range": {"confidence": {"gte": min_confidence, "lte": max_confidence}}}]
     if video_id:
@@ -507,6 +508,25 @@ def export_hits(
         if len(hits) < body["size"]:
             break
         body["search_after"] = hits[-1]["sort"]
+    found = {r["video_id"] for r in rows}
+    for runner_pass in _passes(client, names, text, norm, [], by_name=True, video_id=video_id):
+        if runner_pass["video_id"] in found:  # as on the page: a name's frames where no word says it
+            continue
+        for frame in _pass_frames(runner_pass, runner_pass.get("frames") or []):
+            (det,) = frame["detections"]
+            box = det.get("bbox") or {}
+            rows.append(
+                {
+                    "video_id": runner_pass["video_id"],
+                    "time_s": round(frame["timestamp_ms"] / 1000, 3),
+                    "frame_index": frame["frame_index"],
+                    "frame_uri": frame.get("frame_uri"),
+                    "text": det["text"],
+                    "text_type": "PASS",
+                    "confidence": det.get("confidence"),
+                    **{f"box_{k}": box.get(k) for k in ("left", "top", "width", "height")},
+                }
+            )
     truncated = len(rows) > limit
     rows = rows[:limit]
     ids = sorted({r["video_id"] for r in rows})

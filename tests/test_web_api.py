@@ -1048,6 +1048,40 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
         media.media_origins.cache_clear()
 
 
+def test_an_s3_video_is_played_through_a_presigned_url_with_ranges(api, monkeypatch, web_data, os_client):
+    """The video document names an s3:// source (with its connection id): the route redirects to a
+    presigned URL of that object, which answers range requests itself."""
+    import json
+    import urllib.request
+
+    from reko.index.client import IndexNames
+    from reko.web import media
+    from tests.conftest import SAMPLE_VIDEO
+    from tests.support.moto_s3 import moto_s3
+
+    names = IndexNames.current()
+    video_id = "s3-race-0000000000"
+    with moto_s3("reko-in") as (endpoint, s3):
+        conn = {"conn_type": "aws", "login": "testing", "password": "testing"}
+        conn["extra"] = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        monkeypatch.setenv("AIRFLOW_CONN_WEB_IN", json.dumps(conn))
+        media._s3_hook.cache_clear()
+        s3.put_object(Bucket="reko-in", Key="races/race.mp4", Body=SAMPLE_VIDEO.read_bytes())
+        body = {"video_id": video_id, "source_uri": "s3://web_in@reko-in/races/race.mp4"}
+        os_client.index(index=names.videos, id=video_id, body=body, refresh=True)
+        try:
+            resp = api.get(f"/reko/video/{video_id}")
+            assert resp.status_code == 307, resp.text
+            url = resp.headers["location"]
+            assert url.startswith(f"{endpoint}/reko-in/races/race.mp4?") and "Signature=" in url
+            req = urllib.request.Request(url, headers={"Range": "bytes=100-199"})
+            with urllib.request.urlopen(req, timeout=10) as got:
+                assert got.status == 206 and got.read() == SAMPLE_VIDEO.read_bytes()[100:200]
+        finally:
+            os_client.delete(index=names.videos, id=video_id, refresh=True)
+            media._s3_hook.cache_clear()
+
+
 def test_storage_uris_map_to_keys_only_under_the_root():
     from reko.web.media import StorageRoot
 

@@ -288,6 +288,15 @@ def test_a_phrase_inside_longer_lines_gets_a_timeline(api, web_data):
     assert word and not any(s.get("derived") for s in word)  # a word keeps the index's segments
 
 
+def test_a_clip_of_several_bibs_at_once_is_refused_with_the_reason(
+    airflow_app, api, web_data, airflow_in_process
+):
+    before = api.get("/api/v2/dags/video_clips/dagRuns", params={"limit": 1}).json()["total_entries"]
+    resp = as_user(airflow_app, "clip_requester").post("/reko/api/clips", json={"subject": "1042 257"})
+    assert resp.status_code == 400 and "one bib at a time (1042 or 257)" in resp.json()["detail"], resp.text
+    assert api.get("/api/v2/dags/video_clips/dagRuns", params={"limit": 1}).json()["total_entries"] == before
+
+
 def test_a_partial_number_suggests_the_bibs_it_may_be(airflow_app, api, web_data):
     def suggested(text: str) -> list[str]:
         resp = api.get("/reko/api/suggest", params={"text": text})

@@ -515,6 +515,12 @@ def build_router() -> APIRouter:
                 conf[key] = getattr(body, key)
         if not conf["subject"]:
             raise HTTPException(status_code=400, detail="subject is required")
+        bibs = search.bibs_of(search.normalise(conf["subject"]))
+        if bibs:  # the search finds several bibs at once; video_clips cuts one subject a run
+            raise HTTPException(
+                status_code=400,
+                detail=f"request clips of one bib at a time ({' or '.join(bibs[:3])}): each is its own run",
+            )
         # the clips are video_clips' data: shown instead of a new run only to who may read them
         if not body.force and _may(user, "GET", CLIPS_DAG_ID):
             done = await asyncio.to_thread(_clips_done, client, conf)

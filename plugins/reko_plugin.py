@@ -37,7 +37,7 @@ class RekoPlugin(AirflowPlugin):
     fastapi_apps = [{"app": RekoSearchApp(), "url_prefix": URL_PREFIX, "name": "reko video search"}]
     external_views = [
         {
-            "name": "Video search",
+            "name": "Videos",  # one word, as Airflow's own nav items: a longer label is cut
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
             "url_route": "video-search",

@@ -110,6 +110,7 @@ ROUTES = [
     ("POST", "/reko/api/clips"),
     ("GET", "/reko/api/clips/runs/manual__x"),
     ("GET", "/reko/media/a/b.jpg"),
+    ("GET", "/reko/video/race-0000000000"),
 ]
 
 
@@ -240,6 +241,249 @@ def test_a_user_who_may_trigger_video_clips_may_request_a_clip(
         )
     finally:
         api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
+
+
+# --- several bibs, partial numbers ----------------------------------------------------------------
+
+
+def hits_of(api, text: str) -> set[tuple[int, str]]:
+    rows, _, _ = all_pages(api, text=text, size=500)
+    return {(frame, found) for _, frame, found in rows}
+
+
+def test_several_bibs_are_searched_at_once(api, web_data):
+    both = search(api, text="1042 257", size=500)
+    assert hits_of(api, "1042 257") == hits_of(api, "1042") | hits_of(api, "257")
+    assert both["total"] == search(api, text="1042")["total"] + search(api, text=" 257 ")["total"]
+    (video,) = both["videos"]
+    assert {p["number"] for p in video["passes"]} == {"1042", "257"}
+    assert len(video["passes"]) == len(search(api, text="1042")["videos"][0]["passes"]) + len(
+        search(api, text="257")["videos"][0]["passes"]
+    )
+    assert search(api, text="1042 1042")["total"] == search(api, text="1042")["total"]  # each once
+    # words are still a phrase, not a list of words
+    assert search(api, text="CITY MARATHON")["total"] > 0
+    assert all(
+        d["text_type"] == "LINE"
+        for v in search(api, text="CITY MARATHON")["videos"]
+        for f in v["frames"]
+        for d in f["detections"]
+    )
+
+
+def test_a_phrase_inside_longer_lines_gets_a_timeline(api, web_data):
+    """'CITY MARATHON' is read only inside the banner's line: no segment document is of it, so its
+    timeline is merged from every hit (not only the first page's), as segments are merged."""
+    first = search(api, text="city marathon", min_confidence=0, size=5)
+    (video,) = first["videos"]
+    segments = video["segments"]
+    assert segments and all(s["derived"] for s in segments), segments
+    rows, _, _ = all_pages(api, text="city marathon", min_confidence=0, size=500)
+    frames = sorted({frame for _, frame, _ in rows})
+    assert len(frames) > 5  # more than the first page
+    interval = video["video"]["frame_interval_ms"]
+    assert sum(s["frame_count"] for s in segments) == len(frames)
+    assert segments[0]["start_ms"] == frames[0] * interval and segments[-1]["end_ms"] == frames[-1] * interval
+    word = search(api, text="MARATHON", min_confidence=0)["videos"][0]["segments"]
+    assert word and not any(s.get("derived") for s in word)  # a word keeps the index's segments
+
+
+def test_a_clip_of_several_bibs_at_once_is_refused_with_the_reason(
+    airflow_app, api, web_data, airflow_in_process
+):
+    before = api.get("/api/v2/dags/video_clips/dagRuns", params={"limit": 1}).json()["total_entries"]
+    resp = as_user(airflow_app, "clip_requester").post("/reko/api/clips", json={"subject": "1042 257"})
+    assert resp.status_code == 400 and "one bib at a time (1042 or 257)" in resp.json()["detail"], resp.text
+    assert api.get("/api/v2/dags/video_clips/dagRuns", params={"limit": 1}).json()["total_entries"] == before
+
+
+def test_a_partial_number_suggests_the_bibs_it_may_be(airflow_app, api, web_data):
+    def suggested(text: str) -> list[str]:
+        resp = api.get("/reko/api/suggest", params={"text": text})
+        assert resp.status_code == 200, resp.text
+        return [s["text"] for s in resp.json()["suggestions"]]
+
+    assert suggested("104")[0] == "1042"
+    assert "3318" in suggested("33") and "3318" in suggested(" 331")
+    assert all(s.startswith("6") for s in suggested("60")) and "6094" in suggested("60")
+    (entry,) = [
+        s
+        for s in api.get("/reko/api/suggest", params={"text": "104"}).json()["suggestions"]
+        if s["text"] == "1042"
+    ]
+    assert entry["frames"] == search(api, text="1042", min_confidence=0)["total"] and entry["passes"] == 1
+    for nothing in ("1", "1042", "MARA", "10 4", "9999"):
+        assert suggested(nothing) == [], nothing
+    assert (
+        as_user(airflow_app, "hello_reader").get("/reko/api/suggest?text=104&dag_id=hello_dag").status_code
+        == 403
+    )
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def test_a_search_exports_as_csv_and_json(api, web_data):
+    import csv
+    import io
+
+    resp = api.get("/reko/api/export", params={"text": "1042", "format": "csv"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv"), resp.text
+    assert resp.headers["content-disposition"] == 'attachment; filename="reko-1042.csv"'
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    frames = search(api, text="1042", size=500)["videos"][0]["frames"]
+    assert len(rows) == 5 == sum(len(f["detections"]) for f in frames)
+    for row, frame in zip(rows, frames, strict=True):
+        (det,) = frame["detections"]
+        assert row["video"] == "race.mp4" and row["video_id"] == web_data["video_id"]
+        assert int(row["frame_index"]) == frame["frame_index"]
+        assert float(row["time_s"]) == frame["timestamp_ms"] / 1000
+        assert row["text"] == "1042" and float(row["confidence"]) == det["confidence"]
+        assert (
+            float(row["box_left"]) == det["bbox"]["left"]
+            and float(row["box_height"]) == det["bbox"]["height"]
+        )
+        assert row["frame_url"] == "http://testserver" + frame["frame_url"]
+    assert api.get(rows[0]["frame_url"]).content[:2] == b"\xff\xd8"
+    as_json = api.get("/reko/api/export", params={"text": "1042", "format": "json"}).json()
+    assert as_json["truncated"] is False and len(as_json["hits"]) == 5
+    assert [str(h["frame_index"]) for h in as_json["hits"]] == [r["frame_index"] for r in rows]
+    assert as_json["hits"][0]["box_width"] == frames[0]["detections"][0]["bbox"]["width"]
+    narrow = api.get("/reko/api/export", params={"text": "1042", "min_confidence": 100.0, "format": "json"})
+    assert len(narrow.json()["hits"]) == sum(1 for f in frames if f["detections"][0]["confidence"] >= 100)
+
+
+def test_a_runners_name_exports_the_frames_of_their_passes(api, web_data):
+    shown = [f for v in search(api, text="Min-jun", size=500)["videos"] for f in v["frames"]]
+    hits = api.get("/reko/api/export", params={"text": "Min-jun", "format": "json"}).json()["hits"]
+    assert len(hits) == len(shown) > 0
+    assert [h["frame_index"] for h in hits] == [f["frame_index"] for f in shown]
+    assert all(h["text"].startswith("3318 Kim Min-jun") and h["text_type"] == "PASS" for h in hits)
+    assert all(
+        h["box_width"] == f["detections"][0]["bbox"]["width"] for h, f in zip(hits, shown, strict=True)
+    )
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example","click, here")',
+    "+1+2",
+    "-3+4",
+    "@SUM(A1:A2)",
+    'plain, "quoted"',
+]
+
+
+def test_the_csv_export_quotes_and_defuses_formulas(api, web_data, os_client):
+    import csv
+    import io
+
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    frame = os_client.search(
+        index=names.detections, body={"size": 1, "query": {"term": {"value_norm": "1042"}}}
+    )
+    src = frame["hits"]["hits"][0]["_source"]
+    ids = []
+    for i, value in enumerate(FORMULAS):
+        doc_id = f"csv-check-0000000000:{i:07d}:text:000"
+        body = {
+            **src,
+            "video_id": "csv-check-0000000000",
+            "frame_index": i,
+            "ordinal": 0,
+            "timestamp_ms": i * 1000,
+        }
+        body |= {"value": value, "value_norm": "CSVCHECK7", "text_type": "WORD", "confidence": 95.0}
+        os_client.index(index=names.detections, id=doc_id, body=body, refresh=True)
+        ids.append(doc_id)
+    try:
+        resp = api.get("/reko/api/export", params={"text": "CSVCHECK7", "format": "csv"})
+        assert resp.status_code == 200, resp.text
+        texts = [row["text"] for row in csv.DictReader(io.StringIO(resp.text))]
+        assert texts == ["'" + v for v in FORMULAS[:4]] + [FORMULAS[4]]
+        assert '"\'=HYPERLINK(""http://evil.example"",""click, here"")"' in resp.text  # RFC 4180 quoting
+        assert resp.text.splitlines()[0].split(",")[:3] == ["video_id", "video", "time_s"]
+        as_json = api.get("/reko/api/export", params={"text": "CSVCHECK7", "format": "json"}).json()
+        assert [h["text"] for h in as_json["hits"]] == FORMULAS  # JSON is data: left as read
+    finally:
+        for doc_id in ids:
+            os_client.delete(index=names.detections, id=doc_id, refresh=True)
+
+
+def test_the_export_is_checked_like_the_search(airflow_app, api, anon, web_data):
+    for suffix in ("", "&dag_id=hello_dag"):
+        resp = as_user(airflow_app, "hello_reader").get(f"/reko/api/export?text=1042{suffix}")
+        assert resp.status_code == 403 and b"1042," not in resp.content
+    assert anon.get("/reko/api/export?text=1042").status_code == 401
+    assert api.get("/reko/api/export", params={"text": "1042", "format": "xlsx"}).status_code == 422
+    assert api.get("/reko/api/export", params={"text": " "}).status_code == 400
+    assert as_user(airflow_app, "analysis_reader").get("/reko/api/export?text=1042").status_code == 200
+
+
+# --- no clip cut twice ------------------------------------------------------------------------------
+
+
+def test_a_request_for_clips_being_cut_gets_that_run(airflow_app, api, web_data, airflow_in_process):
+    requester = as_user(airflow_app, "clip_requester")
+    body = {"subject": "1042", "video_ids": [web_data["video_id"]], "padding_s": 1.5}
+    runs = []
+    try:
+        first = requester.post("/reko/api/clips", json=body)
+        assert first.status_code == 201 and first.json()["reused"] is None, first.text
+        runs.append(first.json()["dag_run_id"])
+        for same in (body, {**body, "subject": " 1042 "}, {**body, "padding_s": 1.5, "merge_gap_s": 3}):
+            again = requester.post("/reko/api/clips", json=same)
+            assert again.status_code == 200, again.text
+            assert again.json()["reused"] == "run" and again.json()["dag_run_id"] == runs[0]
+        for other in ({**body, "padding_s": 4}, {**body, "video_ids": []}, {**body, "force": True}):
+            new = requester.post("/reko/api/clips", json=other)
+            assert new.status_code == 201 and new.json()["dag_run_id"] not in runs, (other, new.text)
+            runs.append(new.json()["dag_run_id"])
+    finally:
+        for run_id in runs:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run_id}")
+
+
+def test_a_request_for_clips_that_exist_gets_them(airflow_app, api, web_data, airflow_in_process, os_client):
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    video_id = web_data["video_id"]
+    doc = {"video_id": video_id, "kind": "text", "clip_uri": None, "start_ms": 1000, "end_ms": 9000}
+    doc |= {"duration_s": 8.0, "run_id": "manual__done", "padding_ms": 2000, "merge_gap_ms": 3000}
+    cut = {
+        "done-1042": {**doc, "subject": "1042", "subject_norm": "1042"},
+        "done-other": {**doc, "video_id": "other-0000000000", "subject": "257", "subject_norm": "257"},
+    }
+    for doc_id, body in cut.items():
+        os_client.index(index=names.clips, id=doc_id, body=body, refresh=True)
+    requester = as_user(airflow_app, "clip_requester")
+    runs = []
+    try:
+        for body in ({"subject": "1042", "video_ids": [video_id]}, {"subject": "1042"}):
+            resp = requester.post("/reko/api/clips", json=body)
+            assert resp.status_code == 200 and resp.json()["reused"] == "clips", resp.text
+            assert [c["start_ms"] for c in resp.json()["clips"]] == [1000]
+        # not the same clips: other padding, or a video where 257 is seen has none
+        for body in ({"subject": "1042", "padding_s": 0}, {"subject": "257"}):
+            resp = requester.post("/reko/api/clips", json=body)
+            assert resp.status_code == 201 and resp.json()["reused"] is None, (body, resp.text)
+            runs.append(resp.json()["dag_run_id"])
+        # who may trigger but not read video_clips gets a run, never its clips
+        blind = as_user(airflow_app, "clip_trigger_only").post("/reko/api/clips", json={"subject": "1042"})
+        assert blind.status_code == 201 and "clips" not in blind.json(), blind.text
+        runs.append(blind.json()["dag_run_id"])
+        # who may not trigger video_clips learns nothing more than before
+        assert (
+            as_user(airflow_app, "clip_reader").post("/reko/api/clips", json={"subject": "1042"}).status_code
+            == 403
+        )
+    finally:
+        for run_id in runs:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run_id}")
+        for doc_id in cut:
+            os_client.delete(index=names.clips, id=doc_id, refresh=True)
 
 
 # --- clip requests that do not start --------------------------------------------------------------
@@ -483,7 +727,11 @@ def test_the_plugin_registers_a_nav_item_and_a_dag_tab(api):
     plugins = api.get("/api/v2/plugins").json()["plugins"]
     (reko,) = [p for p in plugins if p["name"] == "reko"]
     views = {v["destination"]: v for v in reko["external_views"]}
-    assert views["nav"]["name"] == "Video search" and views["nav"]["href"] == "/reko/"
+    assert (
+        views["nav"]["name"] == "Videos"
+        and views["nav"]["url_route"] == "video-search"
+        and views["nav"]["href"] == "/reko/"
+    )
     assert "{DAG_ID}" in views["dag"]["href"]
     assert reko["fastapi_apps"][0]["url_prefix"] == "/reko"
 
@@ -667,6 +915,61 @@ def test_clips_are_listed_by_subject_and_playable(api, web_data):
     assert api.get("/reko/api/clips", params={"run_id": "manual__web-test"}).json()["clips"]
 
 
+# --- the video itself (jump to the moment) ----------------------------------------------------------
+
+
+def test_the_video_is_served_from_its_index_document_with_ranges(api, web_data):
+    """The player seeks: a Range request gets 206 and exactly those bytes of the source file."""
+    from tests.conftest import SAMPLE_VIDEO
+
+    url = f"/reko/video/{web_data['video_id']}"
+    whole = SAMPLE_VIDEO.read_bytes()
+    part = api.get(url, headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206, part.text[:200]
+    assert part.headers["content-type"] == "video/mp4" and part.headers["accept-ranges"] == "bytes"
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(whole)}"
+    assert part.content == whole[1000:2000]
+    tail = api.get(url, headers={"Range": f"bytes={len(whole) - 10}-"})
+    assert tail.status_code == 206 and tail.content == whole[-10:]
+    assert api.get(url).content == whole
+    assert api.get("/reko/video/no-such-video-0000000000").status_code == 404
+
+
+def test_the_video_route_reads_only_what_the_video_document_names(api, web_data, os_client, tmp_path):
+    """A document whose URI is not a video file (or has none) plays nothing; the request cannot
+    name a file: query parameters are ignored and the path is a video id only."""
+    from reko.index.client import IndexNames
+
+    names = IndexNames.current()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    cases = {"vid-bad-0000000001": secret.as_uri(), "vid-bad-0000000002": None}
+    for video_id, uri in cases.items():
+        os_client.index(
+            index=names.videos, id=video_id, body={"video_id": video_id, "source_uri": uri}, refresh=True
+        )
+    try:
+        for video_id in cases:
+            resp = api.get(f"/reko/video/{video_id}", params={"uri": secret.as_uri(), "path": str(secret)})
+            assert resp.status_code == 404 and b"root:" not in resp.content, resp.text
+        resp = api.get(f"/reko/video/{web_data['video_id']}", params={"source_uri": secret.as_uri()})
+        assert resp.status_code == 200 and resp.content[4:8] == b"ftyp"  # still the video's own file
+        assert api.get("/reko/video/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    finally:
+        for video_id in cases:
+            os_client.delete(index=names.videos, id=video_id, refresh=True)
+
+
+def test_the_video_needs_read_access_to_video_analysis(airflow_app, web_data):
+    url = f"/reko/video/{web_data['video_id']}"
+    for suffix in ("", "?dag_id=hello_dag"):
+        resp = as_user(airflow_app, "hello_reader").get(url + suffix, headers={"Range": "bytes=0-99"})
+        assert resp.status_code == 403 and resp.content[4:8] != b"ftyp", resp.text[:200]
+    assert (
+        as_user(airflow_app, "analysis_reader").get(url, headers={"Range": "bytes=0-99"}).status_code == 206
+    )
+
+
 @pytest.mark.parametrize(
     "key",
     [
@@ -752,6 +1055,40 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
         assert "https:" not in csp
         media._s3_hook.cache_clear()
         media.media_origins.cache_clear()
+
+
+def test_an_s3_video_is_played_through_a_presigned_url_with_ranges(api, monkeypatch, web_data, os_client):
+    """The video document names an s3:// source (with its connection id): the route redirects to a
+    presigned URL of that object, which answers range requests itself."""
+    import json
+    import urllib.request
+
+    from reko.index.client import IndexNames
+    from reko.web import media
+    from tests.conftest import SAMPLE_VIDEO
+    from tests.support.moto_s3 import moto_s3
+
+    names = IndexNames.current()
+    video_id = "s3-race-0000000000"
+    with moto_s3("reko-in") as (endpoint, s3):
+        conn = {"conn_type": "aws", "login": "testing", "password": "testing"}
+        conn["extra"] = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        monkeypatch.setenv("AIRFLOW_CONN_WEB_IN", json.dumps(conn))
+        media._s3_hook.cache_clear()
+        s3.put_object(Bucket="reko-in", Key="races/race.mp4", Body=SAMPLE_VIDEO.read_bytes())
+        body = {"video_id": video_id, "source_uri": "s3://web_in@reko-in/races/race.mp4"}
+        os_client.index(index=names.videos, id=video_id, body=body, refresh=True)
+        try:
+            resp = api.get(f"/reko/video/{video_id}")
+            assert resp.status_code == 307, resp.text
+            url = resp.headers["location"]
+            assert url.startswith(f"{endpoint}/reko-in/races/race.mp4?") and "Signature=" in url
+            req = urllib.request.Request(url, headers={"Range": "bytes=100-199"})
+            with urllib.request.urlopen(req, timeout=10) as got:
+                assert got.status == 206 and got.read() == SAMPLE_VIDEO.read_bytes()[100:200]
+        finally:
+            os_client.delete(index=names.videos, id=video_id, refresh=True)
+            media._s3_hook.cache_clear()
 
 
 def test_storage_uris_map_to_keys_only_under_the_root():

@@ -60,18 +60,23 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, deployment):
+def new_tab(browser, deployment, width: int = 1360, height: int = 900, **options):
     """A logged-in tab: the token goes into the cookie the Airflow UI itself uses."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
     context.add_cookies([{"name": "_token", "value": deployment.token(), "url": deployment.url}])
     tab = context.new_page()
     tab.dialogs = []
     tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
     tab.console_errors = []
     tab.on("console", lambda m: m.type == "error" and tab.console_errors.append(m.text))
+    return tab
+
+
+@pytest.fixture
+def page(browser, deployment):
+    tab = new_tab(browser, deployment)
     yield tab
-    context.close()
+    tab.context.close()
 
 
 def shot(page, name: str) -> None:
@@ -99,9 +104,32 @@ def test_videos_page_lists_the_sample(page, deployment, web_data):
     page.wait_for_function(
         "() => [...document.querySelectorAll('.video-card img.thumb')].every(i => i.naturalWidth > 0)"
     )
-    href = card.get_by_text("Last run ↗").get_attribute("href")
+    href = card.get_by_text("Last run").get_attribute("href")
     assert href.startswith("/dags/video_analysis/runs/")
     shot(page, "videos")
+
+
+def test_times_are_in_the_timezone_airflows_ui_shows(browser, deployment, web_data):
+    """The UI keeps its user's timezone in localStorage ("timezone", JSON): the page uses it too."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    req = urllib.request.Request(
+        f"{deployment.url}/reko/api/videos", headers={"Authorization": f"Bearer {deployment.client().token}"}
+    )
+    videos = json.load(urllib.request.urlopen(req, timeout=30))["videos"]
+    (video,) = [v for v in videos if v["video_id"] == web_data["video_id"]]
+    at = datetime.fromisoformat(video["processed_at"].replace("Z", "+00:00"))
+    for zone, label in (("Asia/Seoul", "GMT+9"), ("America/Los_Angeles", None), ("UTC", "UTC")):
+        tab = new_tab(browser, deployment, timezone_id="Europe/Berlin")  # the browser's own zone differs
+        try:
+            tab.add_init_script(f"localStorage.setItem('timezone', {json.dumps(json.dumps(zone))})")
+            tab.goto(f"{deployment.url}/reko/?view=videos")
+            text = tab.locator(f'.video-card[data-video-id="{web_data["video_id"]}"] .analysed').inner_text()
+            assert at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") in text, (zone, text)
+            assert label is None or text.endswith(label), (zone, text)
+        finally:
+            tab.context.close()
 
 
 NAMED_VIDEOS = {  # video id: (source URI, the name the page must show)
@@ -234,6 +262,24 @@ def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data
     assert not page.dialogs and not page.console_errors
 
 
+def test_a_partial_number_offers_bibs_and_several_bibs_are_found_at_once(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=104")
+    chip = page.locator('#suggest button.chip[data-text="1042"]')
+    chip.wait_for()
+    assert page.locator("#suggest").inner_text().startswith("Bibs starting with 104:")
+    chip.click()
+    page.wait_for_url(re.compile(r".*text=1042(&|$)"))
+    page.wait_for_selector(".video-result .frame")
+    assert page.locator("#q").input_value() == "1042" and page.locator("#suggest").is_hidden()
+    page.goto(f"{deployment.url}/reko/?view=search&text=1042%20257")
+    page.wait_for_selector(".video-result .frame")
+    labels = {label.split(" (")[0] for label in page.locator(".frame .box .label").all_text_contents()}
+    assert labels == {"1042", "257"}
+    bars = page.locator(".timeline .seg.pass").evaluate_all("bars => bars.map(b => b.title.split(' ')[0])")
+    assert set(bars) == {"1042", "257"}
+    assert not page.console_errors
+
+
 def test_markup_read_in_a_frame_is_shown_as_text(page, deployment, web_data):
     page.goto(f"{deployment.url}/reko/?view=search&min=0")
     page.fill("#q", XSS)
@@ -270,7 +316,7 @@ def test_the_flip_book_plays_pauses_and_steps(page, deployment, web_data):
     page.goto(f"{deployment.url}/reko/?view=search&text=908")
     page.wait_for_selector(".frame")
     frames = page.locator(".frame").count()
-    page.get_by_role("button", name="▶ Flip-book").click()
+    page.get_by_role("button", name="Flip-book", exact=True).click()
     pos = page.locator("#fb-pos")
     assert pos.inner_text().startswith(f"1 / {frames}")
     assert page.locator("#fb-stage .box .label").inner_text().startswith("908 (")
@@ -314,27 +360,53 @@ def test_requesting_a_clip_runs_video_clips_and_plays_it(page, deployment, web_d
     assert "6094" in page.locator(".clip .body b").first.inner_text()
     run_id = re.search(r"run=([^&]+)", page.url).group(1)
     assert run_id
+    card = page.locator(".clip").first
+    meta = card.locator(".clip-video").inner_text()
+    assert meta.startswith("race.mp4 · ") and web_data["video_id"] not in meta and run_id not in meta
+    with page.expect_download() as download:
+        card.get_by_text("Download").click()
+    saved = download.value.path()
+    assert download.value.suggested_filename.endswith(".mp4") and "6094" in download.value.suggested_filename
+    assert Path(saved).read_bytes()[4:8] == b"ftyp"  # the clip's own bytes
     shot(page, "clips")
+    # asked again: the clips exist, nothing is cut twice
+    api = deployment.client()
+    runs = api.call("GET", "/dags/video_clips/dagRuns?limit=1")["total_entries"]
+    page.click("#request-clip")
+    page.wait_for_selector('#clip-run[data-reused="clips"]')
+    assert "exist already" in page.locator("#clip-run").inner_text()
+    assert page.locator(".clip").count() >= 1
+    assert api.call("GET", "/dags/video_clips/dagRuns?limit=1")["total_entries"] == runs
 
 
 def test_a_clip_request_of_a_paused_video_clips_says_why_and_links_to_it(page, deployment, web_data):
+    """Inside Airflow's UI (its sandboxed iframe): the reason, the DAG's link, and the run's link,
+    which opens the run in the UI's own window."""
     api = deployment.client()
     api.call("PATCH", "/dags/video_clips", {"is_paused": True})
     run_id = None
     try:
-        page.goto(f"{deployment.url}/reko/?view=clips&subject=257")
-        note = page.locator("#clips-dag")
-        note.wait_for()
+        frame = embedded(page, deployment, "/reko/?view=clips&subject=257")
+        note = frame.locator("#clips-dag")
+        note.wait_for(timeout=60_000)
         assert "video_clips is paused: unpause it in Airflow" in note.inner_text()
         assert note.locator("a").get_attribute("href") == "/dags/video_clips"
-        page.click("#request-clip")
-        page.wait_for_selector('#clip-run[data-waiting="paused"]')
-        run = page.locator("#clip-run")
+        frame.locator("#request-clip").click()
+        frame.locator('#clip-run[data-waiting="paused"]').wait_for()
+        run = frame.locator("#clip-run")
         assert run.get_attribute("data-state") == "queued"
         assert "video_clips is paused: unpause it in Airflow" in run.inner_text()
         assert run.locator('a[href="/dags/video_clips"]').count() == 1
+        # the UI's address follows the page's (run=... included)
+        page.wait_for_url(re.compile(r".*/plugin/video-search/reko/\?view=clips.*run="))
         run_id = unquote(re.search(r"run=([^&]+)", page.url).group(1))
         shot(page, "clips-paused")
+        link = run.get_by_text("View run in Airflow")
+        href = link.get_attribute("href")
+        assert href == f"/dags/video_clips/runs/{quote(run_id, safe='')}"
+        link.click()
+        page.wait_for_url(f"{deployment.url}{href}", timeout=30_000)
+        assert page.locator('iframe[title="Videos"]').count() == 0  # the UI itself went there
     finally:
         if run_id:  # before unpausing, or the scheduler would start it
             api.call("DELETE", f"/dags/video_clips/dagRuns/{quote(run_id, safe='')}")
@@ -344,7 +416,7 @@ def test_a_clip_request_of_a_paused_video_clips_says_why_and_links_to_it(page, d
 
 def test_the_page_sits_in_the_airflow_navigation(page, deployment, web_data):
     page.goto(f"{deployment.url}/plugin/video-search")
-    frame = page.frame_locator('iframe[title="Video search"]')
+    frame = page.frame_locator('iframe[title="Videos"]')
     frame.locator(".tabs").wait_for(timeout=60_000)
     page.wait_for_timeout(500)
     shot(page, "airflow-nav")
@@ -358,3 +430,276 @@ def test_the_dag_tab_lists_the_videos_that_dag_analysed(page, deployment, web_da
     assert "analysed by video_analysis" in frame.locator("#videos-status").inner_text()
     page.wait_for_timeout(500)
     shot(page, "airflow-dag-tab")
+
+
+# --- inside Airflow's UI: links, the address, a link to copy -------------------------------------
+
+NAV = "/plugin/video-search"
+
+
+def embedded(page, deployment, inner: str):
+    """The page in Airflow's nav view, opened at an inner address (as a shared link is)."""
+    page.goto(f"{deployment.url}{NAV}{inner}")
+    return page.frame_locator('iframe[title="Videos"]')
+
+
+def test_last_run_opens_the_run_in_airflows_window_from_the_embedded_page(page, deployment, web_data):
+    """Airflow's iframe sandbox refuses target=_top: the link must still take the UI there."""
+    frame = embedded(page, deployment, "/reko/?view=videos")
+    card = frame.locator(f'.video-card[data-video-id="{web_data["video_id"]}"]')
+    card.wait_for(timeout=60_000)
+    link = card.get_by_text("Last run")
+    href = link.get_attribute("href")
+    assert href.startswith("/dags/video_analysis/runs/") and link.get_attribute("target") is None
+    link.click()
+    page.wait_for_url(f"{deployment.url}{href}", timeout=30_000)
+    assert page.locator('iframe[title="Videos"]').count() == 0
+    page.get_by_text(unquote(href.rsplit("/", 1)[1])).first.wait_for(timeout=60_000)  # the run's page
+    shot(page, "airflow-run-from-link")
+
+
+def test_the_address_follows_the_search_and_a_copied_link_reopens_it(browser, deployment, web_data):
+    from urllib.parse import parse_qs, urlsplit
+
+    tab = new_tab(browser, deployment)
+    tab.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=deployment.url)
+    other = new_tab(browser, deployment)
+    video_id = web_data["video_id"]
+    try:
+        frame = embedded(tab, deployment, "/reko/")
+        frame.locator(f'#video-filter option[value="{video_id}"]').wait_for(state="attached", timeout=60_000)
+        frame.locator("#q").fill("1042")
+        frame.locator("#min-conf").fill("70")
+        frame.locator("#video-filter").select_option(video_id)
+        frame.locator("#search-form button[type=submit]").click()
+        frame.locator(".video-result .frame").first.wait_for()
+        want = {"view": ["search"], "text": ["1042"], "min": ["70"], "max": ["100"], "video": [video_id]}
+        outer = urlsplit(tab.url)
+        assert outer.path == f"{NAV}/reko/" and parse_qs(outer.query) == want, tab.url
+        # the hits as a file, from inside Airflow's iframe (its sandbox allows downloads)
+        with tab.expect_download() as download:
+            frame.locator("#export-csv").click()
+        assert download.value.suggested_filename == "reko-1042.csv"
+        lines = Path(download.value.path()).read_text().splitlines()
+        assert lines[0].startswith("video_id,video,time_s,frame_index")
+        assert len(lines) - 1 == frame.locator(".frame .box").count() > 0
+        frame.locator("#copy-link").click()
+        frame.locator("#share").wait_for()
+        url = frame.locator("#share-url").input_value()
+        assert url == tab.url
+        assert tab.evaluate("() => navigator.clipboard.readText()") == url
+        assert "Link copied" in frame.locator("#share-status").inner_text()
+        shot(tab, "airflow-copy-link")
+        # someone else opens it: Airflow's UI loads the page in that state
+        other.goto(url)
+        again = other.frame_locator('iframe[title="Videos"]')
+        again.locator(".video-result .frame").first.wait_for(timeout=60_000)
+        assert (
+            again.locator("#q").input_value() == "1042" and again.locator("#min-conf").input_value() == "70"
+        )
+        again.locator(f'#video-filter option[value="{video_id}"]').wait_for(state="attached")
+        assert again.locator("#video-filter").input_value() == video_id
+        assert again.locator(".frame").count() == frame.locator(".frame").count() > 0
+        # another tab of the page, then Back: the address follows both ways
+        frame.locator('.tab[data-view="clips"]').click()
+        tab.wait_for_url(re.compile(r".*/reko/\?view=clips&subject=1042"))
+        tab.go_back()
+        tab.wait_for_url(re.compile(r".*/reko/\?view=search&text=1042"))
+        frame.locator("#view-search").wait_for()
+    finally:
+        tab.context.close()
+        other.context.close()
+
+
+def test_a_timeline_bar_or_a_frame_plays_the_video_from_that_moment(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=3318")
+    bars = page.locator(".timeline .seg.pass")
+    bars.first.wait_for()
+    second = bars.nth(1)  # 3318's lap: its second pass starts about 27 s in
+    start_s = float(re.search(r"(\d+):(\d\d)–", second.get_attribute("title")).group(2))
+    second.click()
+    video = page.locator(".video-result .player video")
+    video.wait_for()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.player video');"
+        " return v.readyState >= 2 && !v.seeking; }",
+        timeout=30_000,
+    )
+    at = page.evaluate("() => document.querySelector('.player video').currentTime")
+    assert start_s - 0.5 <= at <= start_s + 3, (at, start_s)
+    assert video.get_attribute("src").endswith(f"/reko/video/{web_data['video_id']}")
+    page.wait_for_function("() => !document.querySelector('.player video').paused", timeout=10_000)
+    page.wait_for_timeout(300)
+    shot(page, "search-player")
+    # the moment is in the address: opened elsewhere, the same video is at the same time
+    moment = re.search(r"play=([^&]+)&at=(\d+)", page.url)
+    assert moment and unquote(moment.group(1)) == web_data["video_id"], page.url
+    assert abs(int(moment.group(2)) / 1000 - start_s) < 1
+    shared = page.context.new_page()
+    shared.goto(page.url)
+    shared.wait_for_function(
+        "(s) => { const v = document.querySelector('.player video');"
+        " return v && v.readyState >= 1 && !v.seeking && Math.abs(v.currentTime - s) < 2; }",
+        arg=start_s,
+        timeout=30_000,
+    )
+    shared.close()
+    # a frame's play button: from the frame's time
+    frame = page.locator(".frame").nth(2)
+    caption = frame.locator("figcaption span").first.inner_text()
+    frame_s = int(caption.split(" · ")[0].split(":")[1])
+    frame.locator("button.play-here").click()
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('.player video'); return !v.seeking && v.readyState >= 2"
+        f" && Math.abs(v.currentTime - {frame_s}) < 2; }}",
+        timeout=30_000,
+    )
+    assert page.locator("#flipbook").is_hidden()  # the play button does not open the flip-book
+    # from the flip-book: the video from the frame it shows
+    page.get_by_role("button", name="Flip-book", exact=True).click()
+    page.click("#fb-next")
+    page.click("#fb-next")
+    shown_s = int(page.locator("#fb-pos").inner_text().split(" · ")[1].split(":")[1])
+    page.click("#fb-video")
+    assert page.locator("#flipbook").is_hidden()
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('.player video'); return !v.seeking && v.readyState >= 2"
+        f" && Math.abs(v.currentTime - {shown_s}) < 2; }}",
+        timeout=30_000,
+    )
+    assert not page.console_errors
+
+
+def test_frames_hold_their_place_while_their_pictures_load(page, deployment, web_data):
+    """16:9 placeholders: the grid is laid out before any picture arrives, and keeps its place."""
+    held = []
+    page.route(
+        "**/reko/media/**", lambda route: held.append(route)
+    )  # the real responses, held back for a moment
+    page.goto(f"{deployment.url}/reko/?view=search&text=3318")
+    page.wait_for_selector(".frame")
+    before = page.evaluate(
+        "() => [...document.querySelectorAll('.frame .shot')].map(s => s.getBoundingClientRect())"
+        ".map(r => [Math.round(r.top), r.width, r.height])"
+    )
+    assert before and all(abs(h - w * 9 / 16) < 2 for _, w, h in before), before
+    for route in held:
+        route.continue_()
+    page.unroute("**/reko/media/**")  # and any picture asked for meanwhile goes through
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.frame img')].every(i => i.naturalWidth > 0)"
+    )
+    after = page.evaluate(
+        "() => [...document.querySelectorAll('.frame .shot')].map(s => s.getBoundingClientRect())"
+        ".map(r => [Math.round(r.top), r.width, r.height])"
+    )
+    assert [t for t, _, _ in after] == [t for t, _, _ in before]  # nothing moved when they came in
+
+
+def test_frames_and_the_flip_book_work_from_the_keyboard(page, deployment, web_data):
+    page.goto(f"{deployment.url}/reko/?view=search&text=908")
+    page.wait_for_selector(".frame")
+    page.focus(".frame >> nth=1")
+    page.keyboard.press(" ")
+    assert page.locator("#flipbook").is_visible()
+    assert page.locator("#fb-pos").inner_text().startswith("2 / ")
+    inside = "() => document.getElementById('flipbook').contains(document.activeElement)"
+    for _ in range(12):  # Tab cycles inside the dialog, never out to the page behind it
+        page.keyboard.press("Tab")
+        assert page.evaluate(inside)
+    for _ in range(12):
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(inside)
+    page.keyboard.press("Escape")
+    assert page.locator("#flipbook").is_hidden()
+    assert page.evaluate("() => document.activeElement === document.querySelectorAll('.frame')[1]")
+    page.keyboard.press("Enter")
+    assert page.locator("#flipbook").is_visible()
+    page.keyboard.press("Escape")
+
+
+GLYPHS = re.compile("[▶⏸✕‹›↗⏵⏯]")
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1440, 900)])
+def test_the_page_fits_phone_and_desktop_screens(browser, deployment, web_data, width, height):
+    """No sideways scroll, every tab and flip-book control in view, icons drawn (not font glyphs),
+    on the bare page and inside Airflow's UI, whose nav label for the page is not cut."""
+    tab = new_tab(browser, deployment, width, height)
+    size = f"{width}x{height}"
+    no_sideways = "() => [document.scrollingElement.scrollWidth, innerWidth]"
+    try:
+        for view, inner, ready in (
+            ("search", "/reko/?view=search&text=3318", ".frame img"),
+            ("videos", "/reko/?view=videos", ".video-card img.thumb"),
+            ("clips", "/reko/?view=clips&subject=web%20test", ".clip video"),
+        ):
+            tab.goto(deployment.url + inner)
+            tab.wait_for_selector(ready)
+            tab.wait_for_function(
+                "() => [...document.querySelectorAll('img')].every(i => i.complete)", timeout=30_000
+            )
+            scroll, inner_width = tab.evaluate(no_sideways)
+            assert scroll <= inner_width, (view, size, scroll, inner_width)
+            for name in ("search", "videos", "clips"):  # each tab in view and on top where it is drawn
+                hit = tab.evaluate(
+                    """(name) => { const t = document.querySelector(`.tab[data-view="${name}"]`);
+                        const r = t.getBoundingClientRect();
+                        const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                        return [r.left >= 0 && r.right <= innerWidth, t.contains(at)]; }""",
+                    name,
+                )
+                assert hit == [True, True], (view, name, size)
+            shot(tab, f"{view}-{size}")
+        tab.goto(f"{deployment.url}/reko/?view=search&text=908")
+        tab.get_by_role("button", name="Flip-book", exact=True).click()
+        tab.wait_for_function("() => document.querySelector('#fb-stage img').complete")
+        clipped = tab.evaluate(
+            """() => { const box = document.querySelector('.flipbook').getBoundingClientRect();
+                const items = [...document.querySelectorAll('.flipbook button, .flipbook select, #fb-scrub')];
+                const rs = items.map(e => [e.id || e.className, e.getBoundingClientRect()]);
+                const out = rs.filter(([, r]) => r.left < box.left - 0.5 || r.right > box.right + 0.5
+                    || r.right > innerWidth || r.bottom > innerHeight || r.width < 24).map(([n]) => n);
+                const over = [];
+                for (let i = 0; i < rs.length; i++) for (let j = i + 1; j < rs.length; j++) {
+                    const [a, b] = [rs[i][1], rs[j][1]];
+                    if (a.left < b.right - 0.5 && b.left < a.right - 0.5
+                        && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+                        over.push(rs[i][0] + "/" + rs[j][0]);
+                }
+                return [out, over]; }"""
+        )
+        assert clipped == [[], []], (size, clipped)
+        buttons = tab.evaluate(
+            "() => [...document.querySelectorAll('button:not(.seg)')]"  # timeline bars draw themselves
+            ".map(b => [b.textContent, !!b.querySelector('svg')])"
+        )
+        assert not [t for t, _ in buttons if GLYPHS.search(t)], buttons
+        assert all(has_svg for t, has_svg in buttons if not t.strip()), (
+            buttons
+        )  # an icon-only button draws one
+        assert tab.locator("#fb-play svg").count() == 1 and tab.locator("#fb-close svg").count() == 1
+        shot(tab, f"flipbook-{size}")
+        # inside Airflow's UI
+        tab.goto(f"{deployment.url}{NAV}/reko/?view=search&text=3318")
+        frame = tab.frame_locator('iframe[title="Videos"]')
+        frame.locator(".frame img").first.wait_for(timeout=60_000)
+        scroll, inner_width = frame.locator("html").evaluate(no_sideways.replace("()", "(_)"))
+        assert scroll <= inner_width, ("in Airflow", size, scroll, inner_width)
+        for name in ("search", "videos", "clips"):  # the whole tab inside the (narrower) frame
+            left, right, width = frame.locator(f'.tab[data-view="{name}"]').evaluate(
+                "(t) => { const r = t.getBoundingClientRect(); return [r.left, r.right, innerWidth]; }"
+            )
+            assert left >= 0 and right <= width, ("in Airflow", name, size, left, right, width)
+        frame.locator('.tab[data-view="clips"]').click()
+        frame.locator("#view-clips").wait_for()
+        cut = tab.evaluate(
+            """() => [...document.querySelectorAll('body *')].filter(e => !e.children.length
+                && e.textContent.trim() === 'Videos' && e.getClientRects().length)
+                .map(e => e.scrollWidth > e.clientWidth + 1)"""
+        )
+        assert cut and not any(cut), (size, cut)  # the nav item's label is there, whole
+        tab.wait_for_timeout(300)
+        shot(tab, f"airflow-nav-{size}")
+    finally:
+        tab.context.close()

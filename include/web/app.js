@@ -4,6 +4,8 @@
 
 const BASE = location.pathname.replace(/\/[^/]*$/, "");  // "/reko"
 const API = BASE + "/api";
+const AIRFLOW = BASE.replace(/\/reko$/, "");  // Airflow's own root: "" unless served under a path
+const NAV_ROUTE = "video-search";  // the plugin's url_route (reko_plugin.py): /plugin/video-search
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -20,6 +22,103 @@ function el(tag, attrs, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+// --- icons: inline SVG, never font glyphs (a missing glyph shows as an empty box on phones) ----------
+const SVG_NS = "http://www.w3.org/2000/svg";
+const ICONS = {
+  play: "M8 5v14l11-7z",
+  pause: "M7 5h4v14H7zM13 5h4v14h-4z",
+  prev: "M15.4 6.6 14 5.2 7.2 12l6.8 6.8 1.4-1.4L10 12z",
+  next: "M8.6 6.6 10 5.2l6.8 6.8-6.8 6.8-1.4-1.4L14 12z",
+  close: "M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z",
+  external: "M14 4h6v6h-2V7.4l-7.3 7.3-1.4-1.4L16.6 6H14zM5 6h6v2H6v10h10v-5h2v6a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1z",
+  link: "M3.9 12c0-1.71 1.39-3.1 3.1-3.1h4V7H7c-2.76 0-5 2.24-5 5s2.24 5 5 5h4v-1.9H7c-1.71 0-3.1-1.39-3.1-3.1zM8 13h8v-2H8v2zm9-6h-4v1.9h4c1.71 0 3.1 1.39 3.1 3.1s-1.39 3.1-3.1 3.1h-4V17h4c2.76 0 5-2.24 5-5s-2.24-5-5-5z",
+  download: "M11 4h2v8.6l3.3-3.3 1.4 1.4L12 16.4l-5.7-5.7 1.4-1.4 3.3 3.3zM5 18h14v2H5z",
+  video: "M4 6h11a1 1 0 0 1 1 1v3.5l4-3v9l-4-3V17a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1z",
+};
+function icon(name) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.setAttribute("class", "ico");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
+function setButton(button, name, label) {
+  button.replaceChildren(icon(name), el("span", { class: "btn-label", text: label }));
+}
+
+// --- Airflow around the page ---------------------------------------------------------------------------
+// Airflow 3 shows plugin views in an iframe sandboxed "allow-scripts allow-same-origin allow-forms
+// allow-downloads": no allow-top-navigation, so target=_top does nothing, and no allow-popups. The
+// frame is same-origin, so the page reaches the UI's window: links into Airflow are followed there,
+// and the UI's address (which Airflow itself maps to and from the frame's on load) follows the page.
+function airflowWindow() {
+  try {
+    const top = window.top;
+    if (top !== window && top.location.origin === location.origin) return top;
+  } catch { /* another origin: not Airflow's UI */ }
+  return null;
+}
+
+function openInAirflow(href) {
+  const top = airflowWindow();
+  if (!top) { location.assign(href); return; }
+  // A link of the UI's own document, clicked: the UI's window navigates itself, which its sandbox
+  // does not restrict (the frame's own navigation of the top would be refused).
+  const link = top.document.createElement("a");
+  link.href = href;
+  link.hidden = true;
+  top.document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+// A link to a page of Airflow's UI (path from Airflow's root, e.g. /dags/x/runs/y).
+function airflowLink(path, text, title) {
+  const href = AIRFLOW + path;
+  return el("a", { href, title, class: "airflow-link", onclick: (e) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;  // new tab: the browser's
+    e.preventDefault();
+    openInAirflow(href);
+  } }, text, icon("external"));
+}
+
+// The address that reopens this page, in this state, inside Airflow's UI.
+function airflowAddress() {
+  return new URL(`${AIRFLOW}/plugin/${NAV_ROUTE}${location.pathname}${location.search}`, location.origin).href;
+}
+
+// In Airflow's nav view the UI's address carries the page's (/plugin/video-search/reko/?view=…):
+// kept in step with every search, so a reload, a bookmark or the copied address reopens it. A DAG's
+// tab keeps the DAG's address. The UI's history entry (its router's state) is left as it is.
+function syncAirflowAddress() {
+  const top = airflowWindow();
+  if (!top) return;
+  const prefix = `${AIRFLOW}/plugin/${NAV_ROUTE}`;
+  const path = top.location.pathname;
+  if (path !== prefix && !path.startsWith(prefix + "/")) return;
+  const want = prefix + location.pathname + location.search;
+  if (path + top.location.search !== want) {
+    try { top.history.replaceState(top.history.state, "", want); } catch { /* not ours to change */ }
+  }
+}
+
+async function copyLink() {
+  const url = airflowAddress();
+  const out = $("share-url");
+  out.value = url;
+  $("share").hidden = false;
+  let copied = false;
+  try { await navigator.clipboard.writeText(url); copied = true; } catch { copied = false; }
+  out.focus();
+  out.select();
+  setStatus($("share-status"), copied ? "Link copied: it opens this view inside Airflow." : "Copy this link: it opens this view inside Airflow.");
 }
 
 // Only our own media route (or a presigned https URL) may become an <img>/<video> source.
@@ -47,6 +146,25 @@ function fmtTime(ms) {
   const mm = h ? String(m).padStart(2, "0") : String(m);
   return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
 }
+// Dates in the timezone Airflow's UI shows (the one its user picked, kept in the UI's localStorage
+// under "timezone", shared with this same-origin page), else the browser's, as the UI does.
+function airflowTimeZone() {
+  let zone = null;
+  try {
+    const raw = localStorage.getItem("timezone");
+    zone = raw ? JSON.parse(raw) : null;
+  } catch { zone = null; }
+  try { return new Intl.DateTimeFormat("en", { timeZone: zone || undefined }).resolvedOptions().timeZone; }
+  catch { return Intl.DateTimeFormat().resolvedOptions().timeZone; }
+}
+function fmtDate(iso) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return "";
+  const zone = airflowTimeZone();
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" }).formatToParts(date).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute} ${parts.timeZoneName}`;
+}
 const plural = (n, word, many) => `${fmtNum(n)} ${n === 1 ? word : (many || word + "s")}`;
 const fmtNum = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
 
@@ -59,8 +177,10 @@ function uriParts(uri) {
 
 // Every video seen, by file name, so that two "race.mp4" from different folders read apart.
 const idsByName = new Map();
+const videosById = new Map();
 function noteVideo(video) {
   if (!video || !video.source_uri || !video.video_id) return;
+  videosById.set(video.video_id, video);
   const { name, folder } = uriParts(video.source_uri);
   if (!idsByName.has(name)) idsByName.set(name, new Map());
   idsByName.get(name).set(video.video_id, folder);
@@ -91,6 +211,8 @@ function go(view, values, replace) {
 }
 
 function route() {
+  syncAirflowAddress();
+  $("share").hidden = true;
   const p = params();
   const view = ["search", "videos", "clips"].includes(p.get("view")) ? p.get("view") : (p.get("dag_id") ? "videos" : "search");
   for (const name of ["search", "videos", "clips"]) $("view-" + name).hidden = name !== view;
@@ -103,7 +225,11 @@ function route() {
 // --- boxes over a frame ---------------------------------------------------------------------------
 function shot(frame) {
   const src = safeMediaUrl(frame.frame_url);
-  const wrap = el("div", { class: "shot" }, el("img", { src, alt: `Frame ${frame.frame_index}`, loading: "lazy" }));
+  // a 16:9 placeholder until the picture is in, so the grid does not jump while frames load
+  const img = el("img", { src, alt: `Frame ${frame.frame_index}`, loading: "lazy" });
+  const wrap = el("div", { class: "shot" }, img);
+  const loaded = () => wrap.classList.add("loaded");
+  if (img.complete && img.naturalWidth) loaded(); else img.addEventListener("load", loaded, { once: true });
   for (const det of frame.detections) {
     const b = det.bbox;
     if (!b) continue;
@@ -147,9 +273,13 @@ function showSearch(p) {
   if (key === searchState.key) return;
   searchState.key = key;
   searchState.next = null;
+  searchState.played = false;
   searchState.videos = new Map();
   $("results").replaceChildren();
   $("load-more").hidden = true;
+  $("export").hidden = true;
+  $("suggest").hidden = true;
+  if (/^\s*\d{2,9}\s*$/.test(text)) showSuggestions(text.trim(), key);
   if (!text.trim()) {
     setStatus($("search-status"), "");
     $("results").append(el("div", { class: "empty" }, "Type a bib number or any text read in the videos, e.g. ", el("b", { text: "1042" }), "."));
@@ -163,6 +293,31 @@ function showSearch(p) {
 function pageSize(p) {
   const n = Number(p.get("size"));
   return String(Number.isInteger(n) && n >= 1 && n <= 500 ? n : 60);
+}
+
+// A partial number ("104"): the bibs it may be, most often read first, one click to search each.
+async function showSuggestions(text, key) {
+  let found = [];
+  try { found = (await api("/suggest?" + new URLSearchParams({ text }).toString())).suggestions || []; } catch { return; }
+  if (key !== searchState.key || !found.length) return;
+  const p = params();
+  const box = $("suggest");
+  box.replaceChildren(el("span", { class: "muted", text: `Bibs starting with ${text}:` }),
+    ...found.map((s) => el("button", { type: "button", class: "chip", "data-text": s.text,
+      title: [s.passes ? plural(s.passes, "runner pass", "runner passes") : null, s.frames ? plural(s.frames, "read") : null].filter(Boolean).join(", "),
+      onclick: () => go("search", { text: s.text, min: p.get("min") || "", max: p.get("max") || "", video: p.get("video") || "" }) }, s.text)));
+  box.hidden = false;
+}
+
+// Links to the whole result as files (the same query and filters as the page; every page of it).
+function showExport(p, any) {
+  $("export").hidden = !any;
+  const q = new URLSearchParams({ text: p.get("text") || "", min_confidence: p.get("min") || "80", max_confidence: p.get("max") || "100" });
+  if (p.get("video")) q.set("video_id", p.get("video"));
+  for (const format of ["csv", "json"]) {
+    q.set("format", format);
+    $("export-" + format).href = `${API}/export?${q.toString()}`;
+  }
 }
 
 async function loadPage() {
@@ -182,9 +337,15 @@ async function loadPage() {
     for (const v of page.videos) noteVideo(v.video);
     if (page.total !== null && page.total !== undefined) searchState.total = page.total;
     for (const v of page.videos) addVideoResult(v, p.get("text"));
+    const moment = searchState.videos.get(p.get("play") || "");
+    if (moment && !searchState.played && Number.isFinite(Number(p.get("at")))) {  // a shared moment
+      searchState.played = true;
+      playAt(moment, Math.max(0, Number(p.get("at"))), true);
+    }
     searchState.next = page.next;
     $("load-more").hidden = !page.next;
     const shown = [...searchState.videos.values()].reduce((n, v) => n + v.frameCount, 0);
+    showExport(p, searchState.videos.size > 0);
     if (!searchState.videos.size) {
       setStatus($("search-status"), "");
       $("results").append(el("div", { class: "empty" }, "No frames show ", el("b", { text: p.get("text") }), ` with confidence ${p.get("min") || 80}–${p.get("max") || 100} %. Try a lower confidence or another spelling.`));
@@ -211,19 +372,22 @@ function addVideoResult(v, text) {
     // a runner's passes (one bar per runner appearance) replace the loose word segments
     const passes = v.passes || [];
     const bars = passes.length ? passes.map(passBar) : (v.segments || []).map(segmentBar);
-    entry = { frames: [], frameCount: 0, grid, timeline, duration, title, segments: v.segments || [], passes, bars, video: v.video };
+    const player = el("div", { class: "player", hidden: true });
+    entry = { videoId: v.video_id, frames: [], frameCount: 0, grid, timeline, player, duration, title, segments: v.segments || [], passes, bars, video: v.video };
     const card = el("article", { class: "video-result", "data-video-id": v.video_id },
       el("div", { class: "vr-head" },
         el("h2", { text: title }),
         el("span", { class: "meta", text: [duration ? fmtTime(duration) : null, passes.length ? plural(passes.length, "runner pass", "runner passes") : (entry.segments.length ? plural(entry.segments.length, "appearance") : null)].filter(Boolean).join(" · ") }),
-        el("button", { type: "button", class: "primary", onclick: () => openFlipbook(entry, text, 0) }, "▶ Flip-book"),
+        el("button", { type: "button", class: "primary", onclick: () => openFlipbook(entry, text, 0) }, icon("play"), "Flip-book"),
         el("button", { type: "button", onclick: () => go("clips", { subject: text, video: v.video_id }) }, "Clips")),
       timeline,
       el("div", { class: "timeline-scale" }, el("span", { text: "0:00" }), el("span", { text: duration ? fmtTime(duration) : "" })),
+      player,
       grid);
     for (const bar of entry.bars) {
       if (!duration) break;
-      const seg = el("div", { class: bar.cls, title: bar.title });
+      const seg = el("button", { type: "button", class: bar.cls, title: bar.title + " · click to play from here",
+        "aria-label": `Play from ${fmtTime(bar.start_ms)}: ${bar.title}`, onclick: () => playAt(entry, bar.start_ms) });
       seg.style.left = (100 * bar.start_ms / duration) + "%";
       seg.style.width = (100 * Math.max(bar.end_ms - bar.start_ms, 500) / duration) + "%";
       timeline.append(seg);
@@ -265,11 +429,47 @@ function frameCard(entry, frame, text) {
   const best = Math.max(...frame.detections.map((d) => Number(d.confidence)));
   const node = el("figure", { class: "frame", tabindex: "0", title: "Open in the flip-book",
     onclick: () => openFlipbook(entry, text, entry.frames.indexOf(frame)),
-    onkeydown: (e) => { if (e.key === "Enter") openFlipbook(entry, text, entry.frames.indexOf(frame)); } },
+    "aria-label": `Open frame ${frame.frame_index} at ${fmtTime(frame.timestamp_ms)} in the flip-book`,
+    onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openFlipbook(entry, text, entry.frames.indexOf(frame)); } } },
     shot(frame),
     el("figcaption", {}, el("span", { text: `${fmtTime(frame.timestamp_ms)} · frame ${frame.frame_index}` }), el("span", { text: `${Math.round(best)}%` })));
+  // the video from this moment: a button on the picture (the picture itself opens the flip-book)
+  node.querySelector(".shot").append(el("button", { type: "button", class: "play-here",
+    title: `Play the video from ${fmtTime(frame.timestamp_ms)}`, "aria-label": `Play the video from ${fmtTime(frame.timestamp_ms)}`,
+    onclick: (e) => { e.stopPropagation(); playAt(entry, frame.timestamp_ms); },
+    onkeydown: (e) => e.stopPropagation() }, icon("play")));
   frame.node = node;
   return node;
+}
+
+// --- the video itself, from a moment ------------------------------------------------------------------
+// /reko/video/<id> serves the file the index's video document names (ranges, so seeking is cheap).
+// The moment is part of the address (play=<video id>&at=<ms>), so a copied link plays it too.
+function noteMoment(videoId, ms) {
+  const q = params();
+  if (videoId) { q.set("play", videoId); q.set("at", String(Math.round(ms))); } else { q.delete("play"); q.delete("at"); }
+  history.replaceState(null, "", "?" + q.toString());
+  syncAirflowAddress();
+}
+
+function playAt(entry, ms, fromAddress) {
+  if (!fromAddress) noteMoment(entry.videoId, ms);
+  const box = entry.player;
+  let video = box.querySelector("video");
+  if (!video) {
+    video = el("video", { controls: true, playsinline: true, preload: "metadata", src: `${BASE}/video/${encodeURIComponent(entry.videoId)}` });
+    const close = el("button", { type: "button", class: "icon", "aria-label": "Close the video", onclick: () => { video.pause(); box.hidden = true; noteMoment(null); } }, icon("close"));
+    box.replaceChildren(video, el("div", { class: "player-bar" }, el("span", { class: "player-at muted" }), close));
+    video.addEventListener("error", () => { box.querySelector(".player-at").textContent = "This video cannot be played here."; });
+  }
+  box.hidden = false;
+  box.querySelector(".player-at").textContent = `Playing from ${fmtTime(ms)}`;
+  const start = () => {
+    video.currentTime = ms / 1000;
+    video.play().catch(() => { /* the user presses play */ });
+  };
+  if (video.readyState >= 1) start(); else video.addEventListener("loadedmetadata", start, { once: true });
+  box.scrollIntoView({ block: "nearest" });
 }
 
 // --- flip-book -------------------------------------------------------------------------------------
@@ -277,6 +477,7 @@ const fb = { entry: null, index: 0, timer: null, baseFps: 2 };
 
 function openFlipbook(entry, text, index) {
   fb.entry = entry;
+  fb.opener = document.activeElement;  // focus goes back there on close
   $("fb-title").textContent = `“${text}” in ${entry.title}`;
   $("fb-scrub").max = String(Math.max(0, entry.frames.length - 1));
   $("flipbook").hidden = false;
@@ -299,12 +500,27 @@ function setPlaying(on) {
   clearInterval(fb.timer);
   fb.timer = null;
   if (on) fb.timer = setInterval(() => showFrame(fb.index + 1), 1000 / (fb.baseFps * Number($("fb-speed").value)));
-  $("fb-play").textContent = on ? "⏸ Pause" : "▶ Play";
+  setButton($("fb-play"), on ? "pause" : "play", on ? "Pause" : "Play");
   $("fb-play").setAttribute("aria-label", on ? "Pause" : "Play");
   $("flipbook").dataset.playing = on ? "true" : "false";
 }
 
-function closeFlipbook() { setPlaying(false); $("flipbook").hidden = true; }
+function closeFlipbook() {
+  setPlaying(false);
+  $("flipbook").hidden = true;
+  if (fb.opener && fb.opener.isConnected) fb.opener.focus();
+}
+
+// Tab and Shift+Tab stay inside the open flip-book (a modal dialog).
+function trapFocus(e) {
+  const items = [...$("flipbook").querySelectorAll("button, input, select, a[href], video, [tabindex]")]
+    .filter((n) => !n.disabled && n.tabIndex >= 0 && n.getClientRects().length);
+  if (!items.length) return;
+  const first = items[0], last = items[items.length - 1];
+  const inside = $("flipbook").contains(document.activeElement);
+  if (e.shiftKey && (document.activeElement === first || !inside)) { e.preventDefault(); last.focus(); }
+  else if (!e.shiftKey && (document.activeElement === last || !inside)) { e.preventDefault(); first.focus(); }
+}
 
 // --- videos ----------------------------------------------------------------------------------------
 async function showVideos(p) {
@@ -326,7 +542,7 @@ async function showVideos(p) {
 function videoCard(v) {
   const counts = v.counts || {};
   const failed = counts.failed_frames || 0;
-  const runHref = v.dag_id && v.run_id ? `/dags/${encodeURIComponent(v.dag_id)}/runs/${encodeURIComponent(v.run_id)}` : null;
+  const runPath = v.dag_id && v.run_id ? `/dags/${encodeURIComponent(v.dag_id)}/runs/${encodeURIComponent(v.run_id)}` : null;
   const stat = (value, label, bad) => el("div", { class: "stat" + (bad ? " bad" : "") }, el("b", { text: value }), el("span", { text: label }));
   return el("article", { class: "video-card", "data-video-id": v.video_id },
     el("img", { class: "thumb", src: safeMediaUrl(v.thumbnail_url), alt: "", loading: "lazy" }),
@@ -340,8 +556,8 @@ function videoCard(v) {
         stat(fmtNum(failed), "failed frames", failed > 0)),
       el("div", { class: "card-actions" },
         el("a", { href: "?" + new URLSearchParams({ view: "search", video: v.video_id }).toString(), onclick: (e) => { e.preventDefault(); go("search", { video: v.video_id }); } }, "Search this video"),
-        runHref ? el("a", { href: runHref, target: "_top", title: "Open the run in Airflow" }, "Last run ↗") : null,
-        el("span", { class: "muted", text: v.processed_at ? "analysed " + new Date(v.processed_at).toLocaleString() : "" }))));
+        runPath ? airflowLink(runPath, "Last run", "Open the run in Airflow") : null,
+        el("span", { class: "muted analysed", title: airflowTimeZone(), text: v.processed_at ? "analysed " + fmtDate(v.processed_at) : "" }))));
 }
 
 // --- clips -----------------------------------------------------------------------------------------
@@ -368,7 +584,7 @@ async function showClipsDag() {
 }
 
 function dagLink(url, dagId) {
-  return url && url.startsWith("/dags/") ? el("a", { href: url, target: "_top" }, `Open ${dagId || "the DAG"} in Airflow ↗`) : null;
+  return url && url.startsWith("/dags/") ? airflowLink(url, `Open ${dagId || "the DAG"} in Airflow`) : null;
 }
 
 async function loadClips(subject, video) {
@@ -386,14 +602,24 @@ async function loadClips(subject, video) {
     grid.replaceChildren();
     setStatus($("clips-status"), clips.length ? `${clips.length} clip${clips.length === 1 ? "" : "s"} of “${subject}”` : "");
     if (!clips.length) grid.append(el("div", { class: "empty" }, "No clip of ", el("b", { text: subject }), " yet. Use ", el("b", { text: "Request clip" }), " to cut one."));
-    for (const c of clips) {
-      grid.append(el("article", { class: "clip", "data-clip-uri": c.clip_uri },
-        el("video", { src: safeMediaUrl(c.clip_url), controls: true, preload: "auto", playsinline: true, muted: true }),
-        el("div", { class: "body" },
-          el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
-          el("span", { class: "meta", text: `${c.video_id} · ${Number(c.duration_s).toFixed(1)} s` + (c.run_id ? ` · ${c.run_id}` : "") }))));
-    }
+    await loadVideoOptions();  // every video's name, for the cards
+    for (const c of clips) grid.append(clipCard(c));
   } catch (err) { setStatus($("clips-status"), err.message, true); }
+}
+
+// A clip: the video's name (not its id), when in the video, its length, a download, and its run.
+function clipCard(c) {
+  const src = safeMediaUrl(c.clip_url);
+  const name = videoName(videosById.get(c.video_id), c.video_id);
+  const file = `${name.replace(/[^\w.-]+/g, "_").replace(/\.\w+$/, "")}_${c.subject}_${fmtTime(c.start_ms).replace(/:/g, "-")}.mp4`;
+  return el("article", { class: "clip", "data-clip-uri": c.clip_uri },
+    el("video", { src, controls: true, preload: "auto", playsinline: true, muted: true }),
+    el("div", { class: "body" },
+      el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
+      el("span", { class: "meta clip-video", title: c.video_id, text: `${name} · ${Number(c.duration_s).toFixed(1)} s` }),
+      el("div", { class: "card-actions" },
+        src ? el("a", { class: "button", href: src, download: file.replace(/[^\w.-]+/g, "_") }, icon("download"), "Download") : null,
+        c.run_id ? airflowLink(`/dags/video_clips/runs/${encodeURIComponent(c.run_id)}`, "Run", `The video_clips run that cut it: ${c.run_id}`) : null)));
 }
 
 async function requestClip() {
@@ -403,9 +629,17 @@ async function requestClip() {
   const video = params().get("video");
   if (video) body.video_ids = [video];
   $("request-clip").disabled = true;
+  delete $("clip-run").dataset.reused;
   try {
     const run = await api("/clips", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+    if (run.reused === "clips") {  // cut already: shown, not cut again
+      go("clips", { subject, video: video || "" }, true);
+      showRun(null, "success", `These clips of “${subject}” exist already: shown below.`);
+      $("clip-run").dataset.reused = "clips";
+      return;
+    }
     go("clips", { subject, video: video || "", run: run.dag_run_id }, true);
+    if (run.reused === "run") $("clip-run").dataset.reused = "run";
   } catch (err) {
     showRun(null, "failed", err.message);
   } finally { $("request-clip").disabled = false; }
@@ -423,7 +657,7 @@ function showRun(runId, state, message, run) {
     el("span", { class: "badge " + state, text: state }),
     el("span", { class: waiting ? "waiting" : null, text: message }),
     waiting && run.dag_paused ? dagLink(run.dag_url, "video_clips") : null,
-    runId ? el("a", { href: `/dags/video_clips/runs/${encodeURIComponent(runId)}`, target: "_top" }, "View run in Airflow ↗") : null,
+    runId ? airflowLink(`/dags/video_clips/runs/${encodeURIComponent(runId)}`, "View run in Airflow") : null,
   ].filter(Boolean));
 }
 
@@ -443,7 +677,8 @@ function watchRun(runId) {
       }
       if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${subject}” failed: see the run's logs.`); return; }
       // not started yet: the API says why (paused, or queued too long) and what to do
-      showRun(runId, run.state || "queued", run.waiting || `Cutting clips of “${subject}”…`, run);
+      const again = $("clip-run").dataset.reused === "run" ? "Already requested: " : "";
+      showRun(runId, run.state || "queued", run.waiting || `${again}cutting clips of “${subject}”…`.replace(/^c/, "C"), run);
       if (run.dag_paused === false) $("clips-dag").hidden = true;
     } catch (err) { showRun(runId, "failed", err.message); return; }
     clipRun.timer = setTimeout(poll, 2000);
@@ -471,6 +706,8 @@ document.addEventListener("DOMContentLoaded", () => {
     go("search", { text: $("q").value.trim(), min: String(min), max: String(max), video: $("video-filter").value });
   });
   $("load-more").addEventListener("click", loadPage);
+  $("copy-link").addEventListener("click", copyLink);
+  $("share-close").addEventListener("click", () => { $("share").hidden = true; $("copy-link").focus(); });
   $("clip-form").addEventListener("submit", (e) => { e.preventDefault(); requestClip(); });
   $("show-clips").addEventListener("click", () => go("clips", { subject: $("clip-subject").value.trim(), video: params().get("video") || "" }));
   $("fb-close").addEventListener("click", closeFlipbook);
@@ -478,11 +715,19 @@ document.addEventListener("DOMContentLoaded", () => {
   $("fb-play").addEventListener("click", () => setPlaying(!fb.timer));
   $("fb-prev").addEventListener("click", () => { setPlaying(false); showFrame(fb.index - 1); });
   $("fb-next").addEventListener("click", () => { setPlaying(false); showFrame(fb.index + 1); });
+  $("fb-video").addEventListener("click", () => {
+    const entry = fb.entry, frame = entry.frames[fb.index];
+    fb.opener = null;
+    closeFlipbook();
+    playAt(entry, frame.timestamp_ms);
+  });
   $("fb-speed").addEventListener("change", () => { if (fb.timer) setPlaying(true); });
   $("fb-scrub").addEventListener("input", () => { setPlaying(false); showFrame(Number($("fb-scrub").value)); });
   document.addEventListener("keydown", (e) => {
     if ($("flipbook").hidden) return;
     if (e.key === "Escape") closeFlipbook();
+    else if (e.key === "Tab") trapFocus(e);
+    else if (e.target.closest && e.target.closest("button, select, input, video")) return;  // the control's own keys
     else if (e.key === " ") { e.preventDefault(); setPlaying(!fb.timer); }
     else if (e.key === "ArrowRight") { setPlaying(false); showFrame(fb.index + 1); }
     else if (e.key === "ArrowLeft") { setPlaying(false); showFrame(fb.index - 1); }

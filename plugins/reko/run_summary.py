@@ -86,12 +86,22 @@ def render_without_summary(
     from reko.storage import video_id_for
 
     video = video_id_for(video_uri) if video_uri else "no video"
-    lines = [NOTE_HEADING, f"**{video}: {status}** — `{video_uri or '(no video_uri)'}`"]
+    lines = [
+        headline(video, status, "no frames extracted"),
+        f"**{video}: {status}** — `{video_uri or '(no video_uri)'}`",
+    ]
     lines.append("No frames were extracted: the run ended before its first stage finished.")
     lines += render_outcomes(outcomes)
     if not outcomes.get("failed"):
         lines.append(f"- no task reported a failure; see run {run_id} of {dag_id} in the UI")
     return "\n".join(lines)
+
+
+def headline(video: str, status: str, gist: str) -> str:
+    """The note's first line: the heading with the outcome on it, because a collapsed note in
+    Airflow's UI shows its first line, and a bare heading said nothing (issue 16). It still starts
+    with `NOTE_HEADING`, which `merge_note` finds the summary by."""
+    return f"{NOTE_HEADING} · {video}: {status} · {gist}"
 
 
 def _seconds(value: float | None) -> str:
@@ -139,7 +149,15 @@ def render(
     """Markdown: outcome, what failed and why, counts, failed frames with reasons, calls and cost,
     time per stage. Any stage may be missing (the run failed before it), batches included."""
     frames = (manifest or {}).get("frame_count")
-    lines = [NOTE_HEADING, f"**{video_id}: {status}** — `{source_uri}`"]
+    if frames is None:
+        gist = "no frames extracted"
+    else:
+        failed = len((load or {}).get("failed_frames", []))
+        gist = (
+            f"{frames} frames, {(load or {}).get('detections', '-')} detections,"
+            f" {(passes or {}).get('passes', '-')} runner passes, {failed} failed frames"
+        )
+    lines = [headline(video_id, status, gist), f"**{video_id}: {status}** — `{source_uri}`"]
     lines += render_outcomes(outcomes)
     if frames is None:
         lines.append("No frames were extracted.")

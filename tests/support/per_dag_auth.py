@@ -22,6 +22,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
     "analysis_reader": {"video_analysis": {"GET"}},
     "clip_reader": {"video_analysis": {"GET"}, "video_clips": {"GET"}},
     "clip_requester": {"video_analysis": {"GET"}, "video_clips": {"GET", "POST"}},
+    "clip_trigger_only": {"video_analysis": {"GET"}, "video_clips": {"POST"}},
 }
 
 

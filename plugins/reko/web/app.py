@@ -18,7 +18,7 @@ from functools import cache
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -32,12 +32,14 @@ from reko.web.media import (
     media_origins,
     media_type,
     presigned_url,
+    source_video,
 )
 
 log = logging.getLogger(__name__)
 ASSET_DIR = REPO_ROOT / "include" / "web"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "favicon.svg": "image/svg+xml"}
 ANALYSIS_DAG_ID = "video_analysis"
+VIDEO_URI_FIELDS = ["source_uri", "proxy_uri"]  # a browser-friendly proxy, when a backend writes one
 CLIPS_DAG_ID = "video_clips"
 QUEUED_TOO_LONG_S = 30  # a queued clip run that has not started by then gets a reason on the page
 # The page's own documents never go into frames of other origins, scripts come from here only,
@@ -129,6 +131,56 @@ class ClipRequest(BaseModel):
     padding_s: float | None = Field(default=None, ge=0, le=600)
     merge_gap_s: float | None = Field(default=None, ge=0, le=3600)
     min_confidence: float | None = Field(default=None, ge=0, le=100)
+    force: bool = False  # cut again even when the same clips exist or are being cut
+
+
+CLIP_DEFAULTS = {"padding_s": 2.0, "merge_gap_s": 3.0, "min_confidence": 80.0}  # video_clips' Params
+
+
+def _clip_scope(conf: dict) -> tuple:
+    """What makes two clip requests the same: subject (as the clip DAG normalises it), videos and
+    the cut's settings, defaults filled in."""
+    from reko.index.docs import normalise
+
+    settings = tuple(float(conf.get(k) if conf.get(k) is not None else v) for k, v in CLIP_DEFAULTS.items())
+    videos = tuple(sorted({str(v) for v in conf.get("video_ids") or []}))
+    return (normalise(str(conf.get("subject") or "")), videos, settings)
+
+
+async def _run_cutting(request: Request, conf: dict) -> dict | None:
+    """A queued or running video_clips run asked for the same clips, if the caller may see one."""
+    want = _clip_scope(conf)
+    try:
+        runs = await _airflow_call(
+            request,
+            "GET",
+            f"/dags/{CLIPS_DAG_ID}/dagRuns",
+            None,
+            params={"state": ["queued", "running"], "limit": 100},
+        )
+    except HTTPException:  # may trigger but not list runs: no reuse, Airflow decides
+        return None
+    for run in runs.get("dag_runs") or []:
+        if _clip_scope(run.get("conf") or {}) == want:
+            return run
+    return None
+
+
+def _clips_done(client: Any, conf: dict) -> list[dict]:
+    """The clips already cut for this request: every requested video (or every video where the
+    subject is seen) has clips of it with the same padding and merge gap. Else nothing."""
+    names = IndexNames.current()
+    subject, videos, (padding_s, merge_gap_s, _) = _clip_scope(conf)
+    clips = [
+        c
+        for c in search.list_clips(client, names, subject=subject)
+        if c.get("padding_ms") == round(padding_s * 1000)
+        and c.get("merge_gap_ms") == round(merge_gap_s * 1000)
+    ]
+    if videos:
+        clips = [c for c in clips if c["video_id"] in videos]
+    wanted = set(videos) or search.videos_showing(client, names, subject)
+    return clips if clips and wanted <= {c["video_id"] for c in clips} else []
 
 
 def _airflow_api() -> str:
@@ -241,17 +293,22 @@ async def _with_waiting(request: Request, run: dict) -> dict:
     return summary
 
 
-def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
-    """403 unless Airflow's auth manager lets `user` do `method` on the DAG `dag_id` (as
+def _may(user: Any, method: str, dag_id: str, entity: Any = None) -> bool:
+    """Whether Airflow's auth manager lets `user` do `method` on the DAG `dag_id` (as
     `requires_access_dag` does, team included, but for a DAG the route names, not the request)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
     from airflow.models.dag import DagModel
 
     details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
-    if not get_auth_manager().is_authorized_dag(
+    return get_auth_manager().is_authorized_dag(
         method=method, access_entity=entity, details=details, user=user
-    ):
+    )
+
+
+def _authorize(user: Any, method: str, dag_id: str, entity: Any = None) -> None:
+    """403 unless `_may`."""
+    if not _may(user, method, dag_id, entity):
         verb = {"GET": "read"}.get(method, "trigger" if method == "POST" else "change")
         raise HTTPException(status_code=403, detail=f"Forbidden: you may not {verb} the DAG {dag_id}")
 
@@ -375,6 +432,56 @@ def build_router() -> APIRouter:
             raise
         return _with_media_urls(request, result)
 
+    @router.get("/api/suggest", dependencies=[read_analysis])
+    def suggest(client: OpenSearchDep, text: Annotated[str, Query(max_length=search.MAX_TEXT_LENGTH)]):
+        """Bibs a partial number may be (what a typo or a half-hidden bib leaves of it)."""
+        return {"text": text, "suggestions": search.suggest_numbers(client, IndexNames.current(), text)}
+
+    @router.get("/api/export", dependencies=[read_analysis])
+    def export(
+        request: Request,
+        client: OpenSearchDep,
+        text: Annotated[str, Query(max_length=search.MAX_TEXT_LENGTH)],
+        min_confidence: Annotated[float, Query(ge=0, le=100)] = 80,
+        max_confidence: Annotated[float, Query(ge=0, le=100)] = 100,
+        video_id: Annotated[str | None, Query(max_length=250)] = None,
+        format: Annotated[str, Query(pattern="^(csv|json)$")] = "csv",
+    ) -> Response:
+        """Every hit of a search (video, time, frame, text, confidence, box) as a CSV or JSON file,
+        for race organisers' tools; frame URLs are absolute and need the same session or token."""
+        try:
+            rows, truncated = search.export_hits(
+                client,
+                IndexNames.current(),
+                text=text,
+                min_confidence=min_confidence,
+                max_confidence=max_confidence,
+                video_id=video_id or None,
+            )
+        except search.SearchInputError as exc:
+            raise _bad_input(exc) from None
+        root, origin = storage_root(), str(request.base_url).rstrip("/")
+        for row in rows:
+            url = _media_url(request, root, row.pop("frame_uri", None))
+            row["frame_url"] = origin + url if url else None
+        stem = "".join(c if c.isalnum() else "-" for c in text.strip())[:40].strip("-") or "search"
+        headers = {
+            "Content-Disposition": f'attachment; filename="reko-{stem}.{format}"',
+            "X-Reko-Truncated": "true" if truncated else "false",
+            "Cache-Control": "no-store",
+        }
+        if format == "json":
+            body = {
+                "text": text,
+                "min_confidence": min_confidence,
+                "max_confidence": max_confidence,
+                "video_id": video_id or None,
+                "truncated": truncated,
+                "hits": [{k: row.get(k) for k in search.EXPORT_COLUMNS} for row in rows],
+            }
+            return JSONResponse(body, headers=headers)
+        return Response(search.to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+
     @router.get("/api/clips", dependencies=[read_clips])
     def clips(
         request: Request,
@@ -392,17 +499,45 @@ def build_router() -> APIRouter:
         return {"clips": docs}
 
     @router.post("/api/clips", status_code=201, dependencies=[trigger_clips])
-    async def request_clip(request: Request, body: Annotated[ClipRequest, Body()]):
+    async def request_clip(
+        request: Request,
+        client: OpenSearchDep,
+        body: Annotated[ClipRequest, Body()],
+        response: Response,
+        user: Any = Depends(get_user),  # noqa: B008
+    ):
+        """Trigger video_clips, unless the same clips exist (200, `reused: "clips"`, the clips) or
+        a run is cutting them (200, `reused: "run"`, that run): a second click or a second user
+        does not cut them twice. `force` cuts again."""
         conf: dict[str, Any] = {"subject": body.subject.strip(), "video_ids": body.video_ids}
         for key in ("padding_s", "merge_gap_s", "min_confidence"):
             if getattr(body, key) is not None:
                 conf[key] = getattr(body, key)
         if not conf["subject"]:
             raise HTTPException(status_code=400, detail="subject is required")
+        bibs = search.bibs_of(search.normalise(conf["subject"]))
+        if bibs:  # the search finds several bibs at once; video_clips cuts one subject a run
+            raise HTTPException(
+                status_code=400,
+                detail=f"request clips of one bib at a time ({' or '.join(bibs[:3])}): each is its own run",
+            )
+        # the clips are video_clips' data: shown instead of a new run only to who may read them
+        if not body.force and _may(user, "GET", CLIPS_DAG_ID):
+            done = await asyncio.to_thread(_clips_done, client, conf)
+            if done:
+                response.status_code = 200
+                root = storage_root()
+                for doc in done:
+                    doc["clip_url"] = _media_url(request, root, doc.get("clip_uri"))
+                return {"reused": "clips", "clips": done, "dag_run_id": None, "state": "success"}
+            running = await _run_cutting(request, conf)
+            if running:
+                response.status_code = 200
+                return {**await _with_waiting(request, running), "reused": "run"}
         run = await _airflow_call(
             request, "POST", f"/dags/{CLIPS_DAG_ID}/dagRuns", {"logical_date": None, "conf": conf}
         )
-        return await _with_waiting(request, run)
+        return {**await _with_waiting(request, run), "reused": None}
 
     @router.get("/api/clips/runs/{run_id}", dependencies=[read_clip_runs])
     async def clip_run(request: Request, run_id: str):
@@ -413,6 +548,34 @@ def build_router() -> APIRouter:
     async def clips_dag(request: Request):
         """Whether video_clips is paused, so the page can say so before a request waits forever."""
         return await _clips_dag(request)
+
+    @router.get("/video/{video_id}", name="video", dependencies=[read_analysis])
+    async def video(client: OpenSearchDep, video_id: Annotated[str, Path(max_length=250)]) -> Response:
+        """The video itself, to play from a moment: the file the index's video document names
+        (a proxy when it has one, else the source), never a path or URI from the request. Local
+        files are streamed with HTTP ranges (206), so the browser seeks without the whole file."""
+        from opensearchpy.exceptions import NotFoundError, RequestError
+
+        try:
+            doc = await asyncio.to_thread(
+                client.get, index=IndexNames.current().videos, id=video_id, _source=VIDEO_URI_FIELDS
+            )
+        except (NotFoundError, RequestError):  # an id OpenSearch refuses names no video either
+            raise HTTPException(status_code=404, detail="no such video") from None
+        src = doc.get("_source") or {}
+        try:
+            found = await asyncio.to_thread(source_video, src.get("proxy_uri") or src.get("source_uri"))
+        except MediaPathError as exc:
+            raise HTTPException(status_code=404, detail=f"cannot play this video: {exc}") from None
+        except FileNotFoundError:
+            raise HTTPException(status_code=404, detail="the video's file is gone") from None
+        if found.url:
+            return RedirectResponse(
+                found.url, status_code=307, headers={"Cache-Control": "private, max-age=600"}
+            )
+        return FileResponse(
+            found.path, media_type=found.media_type, headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     @router.get("/media/{key:path}", name="media", dependencies=[Depends(media_access)])
     async def media(key: str) -> Response:
@@ -444,7 +607,11 @@ def create_app() -> FastAPI:
         """A browser opening a page without a session goes to Airflow's login, then comes back."""
         wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
         path = request.url.path
-        if exc.status_code == 401 and wants_page and "/api/" not in path and "/media/" not in path:
+        if (
+            exc.status_code == 401
+            and wants_page
+            and not any(p in path for p in ("/api/", "/media/", "/video/"))
+        ):
             from airflow.api_fastapi.app import get_auth_manager
 
             target = path + (f"?{request.url.query}" if request.url.query else "")

@@ -140,3 +140,55 @@ def presigned_url(root: StorageRoot, key: str, expires_s: int = PRESIGN_EXPIRES_
     if not url:
         raise RuntimeError(f"could not presign s3://{root.bucket}/{object_key}")
     return url
+
+
+VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm"}
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """Where a video's playable file is: a local path (streamed with ranges) or a presigned URL."""
+
+    path: Path | None = None
+    url: str | None = None
+    media_type: str = "video/mp4"
+
+
+def source_video(uri: object) -> SourceVideo:
+    """The playable file behind a video document's URI (its source, or a proxy the document names).
+
+    The URI is the index's, never the request's; still only a video file is served: a file:// path
+    to an existing regular file with a video suffix, or an s3:// object presigned with the URI's own
+    connection id (else the default AWS connection).
+    """
+    if not uri or not isinstance(uri, str):
+        raise MediaPathError("the video has no source URI")
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise MediaPathError("the video's source URI is malformed") from None
+    scheme = parts.scheme.lower()
+    suffix = posixpath.splitext(unquote(parts.path))[1].lower()
+    if suffix not in VIDEO_TYPES:
+        raise MediaPathError("only video files (.mp4, .m4v, .mov, .webm) are played")
+    kind = VIDEO_TYPES[suffix]
+    if scheme == "file":
+        path = Path(unquote(parts.path)).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(uri)
+        return SourceVideo(path=path, media_type=kind)
+    if scheme == "s3":
+        conn_id, _, bucket = parts.netloc.rpartition("@")
+        key = parts.path.lstrip("/")
+        if not bucket or not key:
+            raise MediaPathError("the video's source URI names no object")
+        hook = _s3_hook(conn_id or aws_conn_id())
+        url = hook.generate_presigned_url(
+            client_method="get_object",
+            params={"Bucket": bucket, "Key": key},
+            expires_in=PRESIGN_EXPIRES_S,
+        )
+        if not url:
+            raise RuntimeError(f"could not presign s3://{bucket}/{key}")
+        return SourceVideo(url=url, media_type=kind)
+    raise MediaPathError(f"a {scheme or 'schemeless'} source URI cannot be played")

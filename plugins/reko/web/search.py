@@ -109,13 +109,39 @@ def validate(text: str, min_confidence: float, max_confidence: float, size: int)
     return normalise(text)
 
 
+MAX_BIBS = 20  # numbers in one "several bibs" search
+
+
+def bibs_of(norm: str) -> list[str]:
+    """The numbers of a search for several bibs at once ("4172 5021"), else []: a text made only
+    of two or more numbers is read as a list of bibs, not as a line to find."""
+    parts = norm.split()
+    if 1 < len(parts) <= MAX_BIBS and all(part.isdigit() for part in parts):
+        return list(dict.fromkeys(parts))
+    return []
+
+
+def subjects_of(norm: str) -> list[str]:
+    """The values a search's timeline and passes are of: each bib of a list, else the text."""
+    return bibs_of(norm) or [norm]
+
+
 def text_query(text: str, norm: str) -> dict:
-    """Exact normalised value or the analysed words; WORDs for one word, LINEs for several.
+    """Exact normalised value or the analysed words; WORDs for one word, LINEs for several; each
+    number's WORDs for several bibs.
 
     Rekognition (and the local analyser) report a line and its words; a one-word line is both,
     so searching both kinds would draw every box twice. A bib is one word: its WORD box is the
     tight one. Several words can only match a LINE.
     """
+    bibs = bibs_of(norm)
+    if bibs:
+        return {
+            "bool": {
+                "filter": [{"terms": {"value_norm": bibs}}],
+                "must_not": [{"term": {"text_type": "LINE"}}],
+            }
+        }
     if " " in norm:
         should = [{"term": {"value_norm": norm}}, {"match_phrase": {"value": text}}]
         level = {"term": {"text_type": "LINE"}}
@@ -179,6 +205,11 @@ def search_frames(
             videos[doc["video_id"]]["video"] = doc
         for seg in _segments(client, names, norm, ids, min_confidence, max_confidence):
             videos[seg["video_id"]]["segments"].append(seg)
+        if " " in norm and not bibs_of(norm):  # a phrase inside longer lines has no segment of its own
+            bare = [v for v in videos.values() if not v["segments"] and v["video"]]
+            for video in bare:
+                filters_one = [*filters, {"term": {"video_id": video["video_id"]}}]
+                video["segments"] = _phrase_segments(client, names, text, norm, filters_one, video["video"])
     next_cursor = encode_cursor(hits[-1]["sort"]) if len(hits) == size else None
     return {
         "text": text,
@@ -239,7 +270,9 @@ def _passes(
         return []
     who: list[dict] = []
     if ids:
-        who.append({"bool": {"filter": [{"term": {"number": norm}}, {"terms": {"video_id": ids}}]}})
+        who.append(
+            {"bool": {"filter": [{"terms": {"number": subjects_of(norm)}}, {"terms": {"video_id": ids}}]}}
+        )
     if by_name:
         who.append({"match": {"name": {"query": text, "operator": "and"}}})
     if not who:
@@ -278,6 +311,48 @@ def _pass_frames(runner_pass: dict, frames: list[dict]) -> list[dict]:
     ]
 
 
+MAX_PHRASE_FRAMES = 5000
+
+
+def _phrase_segments(
+    client: OpenSearch, names: IndexNames, text: str, norm: str, filters: list[dict], video: dict
+) -> list[dict]:
+    """The timeline of a phrase read as part of longer lines ("FINISH LINE" in "CITY MARATHON
+    FINISH LINE"): its frames merged as the index's segments are (at most 1.2 x the capture interval
+    apart), from every hit of the video, not only this page's."""
+    from reko.index.segments import DEFAULT_GAP_FACTOR
+
+    body = {
+        "size": MAX_PHRASE_FRAMES,
+        "query": {"bool": {"must": [text_query(text, norm)], "filter": filters}},
+        "sort": [{"frame_index": "asc"}],
+        "_source": ["frame_index", "timestamp_ms", "confidence"],
+    }
+    hits = [h["_source"] for h in client.search(index=names.detections, body=body)["hits"]["hits"]]
+    max_gap = DEFAULT_GAP_FACTOR * (video.get("frame_interval_ms") or 1000)
+    segments: list[dict] = []
+    for hit in hits:
+        last = segments[-1] if segments else None
+        if last and hit["timestamp_ms"] - last["end_ms"] <= max_gap:
+            if hit["timestamp_ms"] > last["end_ms"]:
+                last["frame_count"] += 1
+            last["end_ms"] = max(last["end_ms"], hit["timestamp_ms"])
+            last["best_confidence"] = max(last["best_confidence"], hit.get("confidence") or 0)
+            continue
+        segments.append(
+            {
+                "video_id": video["video_id"],
+                "value": text,
+                "start_ms": hit["timestamp_ms"],
+                "end_ms": hit["timestamp_ms"],
+                "frame_count": 1,
+                "best_confidence": hit.get("confidence") or 0,
+                "derived": True,  # from the hits, not a segment document
+            }
+        )
+    return segments
+
+
 def _videos(client: OpenSearch, names: IndexNames, ids: list[str]) -> list[dict]:
     body = {"docs": [{"_id": video_id, "_source": VIDEO_FIELDS} for video_id in ids]}
     response = client.mget(index=names.videos, body=body)
@@ -293,7 +368,7 @@ def _segments(
         "query": {
             "bool": {
                 "filter": [
-                    {"term": {"value_norm": norm}},
+                    {"terms": {"value_norm": subjects_of(norm)}},
                     {"terms": {"video_id": ids}},
                     {"range": {"best_confidence": {"gte": min_conf, "lte": max_conf}}},
                 ]
@@ -352,3 +427,173 @@ def list_clips(
         "sort": [{"video_id": "asc"}, {"start_ms": "asc"}],
     }
     return [hit["_source"] for hit in client.search(index=names.clips, body=body)["hits"]["hits"]]
+
+
+def videos_showing(client: OpenSearch, names: IndexNames, subject_norm: str) -> set[str]:
+    """The videos where a subject is seen (a word segment or a runner pass of that number): what a
+    clip request without videos covers."""
+    found: set[str] = set()
+    queries = [(names.segments, {"term": {"value_norm": subject_norm}})]
+    if client.indices.exists(index=names.passes):
+        queries.append((names.passes, {"term": {"number": subject_norm}}))
+    for index, query in queries:
+        body = {
+            "size": 0,
+            "query": query,
+            "aggs": {"videos": {"terms": {"field": "video_id", "size": 10_000}}},
+        }
+        response = client.search(index=index, body=body)
+        found |= {b["key"] for b in response["aggregations"]["videos"]["buckets"]}
+    return found
+
+
+MAX_EXPORT = 20_000  # rows per export; more is said (`truncated`), not silently cut
+EXPORT_COLUMNS = [
+    "video_id",
+    "video",
+    "time_s",
+    "frame_index",
+    "frame_url",
+    "text",
+    "text_type",
+    "confidence",
+    "box_left",
+    "box_top",
+    "box_width",
+    "box_height",
+]
+
+
+def export_hits(
+    client: OpenSearch,
+    names: IndexNames,
+    *,
+    text: str,
+    min_confidence: float = 80,
+    max_confidence: float = 100,
+    video_id: str | None = None,
+    limit: int = MAX_EXPORT,
+) -> tuple[list[dict], bool]:
+    """Every detection a search finds (the page's query and filters), in video and frame order, and
+    for a runner's name the frames of their passes (text_type PASS), as the page shows them; flat
+    rows for a spreadsheet, and whether `limit` cut them. Frame URIs stay URIs here."""
+    norm = validate(text, min_confidence, max_confidence, 1)
+    filters: list[dict] = [{"range": {"confidence": {"gte": min_confidence, "lte": max_confidence}}}]
+    if video_id:
+        filters.append({"term": {"video_id": video_id}})
+    body: dict[str, Any] = {
+        "size": min(MAX_PAGE_SIZE, limit + 1),
+        "query": {"bool": {"must": [text_query(text, norm)], "filter": filters}},
+        "sort": SORT,
+        "_source": DETECTION_FIELDS,
+        "track_total_hits": False,
+    }
+    rows: list[dict] = []
+    while len(rows) <= limit:
+        hits = client.search(index=names.detections, body=body)["hits"]["hits"]
+        for hit in hits:
+            src, box = hit["_source"], hit["_source"].get("bbox") or {}
+            rows.append(
+                {
+                    "video_id": src["video_id"],
+                    "time_s": round(src["timestamp_ms"] / 1000, 3),
+                    "frame_index": src["frame_index"],
+                    "frame_uri": src.get("frame_uri"),
+                    "text": src.get("value", ""),
+                    "text_type": src.get("text_type"),
+                    "confidence": src.get("confidence"),
+                    **{f"box_{k}": box.get(k) for k in ("left", "top", "width", "height")},
+                }
+            )
+        if len(hits) < body["size"]:
+            break
+        body["search_after"] = hits[-1]["sort"]
+    found = {r["video_id"] for r in rows}
+    for runner_pass in _passes(client, names, text, norm, [], by_name=True, video_id=video_id):
+        if runner_pass["video_id"] in found:  # as on the page: a name's frames where no word says it
+            continue
+        for frame in _pass_frames(runner_pass, runner_pass.get("frames") or []):
+            (det,) = frame["detections"]
+            box = det.get("bbox") or {}
+            rows.append(
+                {
+                    "video_id": runner_pass["video_id"],
+                    "time_s": round(frame["timestamp_ms"] / 1000, 3),
+                    "frame_index": frame["frame_index"],
+                    "frame_uri": frame.get("frame_uri"),
+                    "text": det["text"],
+                    "text_type": "PASS",
+                    "confidence": det.get("confidence"),
+                    **{f"box_{k}": box.get(k) for k in ("left", "top", "width", "height")},
+                }
+            )
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    ids = sorted({r["video_id"] for r in rows})
+    sources = {doc["video_id"]: doc.get("source_uri") for doc in _videos(client, names, ids)} if ids else {}
+    for row in rows:
+        source = sources.get(row["video_id"]) or ""
+        row["video"] = source.rstrip("/").rsplit("/", 1)[-1] or row["video_id"]
+    return rows, truncated
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote (OWASP's
+    CSV injection advice); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def to_csv(rows: list[dict]) -> str:
+    """RFC 4180 CSV (commas, quotes and line breaks quoted by the csv module), formula-safe."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(column)) for column in EXPORT_COLUMNS])
+    return out.getvalue()
+
+
+MAX_SUGGESTIONS = 10
+
+
+def suggest_numbers(
+    client: OpenSearch, names: IndexNames, text: str, size: int = MAX_SUGGESTIONS
+) -> list[dict]:
+    """Bibs that start with a partial number ("417" -> 4172, 4173), the most often read first,
+    from the words read and the runner passes; [] for anything but 2 to 9 digits."""
+    prefix = normalise(text) if isinstance(text, str) else ""
+    if not (prefix.isdigit() and 2 <= len(prefix) <= 9):
+        return []
+    counts: dict[str, dict] = {}
+    words = {
+        "size": 0,
+        "query": {
+            "bool": {
+                "filter": [{"prefix": {"value_norm": prefix}}],
+                "must_not": [{"term": {"text_type": "LINE"}}, {"term": {"value_norm": prefix}}],
+            }
+        },
+        "aggs": {"values": {"terms": {"field": "value_norm", "size": size * 3, "include": "[0-9]+"}}},
+    }
+    for bucket in client.search(index=names.detections, body=words)["aggregations"]["values"]["buckets"]:
+        counts[bucket["key"]] = {"text": bucket["key"], "frames": bucket["doc_count"], "passes": 0}
+    if client.indices.exists(index=names.passes):
+        passes = {
+            "size": 0,
+            "query": {"bool": {"filter": [{"prefix": {"number": prefix}}]}},
+            "aggs": {"numbers": {"terms": {"field": "number", "size": size * 3}}},
+        }
+        for bucket in client.search(index=names.passes, body=passes)["aggregations"]["numbers"]["buckets"]:
+            if bucket["key"] != prefix:
+                entry = counts.setdefault(bucket["key"], {"text": bucket["key"], "frames": 0, "passes": 0})
+                entry["passes"] = bucket["doc_count"]
+    ranked = sorted(counts.values(), key=lambda e: (-e["passes"], -e["frames"], e["text"]))
+    return ranked[:size]

@@ -230,3 +230,18 @@ def test_planning_names_unknown_videos_and_deleted_sources(os_client, index_name
     source.unlink()
     with pytest.raises(ClipInputError, match=f"the source of video {video_id} was deleted"):
         plan_clips(os_client, index_names, cfg, tmp_path.as_uri())
+
+
+@pytest.mark.slow
+def test_a_phrase_inside_a_longer_line_is_planned_from_its_lines(
+    analysed_sample, os_client, index_names, tmp_path
+):
+    """'국제 마라톤' is read only as part of the caption line '서울 국제 마라톤' (10-19 s in the
+    sample): no segment document is of it, and its clip spans the lines that hold it."""
+    cfg = ClipConfig.from_params({"subject": "국제 마라톤", "video_ids": [analysed_sample], "padding_s": 0})
+    plan = plan_clips(os_client, index_names, cfg, tmp_path.as_uri())
+    ((start_ms, end_ms),) = [(i["start_ms"], i["end_ms"]) for i in plan["items"]]
+    assert abs(start_ms - 10_000) <= INTERVAL_MS and abs(end_ms - 20_000) <= INTERVAL_MS, (start_ms, end_ms)
+    # the same words in another order are not the phrase
+    nowhere = ClipConfig.from_params({"subject": "마라톤 국제", "video_ids": [analysed_sample]})
+    assert plan_clips(os_client, index_names, nowhere, tmp_path.as_uri())["items"] == []

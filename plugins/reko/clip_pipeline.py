@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from reko.config import BACKENDS
 from reko.index.client import IndexNames, ensure_templates, search_pages
 from reko.index.docs import normalise
+from reko.index.segments import phrase_segments
 from reko.storage import local_copy, local_path, parse_uri
 
 if TYPE_CHECKING:
@@ -129,6 +130,13 @@ def find_segments(
     }
     for hit in search_pages(client, names.segments, body):
         yield hit["_id"], hit["_source"]
+
+
+def _phrase_filters(cfg: ClipConfig) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = [{"range": {"confidence": {"gte": cfg.min_confidence}}}]
+    if cfg.video_ids:
+        filters.append({"terms": {"video_id": cfg.video_ids}})
+    return filters
 
 
 def find_passes_of(
@@ -244,6 +252,8 @@ def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri:
         for pass_id, runner_pass in find_passes_of(client, names, subject=subject, video_ids=cfg.video_ids):
             passes.setdefault(runner_pass["video_id"], []).append((pass_id, runner_pass))
         by_video.update(passes)  # where a runner has passes, they replace its loose word segments
+        if not by_video and " " in subject_norm and cfg.kind == "text":  # a phrase: no segment documents
+            by_video = phrase_segments(client, names, subject, filters=_phrase_filters(cfg))
         missing = [v for v in by_video if v not in videos]
         videos.update(videos_by_id(client, names, missing))
         for video_id in cfg.video_ids or sorted(by_video):

@@ -89,6 +89,8 @@ def _segment(run: list[Sighting], video_id: str, kind: str, backend: str) -> tup
 
 def _sightings(client: OpenSearch, index: str, video_id: str, kind: str) -> Iterator[Sighting]:
     """This video's detections of `kind`, sorted by value then time, paged with search_after."""
+    from reko.index.client import search_pages
+
     filters: list[dict] = [{"term": {"video_id": video_id}}, {"term": {"kind": kind}}]
     if kind == "text":
         filters.append({"term": {"text_type": "WORD"}})  # bibs are words; lines would double them
@@ -96,15 +98,73 @@ def _sightings(client: OpenSearch, index: str, video_id: str, kind: str) -> Iter
         "size": 2000,
         "query": {"bool": {"filter": filters}},
         "sort": [{"value_norm": "asc"}, {"frame_index": "asc"}, {"ordinal": "asc"}],
-        "_source": ["value", "value_norm", "frame_index", "timestamp_ms", "confidence", "frame_uri"],
+        "_source": list(SIGHTING_FIELDS),
     }
-    while True:
-        hits = client.search(index=index, body=body)["hits"]["hits"]
-        for hit in hits:
-            yield Sighting(**hit["_source"])
-        if len(hits) < body["size"]:
-            return
-        body["search_after"] = hits[-1]["sort"]
+    for hit in search_pages(client, index, body):
+        yield Sighting(**hit["_source"])
+
+
+TEXT = {"term": {"kind": "text"}}
+SIGHTING_FIELDS = ("value", "value_norm", "frame_index", "timestamp_ms", "confidence", "frame_uri")
+
+
+def phrase_query(text: str, value_norm: str) -> dict[str, Any]:
+    """LINEs that are the phrase or hold it ("FINISH LINE" in "CITY MARATHON FINISH LINE")."""
+    should = [{"term": {"value_norm": value_norm}}, {"match_phrase": {"value": text}}]
+    lines = [{"term": {"text_type": "LINE"}}]
+    return {"bool": {"should": should, "minimum_should_match": 1, "filter": lines}}
+
+
+def phrase_segments(
+    client: OpenSearch,
+    names: IndexNames,
+    text: str,
+    *,
+    filters: list[dict[str, Any]],
+    interval_ms_of: dict[str, int] | None = None,
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """{video id: [(id, segment)]} of a phrase of several words, from the LINEs that hold it.
+
+    The index has segments of words only (a bib is a word; lines would double every box), so a
+    phrase's appearances are merged here, from every hit and exactly as words' are, for the page's
+    timeline and for clips. `filters` narrow the hits (videos, confidence); `interval_ms_of` gives
+    each video's capture interval (the merge gap), read from the videos index when not given.
+    """
+    from reko.index.client import search_pages
+    from reko.index.docs import normalise
+
+    value_norm = normalise(text)
+    body: dict[str, Any] = {
+        "size": 2000,
+        "query": {"bool": {"must": [phrase_query(text, value_norm)], "filter": [TEXT, *filters]}},
+        "sort": [{"video_id": "asc"}, {"frame_index": "asc"}, {"ordinal": "asc"}],
+        "_source": ["video_id", *SIGHTING_FIELDS],
+    }
+    by_video: dict[str, list[Sighting]] = {}
+    for hit in search_pages(client, names.detections, body):
+        src = hit["_source"]
+        by_video.setdefault(src["video_id"], []).append(
+            Sighting(
+                value_norm=value_norm,
+                value=text,
+                frame_index=src["frame_index"],
+                timestamp_ms=src["timestamp_ms"],
+                confidence=src["confidence"],
+                frame_uri=src.get("frame_uri") or "",
+            )
+        )
+    intervals = dict(interval_ms_of or {})
+    unknown = [v for v in by_video if v not in intervals]
+    if unknown:
+        docs = client.mget(index=names.videos, body={"ids": unknown}, _source_includes=["frame_interval_ms"])
+        intervals |= {d["_id"]: d["_source"]["frame_interval_ms"] for d in docs["docs"] if d.get("found")}
+    segments: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for video_id, sightings in by_video.items():
+        interval = intervals.get(video_id, 1000)
+        segments[video_id] = list(
+            build_segments(sightings, video_id=video_id, kind="text", backend="", interval_ms=interval)
+        )
+    return segments
 
 
 def load_segments(

@@ -207,9 +207,19 @@ def search_frames(
             videos[seg["video_id"]]["segments"].append(seg)
         if " " in norm and not bibs_of(norm):  # a phrase inside longer lines has no segment of its own
             bare = [v for v in videos.values() if not v["segments"] and v["video"]]
-            for video in bare:
-                filters_one = [*filters, {"term": {"video_id": video["video_id"]}}]
-                video["segments"] = _phrase_segments(client, names, text, norm, filters_one, video["video"])
+            if bare:
+                from reko.index.segments import phrase_segments
+
+                found = phrase_segments(
+                    client,
+                    names,
+                    text,
+                    filters=[*filters, {"terms": {"video_id": [v["video_id"] for v in bare]}}],
+                    interval_ms_of={v["video_id"]: v["video"].get("frame_interval_ms") or 1000 for v in bare},
+                )
+                for video in bare:  # derived from the hits, not segment documents
+                    segments = [seg | {"derived": True} for _, seg in found.get(video["video_id"], [])]
+                    video["segments"] = segments
     next_cursor = encode_cursor(hits[-1]["sort"]) if len(hits) == size else None
     return {
         "text": text,
@@ -309,48 +319,6 @@ def _pass_frames(runner_pass: dict, frames: list[dict]) -> list[dict]:
         }
         for frame in frames
     ]
-
-
-MAX_PHRASE_FRAMES = 5000
-
-
-def _phrase_segments(
-    client: OpenSearch, names: IndexNames, text: str, norm: str, filters: list[dict], video: dict
-) -> list[dict]:
-    """The timeline of a phrase read as part of longer lines ("FINISH LINE" in "CITY MARATHON
-    FINISH LINE"): its frames merged as the index's segments are (at most 1.2 x the capture interval
-    apart), from every hit of the video, not only this page's."""
-    from reko.index.segments import DEFAULT_GAP_FACTOR
-
-    body = {
-        "size": MAX_PHRASE_FRAMES,
-        "query": {"bool": {"must": [text_query(text, norm)], "filter": filters}},
-        "sort": [{"frame_index": "asc"}],
-        "_source": ["frame_index", "timestamp_ms", "confidence"],
-    }
-    hits = [h["_source"] for h in client.search(index=names.detections, body=body)["hits"]["hits"]]
-    max_gap = DEFAULT_GAP_FACTOR * (video.get("frame_interval_ms") or 1000)
-    segments: list[dict] = []
-    for hit in hits:
-        last = segments[-1] if segments else None
-        if last and hit["timestamp_ms"] - last["end_ms"] <= max_gap:
-            if hit["timestamp_ms"] > last["end_ms"]:
-                last["frame_count"] += 1
-            last["end_ms"] = max(last["end_ms"], hit["timestamp_ms"])
-            last["best_confidence"] = max(last["best_confidence"], hit.get("confidence") or 0)
-            continue
-        segments.append(
-            {
-                "video_id": video["video_id"],
-                "value": text,
-                "start_ms": hit["timestamp_ms"],
-                "end_ms": hit["timestamp_ms"],
-                "frame_count": 1,
-                "best_confidence": hit.get("confidence") or 0,
-                "derived": True,  # from the hits, not a segment document
-            }
-        )
-    return segments
 
 
 def _videos(client: OpenSearch, names: IndexNames, ids: list[str]) -> list[dict]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
+from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis, traits
 from reko.config import ANALYSES, near_duplicate_bits, rekognition_price_per_1000
 from reko.index.client import IndexNames
 from reko.media import (
@@ -147,9 +147,11 @@ class Job:
 
 def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     """Read the video's facts; a clear error for anything that is not a readable video."""
-    if cfg.backend == "aws" and not (cfg.video_uri.startswith("s3://") and work_uri.startswith("s3://")):
+    if traits(cfg.backend).needs_s3 and not (
+        cfg.video_uri.startswith("s3://") and work_uri.startswith("s3://")
+    ):
         raise ValueError(
-            f"backend 'aws' needs the video and the work root in S3 (MediaConvert reads and writes"
+            f"backend {cfg.backend!r} needs the video and the work root in S3 (MediaConvert reads and writes"
             f" there): video_uri={cfg.video_uri!r}, REKO_WORK_URI={work_uri!r}"
         )
     if cfg.roster_uri:
@@ -553,7 +555,7 @@ def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     made = sum(r["made"] for r in reports)
     cached = sum(r["skipped"] for r in reports)
     duplicates = sum(r.get("duplicates", 0) for r in reports)
-    price = rekognition_price_per_1000() if backend == "aws" else 0.0
+    price = rekognition_price_per_1000() if traits(backend).billed_per_image else 0.0
     return {
         "made": made,
         "skipped": cached + duplicates,

@@ -59,6 +59,7 @@ def _load_object(path: str) -> object:
 # a DAG file that only checks Params never loads boto3 or a model.
 _FACTORIES: dict[tuple[str, str], str] = {
     ("local", "text"): "reko.analysis.local_text:text_analysis",
+    ("local", "faces"): "reko.faces.local:faces_analysis",
     ("aws", "text"): "reko.aws.rekognition:rekognition_analysis",
     ("aws", "faces"): "reko.aws.rekognition:rekognition_analysis",
     ("aws", "labels"): "reko.aws.rekognition:rekognition_analysis",

@@ -663,6 +663,7 @@ def video_document(
             "detections": load["detections"],
             "segments": segments["segments"],
             "passes": (passes or {}).get("passes", 0),
+            **({"faces": load["faces"]["faces"]} if "faces" in load else {}),
             "frames_with_results": load["frames_with_results"],
             "failed_frames": len(failed),
         },
@@ -719,11 +720,12 @@ def describe_batch(report: dict[str, Any]) -> list[str]:
 
 
 def load_job_detections(client: OpenSearch, names: IndexNames, job: Job, frame_count: int) -> dict[str, Any]:
-    """`reko.index.detections.load_detections` with the run's settings."""
+    """`reko.index.detections.load_detections` with the run's settings, and the faces index
+    (`reko.index.faces.load_faces`) when the run asked for faces."""
     from reko.index.detections import load_detections
 
     cfg = job.cfg
-    return load_detections(
+    loaded = load_detections(
         client,
         names,
         job.store,
@@ -732,6 +734,18 @@ def load_job_detections(client: OpenSearch, names: IndexNames, job: Job, frame_c
         analyses=cfg.analyses,
         min_confidence=cfg.min_confidence,
     )
+    if "faces" in cfg.analyses:  # opt-in: only runs that ask for faces write the faces index
+        from reko.index.faces import load_faces
+
+        loaded["faces"] = load_faces(
+            client,
+            names,
+            job.store,
+            frame_count=frame_count,
+            backend=cfg.backend,
+            min_confidence=cfg.min_confidence,
+        )
+    return loaded
 
 
 def load_job_segments(client: OpenSearch, names: IndexNames, job: Job) -> dict[str, Any]:

@@ -149,6 +149,81 @@ def test_a_photo_without_a_face_or_not_an_image_says_so(analysed, os_client):
         find_person(os_client, names, grey.getvalue(), threshold=150)
 
 
+# --- the API route ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow_app(airflow_db, opensearch_url):
+    """Airflow's own api-server app with reko's plugin, and per-DAG grants for some users."""
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+
+    from tests.support import per_dag_auth
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__CORE__AUTH_MANAGER", per_dag_auth.PATH)
+        purge_cached_app()
+        yield create_app()
+        purge_cached_app()
+
+
+def as_user(airflow_app, username: str, role: str | None = "viewer"):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=username, role=role))
+    return TestClient(airflow_app, headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
+
+
+ROUTE = "/reko/api/faces/search"
+
+
+def test_search_by_photo_over_the_api(analysed, airflow_app, monkeypatch, tmp_path):
+    from fastapi.testclient import TestClient
+
+    names, truth = analysed["names"], analysed["truth"]
+    monkeypatch.setenv("REKO_INDEX_PREFIX", names.prefix)
+    monkeypatch.setenv("REKO_WORK_URI", analysed["job"].store.root_uri)
+    photo = (PHOTOS / f"{truth['query_photo']}.jpg").read_bytes()
+    jpeg = {"Content-Type": "image/jpeg"}
+    work = sorted(p for p in tmp_path.parent.rglob("*") if p.is_file())
+
+    assert TestClient(airflow_app).post(ROUTE, content=photo, headers=jpeg).status_code == 401
+    hello = as_user(airflow_app, "hello_reader").post(ROUTE, content=photo, headers=jpeg)
+    assert hello.status_code == 403, hello.text  # may read another DAG, not video_analysis
+    reader = as_user(airflow_app, "analysis_reader")
+    found = reader.post(ROUTE, content=photo, headers=jpeg)
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["matches"] > 0 and body["threshold"] == 83.0
+    frame = body["videos"][0]["frames"][0]
+    assert frame["frame_url"].startswith("/reko/media/") and "frame_uri" not in frame
+    assert {"bbox", "similarity", "confidence"} <= set(frame["faces"][0])
+    assert reader.get(frame["frame_url"]).status_code == 200
+    stricter = reader.post(ROUTE, params={"threshold": 99.9}, content=photo, headers=jpeg).json()
+    assert stricter["matches"] < body["matches"]
+
+    bad = reader.post(ROUTE, content=b"not an image at all", headers=jpeg)
+    assert bad.status_code == 400 and "not a JPEG or PNG" in bad.json()["detail"]
+    import io
+
+    from PIL import Image
+
+    grey = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 90, 90)).save(grey, "PNG")
+    none = reader.post(ROUTE, content=grey.getvalue(), headers={"Content-Type": "image/png"})
+    assert none.status_code == 400 and "no face found" in none.json()["detail"]
+    wrong = reader.post(ROUTE, content=photo, headers={"Content-Type": "text/plain"})
+    assert wrong.status_code == 415
+    empty = reader.post(ROUTE, content=b"", headers=jpeg)
+    assert empty.status_code == 400 and "empty" in empty.json()["detail"]
+    cross = reader.post(ROUTE, content=photo, headers={**jpeg, "Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    # the photo was never written anywhere the test can see
+    assert sorted(p for p in tmp_path.parent.rglob("*") if p.is_file()) == work
+
+
+# runs last: it deletes the video the tests above search
 def test_a_rerun_converges_and_deleting_the_video_removes_its_faces(analysed, os_client):
     from reko.index.faces import load_faces
     from reko.index.lease import Holder

@@ -10,9 +10,11 @@ Per seed: the target person is ``obama`` (three different photos). One of the th
 photo (seed 1: ``obama-2``, seed 2: ``obama-3``, seed 3: ``obama-1``, ...) and the other two appear
 in the video; the 8 photos of 8 other people are the distractors. Five lanes (cells of a 2x3 grid
 of 640x240 px, one cell left empty by the seed) each show a sequence of appearances of 2-5 s: a
-photo that glides across its cell, grows or shrinks (face height 90-150 px), tilts a little
-(+-6 degrees) and fades in and out of no other face (lanes never overlap), over a slowly moving
-background with sensor noise. So 0-5 faces are on screen at a time.
+photo that glides across its cell, grows or shrinks (face height 75-150 px: the smallest are
+under what the HOG detector finds at its default scale), tilts a little (+-6 degrees), is lit
+darker or brighter (x0.65-1.2) and, for half of them, softened (Gaussian blur 1-2 px); lanes
+never overlap, so no face covers another. The background moves slowly, with sensor noise.
+So 0-5 faces are on screen at a time.
 
 Truth is computed by the same functions that draw: for capture ``i`` at ``i * interval_s`` (the
 frame ffmpeg's and MediaConvert's frame capture take), every face on screen with its person, photo
@@ -41,7 +43,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 25
 CELL_W, CELL_H = 640, 240
 TARGET = "obama"
 TARGET_PHOTOS = ("obama-2", "obama-3", "obama-1")  # the query photo rotates with the seed
-FACE_PX = (90, 150)
+FACE_PX = (75, 150)  # face heights: HOG at its default scale finds faces from ~80 px
 CRF = 23
 DEFINITION = (
     "A face is in the truth of capture i (at i * interval_s) when its sprite is on screen at that"
@@ -72,6 +74,8 @@ class Appearance:
     y1: float
     angle0: float
     angle1: float
+    brightness: float = 1.0  # lighting of the photo (x its pixel values)
+    blur: float = 0.0  # Gaussian blur radius (px) before scaling: focus and motion softness
 
     def at(self, t: float) -> tuple[float, float, float, float]:
         """(centre x, centre y, scale, angle) at time t, in frame px."""
@@ -117,6 +121,8 @@ def plan(seed: int, duration_s: float) -> tuple[str, list[str], list[Appearance]
                     y1=rng.random(),
                     angle0=rng.uniform(-6, 6),
                     angle1=rng.uniform(-6, 6),
+                    brightness=rng.uniform(0.65, 1.2),
+                    blur=rng.choice((0.0, 0.0, 1.0, 2.0)),
                 )
             )
             t += length + rng.uniform(0.2, 1.2)
@@ -184,9 +190,13 @@ def build_truth(seed: int, duration_s: float = 10.0, interval_s: float = 0.4) ->
 
 
 @cache
-def _sprite(photo: str) -> Image.Image:
-    """The head crop with a feathered elliptical alpha (no hard rectangle edges)."""
+def _sprite(photo: str, brightness: float = 1.0, blur: float = 0.0) -> Image.Image:
+    """The head crop, lit and softened, with a feathered elliptical alpha (no hard rectangle edges)."""
     img = Image.open(PHOTO_DIR / f"{photo}.jpg").convert("RGB")
+    if brightness != 1.0:
+        img = Image.eval(img, lambda v: min(255, round(v * brightness)))
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
     mask = Image.new("L", img.size, 0)
     inset = 0.04 * min(img.size)
     ImageDraw.Draw(mask).ellipse((inset, inset, img.width - inset, img.height - inset), fill=255)
@@ -228,7 +238,7 @@ def render(seed: int, out: Path, duration_s: float = 10.0) -> Path:
         frame = Image.fromarray(background[dy : dy + HEIGHT, dx : dx + WIDTH])
         for a in on_screen(appearances, t):
             cx, cy, scale, angle = a.at(t)
-            sprite = _sprite(a.photo)
+            sprite = _sprite(a.photo, a.brightness, a.blur)
             size = (round(sprite.width * scale), round(sprite.height * scale))
             sprite = sprite.resize(size, Image.Resampling.BICUBIC).rotate(angle, Image.Resampling.BICUBIC)
             frame.paste(sprite, (round(cx - sprite.width / 2), round(cy - sprite.height / 2)), sprite)

@@ -147,3 +147,63 @@ def test_importing_the_faces_code_loads_no_model():
         env={"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_tracks_do_not_swap_people_who_cross():
+    """Two people cross in the middle of the frame; position alone would be ambiguous there."""
+    from reko.faces.tracks import TrackedFace, build_face_tracks
+
+    a, b = [0.1] * 128, [0.1] * 64 + [0.2] * 64  # 0.8 apart: two people
+    faces = []
+    for i in range(9):
+        t = i * 400
+        xa, xb = 0.1 + 0.1 * i, 0.9 - 0.1 * i
+        faces.append(TrackedFace(f"v:{i:07d}:face:000", i, t, xa, 0.4, 0.1, 0.18, a))
+        faces.append(TrackedFace(f"v:{i:07d}:face:001", i, t, xb, 0.42, 0.1, 0.18, b))
+    faces.append(TrackedFace("v:0000030:face:000", 30, 12000, 0.5, 0.4, 0.1, 0.18, a))  # much later
+    tracks = build_face_tracks(faces)
+    assert len(tracks) == 3
+    assert [len(t.faces) for t in tracks] == [9, 9, 1]
+    for track in tracks[:2]:
+        assert len({tuple(f.embedding) for f in track.faces}) == 1
+    assert tracks[0].track_id("v") == "v:ft:0000000:000"
+
+
+def runner(frames: range, x0: float, vx: float, face_h: float = 0.12):
+    """A runner's face boxes and bib boxes moving together (bib ~2 face heights below the face)."""
+    from reko.faces.link import FaceBox
+
+    faces, bibs = [], []
+    for i in frames:
+        x = x0 + vx * i
+        faces.append(FaceBox(i, i * 500, x, 0.2, face_h * 0.6, face_h))
+        bib = {"left": x - 0.01, "top": 0.2 + face_h / 2 + 2.1 * face_h - 0.03, "width": 0.09, "height": 0.06}
+        bibs.append({"frame_index": i, "timestamp_ms": i * 500, "bbox": bib})
+    return faces, bibs
+
+
+def test_a_face_moving_with_a_bib_is_linked_and_widens_the_pass():
+    from reko.faces.link import extend_pass, link
+
+    faces_a, bibs_a = runner(range(0, 12), 0.05, 0.06)  # face seen in 0-11
+    faces_b, bibs_b = runner(range(3, 10), 0.9, -0.07)  # another runner, the other way
+    spectator = [f.__class__(f.frame_index, f.timestamp_ms, 0.4, 0.05, 0.07, 0.12) for f in faces_a]
+    tracks = {"ft-a": faces_a, "ft-b": faces_b, "ft-spectator": spectator}
+    passes = {"p-a": bibs_a[2:9], "p-b": bibs_b}  # bib a readable only in frames 2-8
+    links = link(tracks, passes)
+    assert {p: v["face_track_id"] for p, v in links.items()} == {"p-a": "ft-a", "p-b": "ft-b"}
+    assert links["p-a"]["fit"] == 1.0 and links["p-a"]["shared_frames"] == 7
+    doc = {"start_ms": 1000, "end_ms": 4000, "start_frame": 2, "end_frame": 8, "frames": bibs_a[2:9]}
+    extend_pass(doc, faces_a, links["p-a"])
+    assert (doc["start_frame"], doc["end_frame"], doc["start_ms"], doc["end_ms"]) == (0, 11, 0, 5500)
+    assert (doc["bib_start_ms"], doc["bib_end_ms"]) == (1000, 4000)
+    assert doc["face_only_frames"] == [0, 1, 9, 10, 11]
+
+
+def test_a_face_beside_the_bib_or_seen_once_with_it_is_not_linked():
+    from reko.faces.link import FaceBox, link
+
+    faces, bibs = runner(range(0, 6), 0.1, 0.05)
+    beside = [FaceBox(f.frame_index, f.timestamp_ms, f.left + 0.3, f.top, f.width, f.height) for f in faces]
+    assert link({"ft": beside}, {"p": bibs}) == {}
+    assert link({"ft": faces[:1]}, {"p": bibs}) == {}  # one shared frame is chance

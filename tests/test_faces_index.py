@@ -89,6 +89,22 @@ def test_one_document_per_face_with_its_embedding(analysed, os_client):
     assert len(strays) <= 1
 
 
+def test_face_tracks_follow_one_person_each(analysed, os_client):
+    names, job, truth = analysed["names"], analysed["job"], analysed["truth"]
+    docs = faces_of(os_client, names, job.store.video_id)
+    assert all(d.get("track_id") for d in docs)
+    people: dict[str, set[str]] = {}
+    for d in docs:
+        faces = truth["frames"][d["frame_index"]]["faces"]
+        best = max(faces, key=lambda f: iou(corners(d["bbox"]), f["box"]), default=None)
+        if best is not None and iou(corners(d["bbox"]), best["box"]) > 0.5:
+            people.setdefault(d["track_id"], set()).add(best["person"])
+    assert people and all(len(p) == 1 for p in people.values()), people
+    appearances = [a for a in truth["appearances"] if a["start_s"] < DURATION_S]
+    assert len({d["track_id"] for d in docs}) <= len(appearances) + 2
+    assert analysed["result"]["load"]["faces"]["tracks"] == len({d["track_id"] for d in docs})
+
+
 def test_a_photo_finds_the_person_and_nobody_else(analysed, os_client):
     from reko.faces.search import find_person
 
@@ -253,3 +269,87 @@ def test_a_rerun_converges_and_deleting_the_video_removes_its_faces(analysed, os
     )
     assert removed["faces"] == len(before) - fewer["stale_deleted"]
     assert faces_of(os_client, names, store.video_id) == []
+
+
+def test_a_runner_pass_takes_the_face_track_above_its_bib(os_client):
+    """The real tracker and index: bib reads in frames 2-8, the runner's face track in 0-11."""
+    from reko.index.bulk import bulk_load
+    from reko.index.client import ensure_templates
+    from reko.index.docs import detection_docs
+    from reko.index.passes import load_passes
+    from reko.runners.passes import PassSettings
+
+    names = IndexNames(f"reko-test-link-{uuid.uuid4().hex[:6]}")
+    video_id = "linked-0123456789"
+    ensure_templates(os_client, names)
+    actions = []
+    try:
+        for i in range(12):
+            x = 0.05 + 0.06 * i
+            face = {"Left": x, "Top": 0.2, "Width": 0.072, "Height": 0.12}
+            actions.append(
+                {
+                    "_index": names.faces,
+                    "_id": f"{video_id}:{i:07d}:face:000",
+                    "_source": {
+                        "video_id": video_id,
+                        "frame_index": i,
+                        "timestamp_ms": i * 500,
+                        "ordinal": 0,
+                        "confidence": 95.0,
+                        "bbox": {k.lower(): v for k, v in face.items()},
+                        "track_id": f"{video_id}:ft:0000000:000",
+                        "frame_uri": "",
+                        "backend": "local",
+                        "model": "test",
+                    },
+                }
+            )
+            if 2 <= i <= 8:
+                word = {"Left": x - 0.01, "Top": 0.48, "Width": 0.09, "Height": 0.06}
+                response = {
+                    "TextDetections": [
+                        {
+                            "DetectedText": "1042",
+                            "Type": "WORD",
+                            "Id": 0,
+                            "Confidence": 96.0,
+                            "Geometry": {"BoundingBox": word},
+                        }
+                    ]
+                }
+                for doc_id, doc in detection_docs(
+                    video_id=video_id,
+                    frame_index=i,
+                    timestamp_ms=i * 500,
+                    frame_uri="",
+                    kind="text",
+                    response=response,
+                    backend="local",
+                    model="test",
+                    min_confidence=50,
+                ):
+                    actions.append({"_index": names.detections, "_id": doc_id, "_source": doc})
+        bulk_load(os_client, actions)
+        for index in (names.faces, names.detections):
+            os_client.indices.refresh(index=index)
+        result = load_passes(
+            os_client, names, video_id, backend="local", settings=PassSettings(interval_ms=500)
+        )
+        assert result["numbers"] == ["1042"] and result["face_links"] == 1
+        hits = os_client.search(index=names.passes, body={"query": {"term": {"video_id": video_id}}})["hits"][
+            "hits"
+        ]
+        doc = hits[0]["_source"]
+        assert hits[0]["_id"] == f"{video_id}:pass:1042:0000002"  # the id stays the bib's
+        assert doc["face_track_id"] == f"{video_id}:ft:0000000:000"
+        assert (doc["start_frame"], doc["end_frame"], doc["bib_start_ms"], doc["bib_end_ms"]) == (
+            0,
+            11,
+            1000,
+            4000,
+        )
+        assert doc["face_only_frames"] == [0, 1, 9, 10, 11]
+    finally:
+        for kind in ("faces", "detections", "segments", "passes", "videos", "clips"):
+            os_client.indices.delete(index=f"{names.prefix}-{kind}", params={"ignore": 404})

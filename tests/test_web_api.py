@@ -110,6 +110,7 @@ ROUTES = [
     ("POST", "/reko/api/clips"),
     ("GET", "/reko/api/clips/runs/manual__x"),
     ("GET", "/reko/media/a/b.jpg"),
+    ("POST", "/reko/api/faces/search"),
 ]
 
 

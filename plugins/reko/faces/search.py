@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 MAX_PHOTO_BYTES = 15 * 1024 * 1024  # Rekognition's limit for an image read from S3
 MAX_MATCHES = 1000
+SEARCHES = ("knn", "radial", "exact")
 
 
 class PhotoSearchError(ValueError):
@@ -34,13 +35,14 @@ def find_person(
     threshold: float | None = None,
     video_ids: list[str] | None = None,
     max_matches: int = MAX_MATCHES,
-    exact: bool = False,
+    search: str = "knn",
 ) -> dict[str, Any]:
     """Frames whose faces match the photo's face at `threshold` similarity or more, by video.
 
     Raises ValueError (`PhotoSearchError`, `reko.faces.local.FaceNotFoundError`) naming what is
-    wrong with the photo or the request. `exact` scores every indexed face instead of using the
-    HNSW graph (slower; for checking the approximate search)."""
+    wrong with the photo or the request. `search`: `knn` (top-k on the HNSW graph, then the
+    threshold), `radial` (the graph search stops at the threshold; misses faces on large merged
+    indices), or `exact` (every indexed face scored: always right, slower as the index grows)."""
     from reko.faces.local import embed_photo
     from reko.index.faces import exact_query, knn_query
 
@@ -55,8 +57,14 @@ def find_person(
     face = embed_photo(photo)
     embedded = time.monotonic()
     max_distance = distance_for(threshold)
-    build = exact_query if exact else knn_query
-    body = build(face.embedding, max_distance, video_ids=video_ids, size=max_matches)
+    if search not in SEARCHES:
+        raise PhotoSearchError(f"search must be one of {list(SEARCHES)}, got {search!r}")
+    if search == "exact":
+        body = exact_query(face.embedding, max_distance, video_ids=video_ids, size=max_matches)
+    else:
+        body = knn_query(
+            face.embedding, max_distance, video_ids=video_ids, size=max_matches, radial=search == "radial"
+        )
     with private():
         exists = client.indices.exists(index=names.faces)
         hits: list[dict[str, Any]] = (
@@ -104,7 +112,7 @@ def find_person(
         "query": {"faces_in_photo": face.faces_in_photo, "bbox": face.bbox},
         "threshold": threshold,
         "max_distance": round(max_distance, 4),
-        "search": "exact" if exact else "knn",
+        "search": search,
         "matches": matches,
         "truncated": len(hits) >= max_matches,
         "videos": out_videos,

@@ -125,7 +125,8 @@ def test_a_photo_finds_the_person_and_nobody_else(analysed, os_client):
     assert len(right) == len(hits), "every match is the person"
     assert len({i for i, _ in right}) >= 0.8 * len(wanted)
     assert all(result["threshold"] <= face["similarity"] <= 100 for _, face in hits)
-    for search in ("exact", "radial"):
+    assert result["search"] == "exact"
+    for search in ("knn", "radial"):
         other = find_person(os_client, names, query, search=search)
         assert {f["frame_index"] for v in other["videos"] for f in v["frames"]} == {i for i, _ in hits}, (
             search

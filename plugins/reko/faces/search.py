@@ -8,6 +8,7 @@ similarity (`reko.faces.similarity`), so `threshold` means what Rekognition's
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,21 @@ if TYPE_CHECKING:
 
 MAX_PHOTO_BYTES = 15 * 1024 * 1024  # Rekognition's limit for an image read from S3
 MAX_MATCHES = 1000
-SEARCHES = ("knn", "radial", "exact")
+SEARCHES = ("exact", "knn", "radial")
+
+
+def search_mode() -> str:
+    """How photos are searched (`REKO_FACE_SEARCH`, default `exact`).
+
+    Measured at 100,000 faces (bench/results/faces.md): `exact` found every face and its query was
+    as fast as top-k `knn` (k = 1000) on a merged index and faster on a freshly loaded one (25
+    segments: the graph is searched per segment); `radial` missed 40 % of the faces on the merged
+    index. Exact costs grow linearly with the faces indexed: switch to `knn` for millions.
+    """
+    mode = os.environ.get("REKO_FACE_SEARCH", "").strip() or "exact"
+    if mode not in SEARCHES:
+        raise ValueError(f"REKO_FACE_SEARCH={mode!r} is not one of {list(SEARCHES)}")
+    return mode
 
 
 class PhotoSearchError(ValueError):
@@ -35,14 +50,14 @@ def find_person(
     threshold: float | None = None,
     video_ids: list[str] | None = None,
     max_matches: int = MAX_MATCHES,
-    search: str = "knn",
+    search: str | None = None,
 ) -> dict[str, Any]:
     """Frames whose faces match the photo's face at `threshold` similarity or more, by video.
 
     Raises ValueError (`PhotoSearchError`, `reko.faces.local.FaceNotFoundError`) naming what is
-    wrong with the photo or the request. `search`: `knn` (top-k on the HNSW graph, then the
-    threshold), `radial` (the graph search stops at the threshold; misses faces on large merged
-    indices), or `exact` (every indexed face scored: always right, slower as the index grows)."""
+    wrong with the photo or the request. `search` (default `search_mode()`): `exact` (every
+    indexed face scored by the k-NN plugin's script: always right), `knn` (top-k on the HNSW
+    graph, then the threshold), or `radial` (the graph search stops at the threshold)."""
     from reko.faces.local import embed_photo
     from reko.index.faces import exact_query, knn_query
 
@@ -57,6 +72,7 @@ def find_person(
     face = embed_photo(photo)
     embedded = time.monotonic()
     max_distance = distance_for(threshold)
+    search = search_mode() if search is None else search
     if search not in SEARCHES:
         raise PhotoSearchError(f"search must be one of {list(SEARCHES)}, got {search!r}")
     if search == "exact":

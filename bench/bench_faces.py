@@ -617,10 +617,10 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
             f" {part['recall_vs_exact']['find_person']:.1%}).",
             "",
         ]
-    p95 = min(lat[k]["columns"][FIND]["p95"] for k in ("as_loaded", "merged"))
+    p95 = max(lat[k]["columns"][FIND]["p95"] for k in ("as_loaded", "merged"))
     lines += [
         f"**Goal p95 <= {GOAL_P95_MS:g} ms at 100,000 faces (find_person):"
-        f" {'met' if p95 <= GOAL_P95_MS else 'not met'}** (the better of the two: {p95:.1f} ms). The"
+        f" {'met' if p95 <= GOAL_P95_MS else 'not met'}** (the worse of the two: {p95:.1f} ms). The"
         " HTTP route (`POST /reko/api/faces/search`) adds the app's overhead (not measured here;"
         " bench_search measured the app's routes at ~15-25 ms p95 over the raw query).",
         "",

@@ -54,7 +54,8 @@ def analysed(tmp_path_factory, os_client):
     )
     job = probe_video(cfg, (root / "work").as_uri())
     result = analyse_video(os_client, names, job, dag_id="video_analysis", run_id="faces-1")
-    yield {"names": names, "job": job, "result": result, "truth": json.loads(truth_path.read_text())}
+    truth = json.loads(truth_path.read_text())
+    yield {"names": names, "job": job, "result": result, "truth": truth, "video": video}
     for kind in ("faces", "detections", "segments", "passes", "videos", "clips", "leases"):
         os_client.indices.delete(index=f"{names.prefix}-{kind}", params={"ignore": 404})
 
@@ -167,6 +168,32 @@ def test_a_photo_without_a_face_or_not_an_image_says_so(analysed, os_client):
         find_person(os_client, names, grey.getvalue())
     with pytest.raises(PhotoSearchError, match="threshold"):
         find_person(os_client, names, grey.getvalue(), threshold=150)
+
+
+def test_faces_through_the_mapped_dag(analysed, analysis_dag, os_client):
+    """`video_analysis` with analyses ["faces"] and small batches (the mapped path) fills the
+    session's faces index like the direct call did."""
+    from airflow.utils.state import DagRunState
+
+    from reko.storage import video_id_for
+
+    video = analysed["video"]
+    conf = {
+        "video_uri": video.as_uri(),
+        "frame_interval_s": INTERVAL_S,
+        "analyses": ["faces"],
+        "batch_size": 5,
+    }
+    dag_run = analysis_dag.test(run_conf=conf)
+    assert dag_run.state == DagRunState.SUCCESS
+    names, video_id = IndexNames.current(), video_id_for(video.as_uri())
+    docs = faces_of(os_client, names, video_id)
+    direct = faces_of(os_client, analysed["names"], analysed["job"].store.video_id)
+    assert len(docs) == len(direct) > 0
+    assert [(d["frame_index"], d["bbox"]) for d in docs] == [(d["frame_index"], d["bbox"]) for d in direct]
+    assert all(len(d["embedding"]) == 128 and d["track_id"] for d in docs)
+    video_doc = os_client.get(index=names.videos, id=video_id)["_source"]
+    assert video_doc["counts"]["faces"] == len(docs) and video_doc["analyses"] == ["faces"]
 
 
 # --- the API route ---------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "include" / "sample"))
 
+pytestmark = pytest.mark.slow  # a real node, a video made and analysed, a DAG run, Airflow's app
+
 PHOTOS = REPO / "include" / "sample" / "faces"
 SEED = 3  # not the bench's tuning (1) or report (2) seed
 INTERVAL_S = 0.4

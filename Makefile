@@ -90,6 +90,7 @@ bench: install
 	$(PY) bench/bench_bulk.py
 	$(PY) bench/bench_archive.py
 	$(PY) bench/bench_search.py --serve-app
+	$(PY) bench/bench_faces.py
 
 clean: stop
 	rm -rf .data .airflow include/opensearch/launcher/target

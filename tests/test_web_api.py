@@ -111,6 +111,7 @@ ROUTES = [
     ("GET", "/reko/api/clips/runs/manual__x"),
     ("GET", "/reko/media/a/b.jpg"),
     ("GET", "/reko/video/race-0000000000"),
+    ("POST", "/reko/api/faces/search"),
 ]
 
 

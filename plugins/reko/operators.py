@@ -48,6 +48,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
         self.probed = probed
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from reko.analysis.base import frames_cut_in_process
         from reko.aws.mediaconvert_jobs import frame_capture_settings
         from reko.media import InvalidVideoError, expected_frame_count
         from reko.pipeline import Job, current_frames, extract, this_run
@@ -55,7 +56,7 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
         job = Job.from_xcom(self.probed)
         cfg, store, info = job.cfg, job.store, job.info
         try:
-            if cfg.backend == "local":
+            if frames_cut_in_process(cfg.backend):
                 return extract(cfg, store, info)
             manifest, _ = current_frames(cfg, store)
             if manifest:
@@ -135,13 +136,14 @@ class CutClipOperator(MediaConvertCreateJobOperator):
         self.item = item
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from reko.analysis.base import frames_cut_in_process
         from reko.aws.mediaconvert_jobs import clip_settings
         from reko.clip_pipeline import ClipInputError, cut_local
 
         item = self.item
         context["clip_label"] = item["label"]  # type: ignore[typeddict-unknown-key]
         try:
-            if item["backend"] == "local":
+            if frames_cut_in_process(item["backend"]):
                 return self._cut(item, cut_local(item))
             self.settings = clip_settings(
                 item["source_uri"],

@@ -36,7 +36,11 @@ def analysis_settings_params(note: str = "") -> dict[str, Param]:
             uniqueItems=True,
             minItems=1,
             title="Analyses",
-            description=f"{note}What to detect in each frame: text (bib numbers, captions), faces, labels.",
+            description=(
+                f"{note}What to detect in each frame: text (bib numbers, captions), faces, labels."
+                " Faces are biometric data: add them only when this run may store face boxes and"
+                " embeddings (never on by default)."
+            ),
         ),
         "min_confidence": Param(
             50.0,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis
+from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis, traits
 from reko.config import ANALYSES, near_duplicate_bits, rekognition_price_per_1000
 from reko.index.client import IndexNames
 from reko.media import (
@@ -147,9 +147,11 @@ class Job:
 
 def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     """Read the video's facts; a clear error for anything that is not a readable video."""
-    if cfg.backend == "aws" and not (cfg.video_uri.startswith("s3://") and work_uri.startswith("s3://")):
+    if traits(cfg.backend).needs_s3 and not (
+        cfg.video_uri.startswith("s3://") and work_uri.startswith("s3://")
+    ):
         raise ValueError(
-            f"backend 'aws' needs the video and the work root in S3 (MediaConvert reads and writes"
+            f"backend {cfg.backend!r} needs the video and the work root in S3 (MediaConvert reads and writes"
             f" there): video_uri={cfg.video_uri!r}, REKO_WORK_URI={work_uri!r}"
         )
     if cfg.roster_uri:
@@ -553,7 +555,7 @@ def api_calls(backend: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     made = sum(r["made"] for r in reports)
     cached = sum(r["skipped"] for r in reports)
     duplicates = sum(r.get("duplicates", 0) for r in reports)
-    price = rekognition_price_per_1000() if backend == "aws" else 0.0
+    price = rekognition_price_per_1000() if traits(backend).billed_per_image else 0.0
     return {
         "made": made,
         "skipped": cached + duplicates,
@@ -661,6 +663,7 @@ def video_document(
             "detections": load["detections"],
             "segments": segments["segments"],
             "passes": (passes or {}).get("passes", 0),
+            **({"faces": load["faces"]["faces"]} if "faces" in load else {}),
             "frames_with_results": load["frames_with_results"],
             "failed_frames": len(failed),
         },
@@ -717,11 +720,12 @@ def describe_batch(report: dict[str, Any]) -> list[str]:
 
 
 def load_job_detections(client: OpenSearch, names: IndexNames, job: Job, frame_count: int) -> dict[str, Any]:
-    """`reko.index.detections.load_detections` with the run's settings."""
+    """`reko.index.detections.load_detections` with the run's settings, and the faces index
+    (`reko.index.faces.load_faces`) when the run asked for faces."""
     from reko.index.detections import load_detections
 
     cfg = job.cfg
-    return load_detections(
+    loaded = load_detections(
         client,
         names,
         job.store,
@@ -730,6 +734,18 @@ def load_job_detections(client: OpenSearch, names: IndexNames, job: Job, frame_c
         analyses=cfg.analyses,
         min_confidence=cfg.min_confidence,
     )
+    if "faces" in cfg.analyses:  # opt-in: only runs that ask for faces write the faces index
+        from reko.index.faces import load_faces
+
+        loaded["faces"] = load_faces(
+            client,
+            names,
+            job.store,
+            frame_count=frame_count,
+            backend=cfg.backend,
+            min_confidence=cfg.min_confidence,
+        )
+    return loaded
 
 
 def load_job_segments(client: OpenSearch, names: IndexNames, job: Job) -> dict[str, Any]:

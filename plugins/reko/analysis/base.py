@@ -53,21 +53,45 @@ def _load_object(path: str) -> object:
     return getattr(importlib.import_module(module), attr)
 
 
+# The one registry of analysers: (backend, kind) -> a `module:function` path taking
+# (kind, options) and returning an `Analysis`. Paths, not functions, so this module imports no
+# backend (reko.aws.rekognition imports this module: naming it here breaks the import circle) and
+# a DAG file that only checks Params never loads boto3 or a model.
+_FACTORIES: dict[tuple[str, str], str] = {
+    ("local", "text"): "reko.analysis.local_text:text_analysis",
+    ("local", "faces"): "reko.faces.local:faces_analysis",
+    ("aws", "text"): "reko.aws.rekognition:rekognition_analysis",
+    ("aws", "faces"): "reko.aws.rekognition:rekognition_analysis",
+    ("aws", "labels"): "reko.aws.rekognition:rekognition_analysis",
+}
 _METHODS = {"text": "detect_text", "faces": "detect_faces", "labels": "detect_labels"}
+# Backends whose analysers a deployment may replace by kind (`REKO_LOCAL_<KIND>_ANALYSER`).
+_OVERRIDABLE = frozenset({"local"})
 
 
-def _local(kind: str) -> Analysis:
-    override = analyser_override(kind)
-    if override:
-        analyser = _load_object(override)()
-    elif kind == "text":
-        from reko.analysis.local_text import LocalTextAnalyser
+def register(backend: str, kind: str, factory: str) -> None:
+    """Add or replace the factory (`module:function`, called with kind and options) for a pair."""
+    if backend not in BACKENDS or kind not in ANALYSES:
+        raise ValueError(
+            f"({backend!r}, {kind!r}) is not a backend in {list(BACKENDS)} and kind in {list(ANALYSES)}"
+        )
+    _FACTORIES[(backend, kind)] = factory
 
-        analyser = LocalTextAnalyser()
-    else:
-        raise NotImplementedError(f"analysis {kind!r} has no local model yet; available locally: ['text']")
+
+def registered(backend: str) -> list[str]:
+    """The analysis kinds `backend` can run (an override counts)."""
+    return [
+        kind
+        for kind in ANALYSES
+        if (backend, kind) in _FACTORIES or (backend in _OVERRIDABLE and analyser_override(kind))
+    ]
+
+
+def _overridden(backend: str, kind: str) -> Analysis:
+    """A deployment's own analyser class (`REKO_LOCAL_<KIND>_ANALYSER`): bytes in, response out."""
+    analyser = _load_object(analyser_override(kind) or "")()
     method = getattr(analyser, _METHODS[kind])
-    return Analysis(kind, "local", analyser.model_version, lambda frame: method(frame.read_bytes()))
+    return Analysis(kind, backend, analyser.model_version, lambda frame: method(frame.read_bytes()))
 
 
 def check_available(backend: str, analyses: list[str]) -> None:
@@ -77,29 +101,47 @@ def check_available(backend: str, analyses: list[str]) -> None:
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown or not analyses:
         raise ValueError(f"analyses {analyses!r} must be a non-empty subset of {list(ANALYSES)}")
-    if backend == "aws":
-        return  # Rekognition does text, faces and labels
-    missing = [a for a in analyses if a != "text" and not analyser_override(a)]
+    available = registered(backend)
+    missing = [a for a in analyses if a not in available]
     if missing:
-        raise NotImplementedError(f"analyses {missing} have no local model yet; use ['text']")
+        raise NotImplementedError(f"analyses {missing} have no {backend} model yet; use {available}")
 
 
 def get_analysis(backend: str, kind: str, options: dict[str, Any] | None = None) -> Analysis:
     """The analysis for (backend, kind); `options` (e.g. `min_confidence`, `regions_of_interest`)
     shape the request where the backend supports them (Rekognition); local models ignore them."""
     check_available(backend, [kind])
-    if backend == "aws":
-        from reko.aws.rekognition import rekognition_analysis
+    if backend in _OVERRIDABLE and analyser_override(kind):
+        return _overridden(backend, kind)
+    factory = _load_object(_FACTORIES[(backend, kind)])
+    return factory(kind, options)  # type: ignore[operator]
 
-        return rekognition_analysis(kind, options)
-    return _local(kind)
+
+@dataclass(frozen=True)
+class BackendTraits:
+    """What the pipeline must know about a backend besides its analysers, so no step outside
+    this module asks which backend it is."""
+
+    frames_in_process: bool  # frames and clips are cut by ffmpeg in the task process (else a job)
+    needs_s3: bool  # the video and the work root must be in S3 (MediaConvert reads and writes there)
+    billed_per_image: bool  # every analysis call is billed as one image (Rekognition)
 
 
-# Backends whose frames are cut inside the task process (ffmpeg); the others run a job that a
-# task waits for deferred (MediaConvert), so their runs always take the mapped path.
-_FRAMES_IN_PROCESS = frozenset({"local"})
+_TRAITS = {
+    "local": BackendTraits(frames_in_process=True, needs_s3=False, billed_per_image=False),
+    "aws": BackendTraits(frames_in_process=False, needs_s3=True, billed_per_image=True),
+}
+
+
+def traits(backend: str) -> BackendTraits:
+    """The backend's traits, or a clear error for an unknown backend."""
+    try:
+        return _TRAITS[backend]
+    except KeyError:
+        raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}") from None
 
 
 def frames_cut_in_process(backend: str) -> bool:
-    """Whether `backend` cuts frames in the calling process (so one task can do a whole short run)."""
-    return backend in _FRAMES_IN_PROCESS
+    """Whether `backend` cuts frames in the calling process (so one task can do a whole short run);
+    the others run a job that a task waits for deferred (MediaConvert), so they take the mapped path."""
+    return traits(backend).frames_in_process

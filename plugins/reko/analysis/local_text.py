@@ -32,7 +32,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalTextAnalyser"]
+__all__ = ["LocalTextAnalyser", "text_analysis"]
 
 # --- tuning (measured on rendered 720p frames; see tests/fixtures/render_frames.py) -------------
 _LINE_HEIGHT = 56  # recognition crops are scaled to this height (px) ...
@@ -788,3 +788,14 @@ class LocalTextAnalyser:
                 )
                 next_id += 1
         return {"TextDetections": detections + word_dets, "TextModelVersion": self.model_version}
+
+
+def text_analysis(kind: str = "text", options: dict | None = None):
+    """The registry's factory for ("local", "text"): `options` are Rekognition request options
+    (the confidence filter is applied at indexing time for local results), so they are ignored."""
+    from reko.analysis.base import Analysis
+
+    analyser = LocalTextAnalyser()
+    return Analysis(
+        kind, "local", analyser.model_version, lambda frame: analyser.detect_text(frame.read_bytes())
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
     from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
     from opensearchpy import OpenSearch
 
+log = logging.getLogger(__name__)
 TEMPLATE_DIR = REPO_ROOT / "include" / "index_templates"
-INDEX_KINDS = ("detections", "segments", "passes", "videos", "clips")
+INDEX_KINDS = ("detections", "segments", "passes", "videos", "clips", "faces")
 AUTH_MODES = ("basic", "sigv4")
 
 
@@ -44,6 +46,11 @@ class IndexNames:
     @property
     def clips(self) -> str:
         return f"{self.prefix}-clips"
+
+    @property
+    def faces(self) -> str:
+        """One document per face (biometric data: only runs that ask for faces write here)."""
+        return f"{self.prefix}-faces"
 
     @property
     def leases(self) -> str:
@@ -102,7 +109,13 @@ def ensure_templates(client: OpenSearch, names: IndexNames) -> None:
     """
     for kind in INDEX_KINDS:
         template = index_template(kind, names.prefix)
-        client.indices.put_index_template(name=f"{names.prefix}-{kind}", body=template)
+        try:
+            client.indices.put_index_template(name=f"{names.prefix}-{kind}", body=template)
+        except Exception as exc:  # only a cluster without k-NN is let through
+            if kind != "faces" or "knn" not in str(exc).lower():
+                raise
+            log.warning("no faces index: this cluster has no k-NN plugin (%s)", type(exc).__name__)
+            continue
         index = getattr(names, kind)
         if not client.indices.exists(index=index):
             client.indices.create(index=index, params={"ignore": 400})

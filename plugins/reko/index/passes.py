@@ -17,6 +17,7 @@ from reko.runners.reads import Read, number_candidate
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
+    from reko.faces.link import FaceBox
     from reko.runners.roster import Roster
 
 PAGE = 5000
@@ -71,6 +72,7 @@ def load_passes(
     started = time.monotonic()
     result = find_passes(number_reads(client, names, video_id), settings, roster)
     docs = [p.to_doc(video_id, backend) for p in result.passes]
+    linked = link_faces(client, names, video_id, docs)
     written = bulk_load(client, ({"_index": names.passes, "_id": i, "_source": d} for i, d in docs)).written
     emitted = {doc_id for doc_id, _ in docs}
     stale = delete_stale(client, names.passes, video_id, lambda hit: hit["_id"] not in emitted)
@@ -81,6 +83,53 @@ def load_passes(
         "rejected": result.rejected[:MAX_REJECTED_REPORTED],
         "rejected_count": len(result.rejected),
         "roster": roster is not None,
+        "face_links": linked,
         "stale_deleted": stale,
         "elapsed_s": round(time.monotonic() - started, 3),
     }
+
+
+def face_tracks(client: OpenSearch, names: IndexNames, video_id: str) -> dict[str, list[FaceBox]]:
+    """This video's face tracks (track id -> its boxes in frame order), from the faces index."""
+    from reko.faces.link import FaceBox
+    from reko.faces.privacy import private
+
+    if not client.indices.exists(index=names.faces):
+        return {}
+    body: dict[str, Any] = {
+        "size": PAGE,
+        "query": {"bool": {"filter": [{"term": {"video_id": video_id}}, {"exists": {"field": "track_id"}}]}},
+        "sort": [{"frame_index": "asc"}, {"ordinal": "asc"}],
+        "_source": ["track_id", "frame_index", "timestamp_ms", "bbox"],
+    }
+    tracks: dict[str, list[FaceBox]] = {}
+    with private():
+        for hit in search_pages(client, names.faces, body):
+            src = hit["_source"]
+            box = src["bbox"]
+            tracks.setdefault(src["track_id"], []).append(
+                FaceBox(
+                    src["frame_index"],
+                    src["timestamp_ms"],
+                    box["left"],
+                    box["top"],
+                    box["width"],
+                    box["height"],
+                )
+            )
+    return tracks
+
+
+def link_faces(client: OpenSearch, names: IndexNames, video_id: str, docs: list[tuple[str, dict]]) -> int:
+    """Link the video's face tracks to its passes (`reko.faces.link`), widening each linked pass to
+    the frames where only the face was seen; how many passes were linked."""
+    from reko.faces.link import extend_pass, link
+
+    tracks = face_tracks(client, names, video_id)
+    if not tracks or not docs:
+        return 0
+    by_id = dict(docs)
+    links = link(tracks, {doc_id: doc["frames"] for doc_id, doc in docs})
+    for doc_id, found in links.items():
+        extend_pass(by_id[doc_id], tracks[found["face_track_id"]], found)
+    return len(links)

@@ -65,8 +65,13 @@ class NodeProcess(subprocess.Popen[bytes]):
 
 
 def _jars_present() -> bool:
-    """True when the launcher jar and the OpenSearch server jar are both built."""
-    return LAUNCHER_JAR.is_file() and any(LIB_DIR.glob("opensearch-2.*.jar"))
+    """True when the launcher jar, the OpenSearch server jar and the k-NN plugin are all built
+    (a launcher built before k-NN joined it is rebuilt)."""
+    return (
+        LAUNCHER_JAR.is_file()
+        and any(LIB_DIR.glob("opensearch-2.*.jar"))
+        and any(LIB_DIR.glob("opensearch-knn-*.jar"))
+    )
 
 
 def build_launcher(force: bool = False) -> Path:

@@ -3,11 +3,12 @@
 Every route sits on one router guarded by Airflow's own `requires_authenticated()` (the UI's JWT
 cookie or a bearer token; a plugin's routes are open otherwise), and each route checks the DAG
 whose data it serves through Airflow's auth manager: reading `video_analysis` for the page, search,
-videos and frames; reading `video_clips` for clips and clip runs; triggering `video_clips` for a
-clip request. Never the request's `dag_id` parameter: Airflow's `requires_access_dag` takes that
-from the query string, so any DAG a user may read would open the page's data. Browsers without a
-session are sent to Airflow's login page; API clients get the 401. Clip requests are forwarded to
-Airflow's REST API with the caller's own credential, so Airflow checks them again.
+search by photo, videos and frames; reading `video_clips` for clips and clip runs; triggering
+`video_clips` for a clip request. Never the request's `dag_id` parameter: Airflow's
+`requires_access_dag` takes that from the query string, so any DAG a user may read would open the
+page's data. Browsers without a session are sent to Airflow's login page; API clients get the 401.
+Clip requests are forwarded to Airflow's REST API with the caller's own credential, so Airflow
+checks them again.
 """
 
 from __future__ import annotations
@@ -117,6 +118,22 @@ def _with_media_urls(request: Request, result: dict) -> dict:
         for frame in video["frames"]:
             frame["frame_url"] = _media_url(request, root, frame.pop("frame_uri", None))
     return result
+
+
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "application/octet-stream"})
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refused with a 413 as soon as it passes `limit` bytes (reading stops there)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail=f"the photo is over the {limit:,} byte limit")
+        chunks.append(chunk)
+    if not size:
+        raise HTTPException(status_code=400, detail="no photo: the request body is empty")
+    return b"".join(chunks)
 
 
 def _bad_input(exc: Exception) -> HTTPException:
@@ -576,6 +593,46 @@ def build_router() -> APIRouter:
         return FileResponse(
             found.path, media_type=found.media_type, headers={"Cache-Control": "private, max-age=3600"}
         )
+
+    @router.post("/api/faces/search", dependencies=[read_analysis])
+    async def faces_search(
+        request: Request,
+        client: OpenSearchDep,
+        threshold: Annotated[float | None, Query(ge=0, le=100)] = None,
+        video_id: Annotated[list[str] | None, Query(max_length=1000)] = None,
+        max_matches: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    ):
+        """Find a person by photo: the body is the photo itself (JPEG or PNG bytes). It is read into
+        memory, embedded and dropped: never stored, never logged (nor are its matches)."""
+        from reko.faces.search import MAX_PHOTO_BYTES, find_person
+
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in PHOTO_TYPES:
+            raise HTTPException(
+                status_code=415,
+                detail="send the photo as the request body with Content-Type image/jpeg or image/png,"
+                f" not {kind or 'none'!r}",
+            )
+        photo = await _read_capped(request, MAX_PHOTO_BYTES)
+        try:
+            result = await asyncio.to_thread(
+                find_person,
+                client,
+                IndexNames.current(),
+                photo,
+                threshold=threshold,
+                video_ids=video_id or None,
+                max_matches=max_matches,
+            )
+        except ValueError as exc:  # not an image, no face in it, a bad threshold: the caller's
+            raise _bad_input(exc) from None
+        finally:
+            del photo
+        root = storage_root()
+        for video in result["videos"]:
+            for frame in video["frames"]:
+                frame["frame_url"] = _media_url(request, root, frame.pop("frame_uri", None))
+        return result
 
     @router.get("/media/{key:path}", name="media", dependencies=[Depends(media_access)])
     async def media(key: str) -> Response:

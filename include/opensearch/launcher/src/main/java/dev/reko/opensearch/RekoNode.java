@@ -2,6 +2,7 @@ package dev.reko.opensearch;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.List;
@@ -51,6 +52,26 @@ public final class RekoNode {
         PainlessPlugin.class,        // painless scripts (script_score, update scripts)
         ReindexPlugin.class          // _delete_by_query, _update_by_query, _reindex
     );
+
+    /**
+     * OpenSearch's k-NN plugin, when its jars are on the classpath (the Maven build unpacks them
+     * from Maven Central's plugin zip). Only its pure-Java {@code lucene} engine can run here: the
+     * zip has no native libraries (faiss, nmslib). Maven Central's newest 2.19 build is 2.19.1.0;
+     * a classpath plugin skips the descriptor's version check, and index, search and filtered
+     * search with the lucene engine were verified on this 2.19.6 node (reko's faces index).
+     */
+    static final String KNN_PLUGIN = "org.opensearch.knn.plugin.KNNPlugin";
+
+    @SuppressWarnings("unchecked")
+    static List<Class<? extends Plugin>> plugins() {
+        List<Class<? extends Plugin>> plugins = new ArrayList<>(PLUGINS);
+        try {
+            plugins.add((Class<? extends Plugin>) Class.forName(KNN_PLUGIN));
+        } catch (ClassNotFoundException e) {
+            System.out.println("reko-opensearch: k-NN plugin not on the classpath; knn_vector fields are unavailable");
+        }
+        return plugins;
+    }
 
     /** Node subclass only to reach the protected constructor that takes classpath plugins. */
     static final class LocalNode extends Node {
@@ -126,7 +147,7 @@ public final class RekoNode {
 
         final Node node;
         try {
-            node = new LocalNode(env, PLUGINS);
+            node = new LocalNode(env, plugins());
         } catch (Throwable t) {
             // e.g. "failed to obtain node locks": another node already uses this home.
             fail("could not create node", t);

@@ -50,7 +50,8 @@ analyses only the frames without a result.
    log; reko's plugin copies it into the run's note.
 
 Reprocess a video with new settings by triggering it with them: its old detections and segments
-are replaced at load time, never mixed. `reanalyse` also ignores stored results (a new model).
+are replaced at load time, never mixed. `reanalyse` also ignores stored results; a result made by
+another model (a new reader) is never reused.
 """
 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
@@ -113,7 +114,8 @@ def _fail_on_failed_frames(report: dict[str, Any]) -> None:
             False,
             type="boolean",
             title="Re-analyse every frame",
-            description="Ignore stored results (e.g. after a model upgrade); frames are not cut again.",
+            description="Ignore every stored result; frames are not cut again. Results of another model"
+            " are analysed again without it.",
         ),
     },
 )

@@ -24,10 +24,11 @@ def store(tmp_path_factory):
 class Counting:
     """The real local analyser, counting calls and failing on chosen frames."""
 
-    def __init__(self, fail_on: set[int] | None = None) -> None:
+    def __init__(self, fail_on: set[int] | None = None, model: str | None = None) -> None:
         self.calls: list[int] = []
         self.fail_on = fail_on or set()
         self.real = get_analysis("local", "text")
+        self.model = model or self.real.model_version
 
     def factory(self, backend: str, kind: str) -> Analysis:
         def run(frame) -> dict:
@@ -37,7 +38,7 @@ class Counting:
                 raise OSError("disk on fire")
             return self.real.run(frame)
 
-        return Analysis(kind, backend, self.real.model_version, run)
+        return Analysis(kind, backend, self.model, run)
 
 
 def batch(store, counting, **kwargs):
@@ -81,6 +82,20 @@ def test_cache_reprocess_and_failure_records(store):
     # a retry of the same run does not redo the re-analysis it already finished
     report = batch(store, Counting(), reprocess=[2], not_before=started)
     assert (report["made"], report["skipped"]) == (0, 3)
+
+
+def test_results_of_another_model_are_analysed_again(store, caplog):
+    """A new reader (or model version) is not served the old one's answers from the cache."""
+    batch(store, Counting())  # every frame has a result of today's model
+    upgraded = Counting(model="reader-of-tomorrow")
+    with caplog.at_level("INFO", logger="reko.pipeline"):
+        report = batch(store, upgraded)
+    assert (report["made"], report["skipped"], report["stale_model"]) == (3, 0, 3)
+    assert "3 stored results were made by another model" in caplog.text
+    assert all(read_json(store.result("local", "text", i))["model"] == "reader-of-tomorrow" for i in range(3))
+    report = batch(store, Counting(model="reader-of-tomorrow"))
+    assert (report["made"], report["skipped"]) == (0, 3) and "stale_model" not in report
+    batch(store, Counting())  # back to today's model for the other tests of this module
 
 
 def test_a_missing_frame_image_is_a_recorded_failure(store, tmp_path):

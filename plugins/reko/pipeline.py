@@ -337,9 +337,18 @@ def analyse_batch(
     }
     todo: list[tuple[int, str]] = []
     items = [(index, kind) for index in range(start, end) for kind in analyses]
+    for kind in analyses:  # bound before the cache check: a result of another model is not cached
+        bound[kind] = (
+            analysis_factory(backend, kind)
+            if analysis_options is None
+            else analysis_factory(backend, kind, options=analysis_options)
+        )
+    stale: list[tuple[int, str, str]] = []
 
     def cached(item: tuple[int, str]) -> bool:
-        return _is_cached(store.result(backend, item[1], item[0]), item[0] in again, not_before)
+        index, kind = item
+        path = store.result(backend, kind, index)
+        return _is_cached(path, index in again, not_before, bound[kind].model_version, stale)
 
     if local_path(store.base) is None and len(items) > 1:  # one request per check: overlap them
         with ThreadPoolExecutor(min(CACHE_CHECK_THREADS, len(items))) as pool:
@@ -350,13 +359,16 @@ def analyse_batch(
         if is_cached:
             report["skipped"] += 1
             continue
-        if kind not in bound:
-            bound[kind] = (
-                analysis_factory(backend, kind)
-                if analysis_options is None
-                else analysis_factory(backend, kind, options=analysis_options)
-            )
         todo.append((index, kind))
+    if stale:
+        report["stale_model"] = len(stale)
+        models = sorted({model for _, _, model in stale})
+        log.info(
+            "%d stored results were made by another model (%s): analysing them again with %s",
+            len(stale),
+            ", ".join(models),
+            ", ".join(sorted({bound[kind].model_version for _, kind, _ in stale})),
+        )
 
     def analyse(item: tuple[int, str]) -> tuple[int, dict[str, Any] | None]:
         index, kind = item
@@ -388,7 +400,7 @@ def analyse_batch(
     else:
         outcomes = [analyse(item) for item in originals]
     for index, kind in duplicates:  # ascending, so a run of identical frames copies down the run
-        if _copy_previous_result(store, backend, kind, index, interval_s):
+        if _copy_previous_result(store, backend, kind, index, interval_s, bound[kind].model_version):
             report["duplicates"] += 1
             report["near_duplicates"] += not _same_as_previous(digests, index)
         else:  # the identical previous frame has no result (it failed): analyse this one
@@ -478,10 +490,13 @@ def _same_as_previous(digests: dict[int, str], index: int) -> bool:
     return index > 0 and index in digests and digests[index] == digests.get(index - 1)
 
 
-def _copy_previous_result(store: VideoStore, backend: str, kind: str, index: int, interval_s: float) -> bool:
-    """Give a frame identical to the one before it that frame's result (no call, no cost)."""
+def _copy_previous_result(
+    store: VideoStore, backend: str, kind: str, index: int, interval_s: float, model: str
+) -> bool:
+    """Give a frame identical to the one before it that frame's result (no call, no cost), unless
+    that result is another model's (the previous batch's, not analysed again yet)."""
     previous = read_json(store.result(backend, kind, index - 1))
-    if previous is None:
+    if previous is None or not _made_by(previous, model):
         return False
     frame = store.frame(index)
     write_json(
@@ -501,13 +516,31 @@ def _copy_previous_result(store: VideoStore, backend: str, kind: str, index: int
     return True
 
 
-def _is_cached(result_path: Any, reprocess: bool, not_before: str | None) -> bool:
-    if not reprocess:
-        return result_path.exists()
-    if not_before is None:
-        return False
+def _made_by(result: dict[str, Any], model: str) -> bool:
+    made_by = str(result.get("model") or "")
+    return made_by == model or made_by.startswith(model + ":")  # Rekognition adds its version
+
+
+def _is_cached(
+    result_path: Any,
+    reprocess: bool,
+    not_before: str | None,
+    model: str,
+    stale: list[tuple[int, str, str]],
+) -> bool:
+    """Whether a stored result stands: it exists, was made by `model` (a new reader or model
+    version is not served an old one's answers; `stale` collects those), and, for a frame to
+    re-analyse, is newer than `not_before` (a retry does not redo a re-analysis it finished)."""
     cached = read_json(result_path)
-    return bool(cached) and cached.get("analysed_at", "") >= not_before
+    if not cached:
+        return False
+    if not _made_by(cached, model):
+        made_by = cached.get("model") or "unknown"
+        stale.append((cached.get("frame_index", -1), cached.get("kind", ""), made_by))
+        return False
+    if not reprocess:
+        return True
+    return not_before is not None and cached.get("analysed_at", "") >= not_before
 
 
 def _analyse_frame(store: VideoStore, index: int, analysis: Analysis, interval_s: float) -> dict[str, Any]:

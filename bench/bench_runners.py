@@ -59,20 +59,11 @@ def finish_video(seed: int, out_dir: Path) -> Path:
 
 
 def _analyse(args: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
-    from reko.pipeline import Job, analyse_batch
+    """One batch, as a mapped analysis task runs it."""
+    from reko.pipeline import Job, analyse_job_batch
 
     probed, start, end = args
-    job = Job.from_xcom(probed)
-    cfg = job.cfg
-    return analyse_batch(
-        job.store,
-        start,
-        end,
-        backend=cfg.backend,
-        analyses=cfg.analyses,
-        interval_s=cfg.frame_interval_s,
-        analysis_options={"min_confidence": cfg.min_confidence},
-    )
+    return analyse_job_batch(Job.from_xcom(probed), start, end)
 
 
 def analyse_video(video: Path, interval_s: float, work_uri: str) -> tuple[Any, dict[str, Any], float]:

@@ -47,7 +47,7 @@ GOAL = 10.0
 
 def detection_actions(index: str, video_id: str, count: int, words: int = 5) -> list[dict[str, Any]]:
     """`count` documents, `words` a frame, shaped as the pipeline indexes them."""
-    from tests.support.synthetic import detection_actions as by_frames
+    from reko.localdev.synthetic import detection_actions as by_frames
 
     return list(itertools.islice(by_frames(index, video_id, -(-count // words), words), count))
 

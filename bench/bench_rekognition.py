@@ -3,7 +3,7 @@
 
 Why this exists: the issue asks that many mapped analysis tasks together run *at*, not over, the
 account's Rekognition quota, with no frame lost. Measured against the loopback Rekognition-protocol
-server in ``tests/support/rekognition_server.py`` (sliding 1-second window, HTTP 400
+server in ``plugins/reko/localdev/rekognition_server.py`` (sliding 1-second window, HTTP 400
 ``ThrottlingException`` past the limit), with the frames in moto's S3 server (``S3Object`` form).
 
 Every variant analyses the same ~500 frames split over the same number of processes (mapped
@@ -43,9 +43,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
-from tests.support.moto_s3 import moto_s3  # noqa: E402
-from tests.support.rekognition_batches import naive_batch, reko_batch, run_parallel  # noqa: E402
-from tests.support.rekognition_server import RekognitionServer  # noqa: E402
+from reko.localdev.moto_s3 import moto_s3  # noqa: E402
+from reko.localdev.rekognition_batches import naive_batch, reko_batch, run_parallel  # noqa: E402
+from reko.localdev.rekognition_server import RekognitionServer  # noqa: E402
 
 BUCKET = "reko-bench-frames"
 GOAL = 0.9

@@ -23,8 +23,8 @@ from reko.archive import (
     summarise,
     trigger_kwargs,
 )
+from reko.localdev.moto_s3 import moto_s3
 from reko.storage import parse_uri, source_fingerprint, video_id_for
-from tests.support.moto_s3 import moto_s3
 from tests.support.short_videos import empty_file, make_video, not_a_video, set_mtime, truncated_copy
 
 DAG_ID = "video_archive_scan"

@@ -2,7 +2,7 @@
 
 S3 is moto's server; MediaConvert is a fake that really captures frames and cuts clips into that
 S3 (tests/support/mediaconvert_server.py); Rekognition is a fake with a TPS limit whose answers
-are derived from the S3 key (tests/support/rekognition_server.py). The DAGs, operators, trigger,
+are derived from the S3 key (plugins/reko/localdev/rekognition_server.py). The DAGs, operators, trigger,
 sensor, hooks, limiter and indexer are the real ones.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from reko.localdev.moto_s3 import moto_s3
+from reko.localdev.rekognition_server import RekognitionServer, expected_text
 from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO, snapshot
 from tests.support.mediaconvert_server import connection_json, fake_mediaconvert
-from tests.support.moto_s3 import moto_s3
-from tests.support.rekognition_server import RekognitionServer, expected_text
 
 pytestmark = pytest.mark.slow
 VIDEOS, WORK = "reko-aws-videos", "reko-aws-work"

@@ -35,6 +35,7 @@ from reko.aws.mediaconvert_jobs import (
 )
 from reko.aws.operators import MediaConvertCreateJobOperator
 from reko.aws.triggers import MediaConvertJobCompleteTrigger
+from reko.localdev.moto_s3 import moto_s3
 from reko.media import (
     expected_frame_count,
     extract_frames,
@@ -44,7 +45,6 @@ from reko.media import (
 )
 from tests.conftest import SAMPLE_VIDEO
 from tests.support.mediaconvert_server import connection_json, fake_mediaconvert
-from tests.support.moto_s3 import moto_s3
 
 VIDEOS, WORK = "reko-videos", "reko-work"
 VIDEO_URI = f"s3://aws_default@{VIDEOS}/races/race.mp4"

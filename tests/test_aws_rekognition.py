@@ -16,10 +16,10 @@ from botocore.stub import ANY, Stubber
 from reko.analysis.base import FrameAnalysisError, RetryableAnalysisError, check_available, get_analysis
 from reko.aws import ratelimit
 from reko.aws.rekognition import MAX_BYTES, RekognitionAnalyser, RekognitionHook, request_params
+from reko.localdev.moto_s3 import moto_s3
+from reko.localdev.rekognition_server import RekognitionServer, expected_text
 from reko.pipeline import analyse_batch
 from reko.storage import VideoStore, parse_uri, read_json
-from tests.support.moto_s3 import moto_s3
-from tests.support.rekognition_server import RekognitionServer, expected_text
 
 BUCKET = "reko-rk-frames"
 
@@ -444,7 +444,7 @@ def test_a_batch_keeps_several_frames_in_flight_and_survives_throttling(
 def test_mapped_tasks_share_a_10_tps_quota_and_every_frame_is_analysed_once(s3, rekognition_server, tmp_path):
     """~500 frames, 5 processes (mapped tasks) each running the real `analyse_batch`: all frames
     analysed exactly once, none failed. The achieved rate is measured in bench/bench_rekognition.py."""
-    from tests.support.rekognition_batches import reko_batch, run_parallel
+    from reko.localdev.rekognition_batches import reko_batch, run_parallel
 
     frames, tasks = 500, 5
     rekognition_server.tps = 10

@@ -24,9 +24,9 @@ from opensearchpy import OpenSearch
 
 from reko.index.bulk import BulkLoader, BulkLoadError, bulk_load
 from reko.index.client import ensure_templates, get_client, get_hook
+from reko.localdev.synthetic import detection_actions
 from tests.support.loopback_opensearch import FaultyProxy, RecordingServer, parse_bulk
 from tests.support.same_index import doc_versions
-from tests.support.synthetic import detection_actions
 
 ACCESS_KEY = "AKIDEXAMPLE0TEST"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -53,3 +53,17 @@ def test_dag_files_import_fast_without_heavy_modules(dag_file):
     seconds, heavy = out.stdout.strip().splitlines()[-2:]
     assert float(seconds) < 1.0
     assert heavy == "[]"
+
+
+def test_benchmarks_import_nothing_from_the_tests():
+    """bench/ measures the shipped code: what it shares with the tests lives in reko.localdev."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert offenders == []

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from reko.localdev.moto_s3 import moto_s3
 from reko.storage import (
     VideoStore,
     local_copy,
@@ -19,7 +20,6 @@ from reko.storage import (
     write_json,
 )
 from tests.conftest import SAMPLE_VIDEO
-from tests.support.moto_s3 import moto_s3
 
 BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
 LANDS_AFTER_S = 8  # the late video is uploaded this long after its run is started

@@ -1020,8 +1020,8 @@ def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):
     import json
     import urllib.request
 
+    from reko.localdev.moto_s3 import moto_s3
     from reko.web import media
-    from tests.support.moto_s3 import moto_s3
 
     with moto_s3("reko-web") as (endpoint, s3):
         monkeypatch.setenv(
@@ -1065,9 +1065,9 @@ def test_an_s3_video_is_played_through_a_presigned_url_with_ranges(api, monkeypa
     import urllib.request
 
     from reko.index.client import IndexNames
+    from reko.localdev.moto_s3 import moto_s3
     from reko.web import media
     from tests.conftest import SAMPLE_VIDEO
-    from tests.support.moto_s3 import moto_s3
 
     names = IndexNames.current()
     video_id = "s3-race-0000000000"

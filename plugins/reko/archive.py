@@ -376,6 +376,12 @@ def map_outcomes(task_states: dict[str, Any], run_id: str, task_id: str) -> dict
     }
 
 
+def trigger_states(ti: Any, trigger_task_id: str) -> dict[int, str]:
+    """`{map index: state}` of this scan run's trigger tasks (the task instance `ti` asks for them)."""
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[trigger_task_id], run_ids=[ti.run_id])
+    return map_outcomes(states, ti.run_id, trigger_task_id)
+
+
 def _state_name(state: Any) -> str:
     """ "success" for DagRunState.SUCCESS and for "success" alike."""
     return str(getattr(state, "value", state))
@@ -392,8 +398,7 @@ def analysis_outcomes(
     """
     if not report["new"]:
         return {}, {}
-    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[trigger_task_id], run_ids=[ti.run_id])
-    triggers = map_outcomes(states, ti.run_id, trigger_task_id)
+    triggers = trigger_states(ti, trigger_task_id)
     outcomes: dict[int, str] = {}
     existing: dict[str, str] = {}
     for i, video in enumerate(report["new"]):

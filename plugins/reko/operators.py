@@ -269,11 +269,9 @@ class WaitForRunsOperator(BaseOperator):
         from airflow.providers.standard.triggers.external_task import DagStateTrigger
         from airflow.utils.state import DagRunState
 
-        from reko.archive import map_outcomes
+        from reko.archive import trigger_states
 
-        ti = context["ti"]
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.trigger_task_id], run_ids=[ti.run_id])
-        outcomes = map_outcomes(states, ti.run_id, self.trigger_task_id)
+        outcomes = trigger_states(context["ti"], self.trigger_task_id)
         created = ("success", "skipped")  # started now, or there already
         requests = self.requests or []
         run_ids = [r["trigger_run_id"] for i, r in enumerate(requests) if outcomes.get(i) in created]

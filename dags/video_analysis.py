@@ -12,6 +12,7 @@ from reko.assets import VIDEO_ANALYSED
 from reko.config import REPO_ROOT, max_active_analyses, mediaconvert_poll_s, rekognition_pool
 from reko.operators import ExtractFramesOperator, ProbeVideoOperator
 from reko.params import analysis_settings_params, runner_params, video_wait_param
+from reko.run_summary import SHORT_TASK_ID
 
 DOC_MD = """
 ### video_analysis
@@ -47,7 +48,8 @@ analyses only the frames without a result.
    while everything that succeeded is already indexed.
 6. **summarise_run** (teardown: runs whatever happened) releases the lease and writes a short
    report (frames, detections, failed frames with reasons, calls, cost, time per stage) to its
-   log; reko's plugin copies it into the run's note.
+   log; reko's plugin copies it into the run's note. On the short path `analyse_short_video`
+   does both itself and this task is skipped: a short run is two task processes.
 
 Reprocess a video with new settings by triggering it with them: its old detections and segments
 are replaced at load time, never mixed. `reanalyse` also ignores stored results; a result made by
@@ -55,7 +57,6 @@ another model (a new reader) is never reused.
 """
 
 SAMPLE_URI = (REPO_ROOT / "include" / "sample" / "race.mp4").as_uri()
-SHORT_TASK_ID = "analyse_short_video"
 
 
 def _batch_reports(ti: Any) -> list[dict[str, Any]]:
@@ -122,23 +123,12 @@ def _fail_on_failed_frames(report: dict[str, Any]) -> None:
 def video_analysis() -> None:
     @task(outlets=[VIDEO_ANALYSED], pool=rekognition_pool())
     def analyse_short_video(job: dict[str, Any]) -> None:
-        """Short path: the whole run in one task; a failed frame fails it red, a clear redoes only that."""
-        from reko.index.client import IndexNames, get_client
-        from reko.pipeline import Job
-        from reko.pipeline import analyse_video as analyse
+        """Short path: the whole run, its summary and the lease's release in one task (no teardown
+        runs on this path); a failed frame fails it red, and a clear redoes only that frame."""
+        from reko.short_path import run_short_path
 
         context = get_current_context()
-        started = context["dag_run"].start_date
-        result = analyse(
-            get_client(),
-            IndexNames.current(),
-            Job.from_xcom(job),
-            dag_id=context["dag"].dag_id,
-            run_id=context["run_id"],
-            not_before=started.isoformat() if started else None,
-        )
-        print("\n".join(result.pop("log")))
-        context["ti"].xcom_push(key="run", value=result)  # not returned: a failed task returns nothing
+        result = run_short_path(context, job)
         context["outlet_events"][VIDEO_ANALYSED].extra = result["asset_extra"]
         _fail_on_failed_frames(result["report"])
 
@@ -263,7 +253,7 @@ def video_analysis() -> None:
     )
     job = probed.output["job"]
     summary = summarise_run(job)
-    short = analyse_short_video(job)
+    analyse_short_video(job)
     manifest = ExtractFramesOperator(
         task_id="extract_frames", probed=job, waiter_delay=mediaconvert_poll_s()
     ).output
@@ -274,7 +264,8 @@ def video_analysis() -> None:
     analysed >> failed_frames
     segments = build_segments(job, loaded)
     written = write_video_document(job, manifest, loaded, segments, build_passes(job, loaded))
-    [short, written, failed_frames] >> summary.as_teardown(setups=probed)
+    # not downstream of the short path, so the probe's branch skips it there (no process)
+    [written, failed_frames] >> summary.as_teardown(setups=probed)
 
 
 video_analysis()

@@ -1,7 +1,8 @@
 """The short path: a video of at most one batch is analysed by one task (`analyse_short_video`).
 
 Same index as the mapped path, same per-frame retry: a failed frame is recorded with its reason,
-the task fails red, and running it again analyses only the frames without a result.
+the task fails red, and running it again analyses only the frames without a result. The task
+also writes the run's summary and releases the lease, so the teardown is skipped (no process).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 
 import pytest
 
+from reko.index.lease import holder_of
 from reko.media import extract_frames
 from reko.storage import video_id_for
 from tests.support.same_index import assert_same_index, index_state
@@ -46,6 +48,20 @@ def latest_asset_extra() -> dict:
         return dict(event.extra)
 
 
+def short_summary(run) -> dict:
+    return run.get_task_instance("analyse_short_video").xcom_pull(
+        task_ids="analyse_short_video", key="summary"
+    )
+
+
+def run_note(run) -> str:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.get(DagRun, run.id).note or ""
+
+
 def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_does(
     analysis_dag, os_client, index_names, tmp_path
 ):
@@ -62,7 +78,7 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
     assert {t: states[t] for t in SHORT_ONLY | {"probe", "summarise_run"}} == {
         "analyse_short_video": ["success"],
         "probe": ["success"],
-        "summarise_run": ["success"],
+        "summarise_run": ["skipped"],  # two task processes for a short run
     }
     assert all(states[t] == ["skipped"] for t in MAPPED_ONLY), states
     doc = os_client.get(index=index_names.videos, id=video_id_for(short.as_uri()))["_source"]
@@ -74,8 +90,10 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
         "frame_count": 5,
         **doc["counts"],
     }
-    summary = run.get_task_instance("summarise_run").xcom_pull(task_ids="summarise_run")
+    summary = short_summary(run)
     assert "complete" in summary["note"] and "5 frames" in summary["note"]
+    assert summary["note"] in run_note(run)  # the plugin's listener copied it into the run's note
+    assert holder_of(os_client, index_names, doc["video_id"]) is None  # the lease was released
 
     run = analysis_dag.test(run_conf={"video_uri": mapped.as_uri(), "batch_size": 2})  # 3 batches
     assert run.state == DagRunState.SUCCESS
@@ -110,16 +128,18 @@ def test_a_failed_frame_on_the_short_path_fails_the_task_and_a_retry_analyses_on
     run = analysis_dag.test(run_conf=conf)
     assert run.state == DagRunState.FAILED
     states = task_states(run)
-    assert states["analyse_short_video"] == ["failed"] and states["summarise_run"] == ["success"]
+    assert states["analyse_short_video"] == ["failed"] and states["summarise_run"] == ["skipped"]
     assert states["fail_run_on_failed_frames"] == ["skipped"]
     assert len(calls_log.read_text().split()) == 5
     video_id = video_id_for(video.as_uri())
     doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
     assert doc["status"] == "partial" and [f["frame_index"] for f in doc["failed_frames"]] == [bad]
     assert "InjectedFault: injected failure" in doc["failed_frames"][0]["reason"]
-    summary = run.get_task_instance("summarise_run").xcom_pull(task_ids="summarise_run")
+    summary = short_summary(run)
     assert summary["status"] == "partial" and f"frame {bad} (text)" in summary["note"]
-    assert "analyse_short_video" in summary["note"]  # the failed task and why
+    assert "`analyse_short_video` failed: 1 of 5 frames failed" in summary["note"]  # the failed task and why
+    assert summary["note"] in run_note(run)
+    assert holder_of(os_client, index_names, video_id) is None  # released, although the task failed
 
     # the fault is gone: the task again (what clearing it does) analyses only the failed frame
     fail_file.write_text("[]")

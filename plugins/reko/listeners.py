@@ -21,17 +21,20 @@ DAG_IDS = frozenset({"video_analysis"})
 
 def _summary_of(dag_run: Any, session: Any) -> str | None:
     from airflow.models.xcom import XComModel
-    from sqlalchemy import select
+    from sqlalchemy import and_, or_, select
 
-    from reko.run_summary import SUMMARY_TASK_ID
+    from reko.run_summary import SHORT_TASK_ID, SUMMARY_TASK_ID
+    from reko.short_path import SUMMARY_KEY
 
     row = session.scalars(
         select(XComModel).where(
             XComModel.dag_id == dag_run.dag_id,
             XComModel.run_id == dag_run.run_id,
-            XComModel.task_id == SUMMARY_TASK_ID,
             XComModel.map_index == -1,
-            XComModel.key == "return_value",
+            or_(  # the mapped path's teardown, or the short path's one task
+                and_(XComModel.task_id == SUMMARY_TASK_ID, XComModel.key == "return_value"),
+                and_(XComModel.task_id == SHORT_TASK_ID, XComModel.key == SUMMARY_KEY),
+            ),
         )
     ).first()
     value = XComModel.deserialize_value(row) if row is not None else None
@@ -43,7 +46,8 @@ def _task_key(task_id: str, map_index: int) -> str:
 
 
 def _note_without_summary(dag_run: Any, session: Any, status: str) -> str:
-    """A run that ended before `summarise_run` could run (its setup, `probe`, failed): the note
+    """A run that ended without a summary (its `probe` failed, so the teardown did not run; or
+    `analyse_short_video` failed before it had a result): the note
     says which tasks failed and why, from the reasons `on_task_instance_failed` left."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel

@@ -1,8 +1,10 @@
-"""Operators whose work is done by ffmpeg locally and by a MediaConvert job on AWS.
+"""The analysis and clip DAGs' own operators: plain operators, whatever the backend.
 
-One operator per step keeps the DAG's shape the same for both backends: the backend is a run
-Param, read when the task runs. On AWS the operator submits the job once (a re-run reuses it) and
-defers until it completes, like the amazon provider's operators.
+The backend is a run Param, read when the task runs. The media steps hand their work to the
+backend's stage (`reko.stages`: ffmpeg in the task, or a MediaConvert job waited for deferred,
+like the amazon provider's operators); the probe borrows the provider's S3 sensor only for an
+`s3://` video. So parsing a DAG file, which every task process does first, imports neither boto3
+nor the amazon provider (about 0.23 CPU-s a task process, measured in bench/).
 """
 
 from __future__ import annotations
@@ -14,23 +16,46 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.standard.operators.branch import BranchMixIn
 from airflow.sdk import BaseOperator
 
-from reko.aws.operators import MediaConvertCreateJobOperator
-from reko.aws.sensors import VideoObjectSensor
+from reko import config
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# MediaConvert frame capture runs at several times real time; allow the video's duration again as a
-# margin over the fixed minimum, so a six-hour video does not time out at the one-hour default.
-_MIN_WAIT_S = 3600
-_CUT_LOG = ("duration_s", "size_bytes", "method")
+_AWS_FIELDS = ("aws_conn_id", "region_name", "verify", "botocore_config")
 
 
-def _wait_attempts(duration_s: float, delay_s: int) -> int:
-    return max(1, int((_MIN_WAIT_S + duration_s) // max(1, delay_s)))
+class _MediaStepOperator(BaseOperator):
+    """What a media step needs whichever backend runs it: the AWS connection and the wait.
+
+    :param aws_conn_id: AWS connection for MediaConvert and S3 (default `REKO_AWS_CONN_ID`). (templated)
+    :param region_name: AWS region; default the connection's. (templated)
+    :param verify: TLS verification for the AWS clients. (templated)
+    :param botocore_config: botocore client configuration. (templated)
+    :param waiter_delay: Seconds between checks of a MediaConvert job. (default: 30)
+    :param deferrable: Wait for a MediaConvert job in the triggerer. (default: True)
+    """
+
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str | None = None,
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        waiter_delay: int = 30,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id or config.aws_conn_id()  # reko's one default AWS connection
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self.waiter_delay = waiter_delay
+        self.deferrable = deferrable
 
 
-class ExtractFramesOperator(MediaConvertCreateJobOperator):
+class ExtractFramesOperator(_MediaStepOperator):
     """
     Cut a run's frames: ffmpeg for backend `local`, a MediaConvert FRAME_CAPTURE job for `aws`.
 
@@ -38,186 +63,128 @@ class ExtractFramesOperator(MediaConvertCreateJobOperator):
     manifest (frame count, fingerprint of the source), so analysis never knows which ran.
 
     :param probed: The `probe` task's output (a `reko.pipeline.Job` as XCom). (templated)
-    :param deferrable: Wait for the MediaConvert job in the triggerer. (default: True)
     """
 
-    template_fields: Sequence[str] = (*MediaConvertCreateJobOperator.template_fields, "probed")
+    template_fields: Sequence[str] = ("probed", *_AWS_FIELDS)
 
-    def __init__(self, *, probed: Any, deferrable: bool = True, **kwargs: Any) -> None:
-        super().__init__(settings={}, deferrable=deferrable, **kwargs)
+    def __init__(self, *, probed: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.probed = probed
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from reko.analysis.base import frames_cut_in_process
-        from reko.aws.mediaconvert_jobs import frame_capture_settings
-        from reko.media import InvalidVideoError, expected_frame_count
-        from reko.pipeline import Job, current_frames, extract, this_run
+        from reko.analysis.base import frame_stage
+        from reko.pipeline import Job
 
         job = Job.from_xcom(self.probed)
-        cfg, store, info = job.cfg, job.store, job.info
-        try:
-            if frames_cut_in_process(cfg.backend):
-                return extract(cfg, store, info)
-            manifest, _ = current_frames(cfg, store)
-            if manifest:
-                return this_run(manifest, extracted=False)
-            self.settings = frame_capture_settings(
-                cfg.video_uri,
-                str(store.frames_dir),
-                cfg.frame_interval_s,
-                max_captures=expected_frame_count(info.duration_s, cfg.frame_interval_s),
-                stem=store.stem,
-            )
-        except (InvalidVideoError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
-        self.marker_uri = str(store.frames_dir)
-        self.waiter_max_attempts = _wait_attempts(info.duration_s, self.waiter_delay)
-        self.user_metadata = {"reko_video_id": store.video_id}
-        return self._frames_written(context, super().execute(context))
+        return frame_stage(job.cfg.backend).extract(self, context, job)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return self._frames_written(context, super().execute_complete(context, event, **kwargs))
-
-    def _frames_written(self, context: Context, mc_job: dict[str, Any]) -> dict[str, Any]:
-        """List what the job wrote (S3Hook), check it, and write the manifest; record what the job
-        cost this run (nothing when an earlier run's job was reused)."""
-        from reko.aws.mediaconvert import list_frames
-        from reko.aws.mediaconvert_jobs import proxy_billed_minutes
-        from reko.config import mediaconvert_price_per_minute
-        from reko.media import InvalidVideoError
-        from reko.pipeline import Job, this_run, write_manifest
-        from reko.storage import parse_uri, source_fingerprint
+        from reko.analysis.base import frame_stage
+        from reko.pipeline import Job
 
         job = Job.from_xcom(self.probed)
-        fingerprint = source_fingerprint(parse_uri(job.cfg.video_uri))
-        indexes = list_frames(str(job.store.frames_dir), stem=job.store.stem, aws_conn_id=self.aws_conn_id)
-        timing = self.hook.get_job(mc_job["job_id"]).get("Timing", {})
-        ran_s = 0.0
-        if "FinishTime" in timing and "StartTime" in timing:
-            ran_s = (timing["FinishTime"] - timing["StartTime"]).total_seconds()
-        self.log.info("MediaConvert job %s wrote %d frames in %.1f s", mc_job["job_id"], len(indexes), ran_s)
-        try:
-            manifest = write_manifest(job.cfg, job.store, job.info, len(indexes), fingerprint, ran_s)
-        except InvalidVideoError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        seconds = 0.0 if mc_job.get("reused") else proxy_billed_minutes(job.info.duration_s) * 60
-        price = mediaconvert_price_per_minute()
-        minutes = round(seconds / 60, 4)
-        mediaconvert = {
-            "jobs": 0 if mc_job.get("reused") else 1,
-            "proxy_minutes": minutes,
-            "price_per_minute": price,
-            "estimated_cost_usd": round(seconds / 60 * price, 6),
-        }
-        self.log.info(
-            "MediaConvert proxy: %.2f output minutes this run, estimated $%.4f", minutes, minutes * price
-        )
-        return this_run(
-            {**manifest, "mediaconvert_job_id": mc_job["job_id"]},
-            extracted=not mc_job.get("reused"),
-            extract_s=ran_s,
-            mediaconvert=mediaconvert,
-        )
+        return frame_stage(job.cfg.backend).resume(self, context, job, event, **kwargs)
 
 
-class CutClipOperator(MediaConvertCreateJobOperator):
+class CutClipOperator(_MediaStepOperator):
     """
     Cut one planned clip: a frame-exact ffmpeg cut for backend `local`, a MediaConvert job with
     `InputClippings` (ZEROBASED timecodes) for `aws`. Both cut the frames shown in [start, end).
 
     :param item: One range from `reko.clip_pipeline.plan_clips` (mapped over). (templated)
-    :param deferrable: Wait for the MediaConvert job in the triggerer. (default: True)
     """
 
-    template_fields: Sequence[str] = (*MediaConvertCreateJobOperator.template_fields, "item")
+    template_fields: Sequence[str] = ("item", *_AWS_FIELDS)
 
-    def __init__(self, *, item: Any, deferrable: bool = True, **kwargs: Any) -> None:
-        super().__init__(settings={}, deferrable=deferrable, **kwargs)
+    def __init__(self, *, item: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.item = item
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from reko.analysis.base import frames_cut_in_process
-        from reko.aws.mediaconvert_jobs import clip_settings
-        from reko.clip_pipeline import ClipInputError, cut_local
+        from reko.analysis.base import clip_stage
 
-        item = self.item
-        context["clip_label"] = item["label"]  # type: ignore[typeddict-unknown-key]
-        try:
-            if frames_cut_in_process(item["backend"]):
-                return self._cut(item, cut_local(item))
-            self.settings = clip_settings(
-                item["source_uri"],
-                item["clip_uri"],
-                item["start_ms"],
-                item["end_ms"],
-                item["fps"],
-                duration_s=item["duration_ms"] / 1000,
-                audio=item["has_audio"],
-            )
-        except (ClipInputError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
-        self.marker_uri = item["clip_uri"].rsplit("/", 1)[0]
-        self.waiter_max_attempts = _wait_attempts(
-            (item["end_ms"] - item["start_ms"]) / 1000, self.waiter_delay
-        )
-        self.user_metadata = {"reko_clip_id": item["clip_id"][:256]}
-        return self._clip_written(super().execute(context))
+        context["clip_label"] = self.item["label"]  # type: ignore[typeddict-unknown-key]
+        return self._cut(clip_stage(self.item["backend"]).cut(self, context, self.item))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        from reko.analysis.base import clip_stage
+
         context["clip_label"] = self.item["label"]  # type: ignore[typeddict-unknown-key]
-        return self._clip_written(super().execute_complete(context, event, **kwargs))
+        return self._cut(clip_stage(self.item["backend"]).resume(self, context, self.item, event, **kwargs))
 
-    def _clip_written(self, mc_job: dict[str, Any]) -> dict[str, Any]:
-        """What MediaConvert wrote: the frames are the requested ones (it clips by frame number)."""
-        from reko.aws.mediaconvert_jobs import clip_frames, normalize_fps
-        from reko.storage import parse_uri
-
+    def _cut(self, cut: dict[str, Any]) -> dict[str, Any]:
         item = self.item
-        fps = normalize_fps(item["fps"])
-        first, last = clip_frames(item["start_ms"], item["end_ms"], fps, item["duration_ms"] / 1000)
-        clip = parse_uri(item["clip_uri"], "clip_uri")
-        cut = {
-            "start_ms": round(first * 1000 / fps),
-            "end_ms": round((last + 1) * 1000 / fps),
-            "duration_s": round(float((last + 1 - first) / fps), 6),
-            "size_bytes": clip.stat().st_size,
-            "method": "mediaconvert",
-        }
-        self.log.info("MediaConvert job %s wrote %s", mc_job["job_id"], item["clip_uri"])
-        return self._cut(item, cut)
-
-    def _cut(self, item: dict[str, Any], cut: dict[str, Any]) -> dict[str, Any]:
         self.log.info(
             "%s: %.3f s, %d bytes (%s)", item["clip_uri"], cut["duration_s"], cut["size_bytes"], cut["method"]
         )
         return {"clip_id": item["clip_id"], **cut}
 
 
-class ProbeVideoOperator(VideoObjectSensor, BranchMixIn):
+class ProbeVideoOperator(BaseOperator, BranchMixIn):
     """
     Wait for the run's video, take its lease, read it, and choose the short or the mapped path.
 
     One task where there were two (a sensor, then the probe): a short clip pays for one task
-    process fewer. An `s3://` video that has not landed defers in the triggerer, exactly like
-    `VideoObjectSensor` (key and deadline logged, `video_wait_s`, no retries on timeout); a video
-    being worked on by another run is waited for by rescheduling, without holding a worker slot.
+    process fewer. An `s3://` video that has not landed defers in the triggerer through the
+    provider's sensor (`reko.aws.sensors.VideoObjectSensor`: key and deadline logged,
+    `video_wait_s`, no retries on timeout), built only when the video is in S3; a video being
+    worked on by another run is waited for by rescheduling, without holding a worker slot.
 
+    :param video_uri: The video. (templated)
+    :param wait_s: Seconds to wait for an `s3://` video (the `video_wait_s` Param). (templated)
+    :param poke_interval: Seconds between checks for an `s3://` video.
     :param short_task_id: The task that does a short video's whole run.
     :param mapped_task_id: The first task of the mapped path.
     """
 
-    def __init__(self, *, short_task_id: str, mapped_task_id: str, **kwargs: Any) -> None:
-        super().__init__(deferrable=True, **kwargs)
+    template_fields: Sequence[str] = ("video_uri", "wait_s")
+
+    def __init__(
+        self,
+        *,
+        video_uri: str,
+        wait_s: float | str = 3600,
+        poke_interval: float = 30,
+        short_task_id: str,
+        mapped_task_id: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.video_uri = video_uri
+        self.wait_s = wait_s
+        self.poke_interval = poke_interval
         self.short_task_id = short_task_id
         self.mapped_task_id = mapped_task_id
 
+    def _sensor(self) -> Any:
+        from reko.aws.sensors import VideoObjectSensor
+
+        sensor = VideoObjectSensor(
+            task_id=self.task_id,
+            video_uri=self.video_uri,
+            wait_s=self.wait_s,
+            poke_interval=self.poke_interval,
+            deferrable=True,
+        )
+        sensor._cached_logger = self.log  # its lines belong in this task's log
+        return sensor
+
     def execute(self, context: Context) -> Any:
-        super().execute(context)  # defers (raises) while an s3:// video has not landed
+        if self.video_uri.startswith("s3://"):
+            self._sensor().execute(context)  # defers (raises) while the video has not landed
         return self._probe(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        super().execute_complete(context, event)  # may defer again
+        self._sensor().execute_complete(context, event)  # may defer again
         return self._probe(context)
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """A wait that timed out names the key and the wait, and is not retried (the sensor's)."""
+        from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
+
+        if next_method == TRIGGER_FAIL_REPR:
+            return self._sensor().resume_execution(next_method, next_kwargs, context)
+        return super().resume_execution(next_method, next_kwargs, context)
 
     def _probe(self, context: Context) -> Any:
         from datetime import UTC, datetime, timedelta

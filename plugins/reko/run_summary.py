@@ -240,7 +240,8 @@ def run_results(pull: Callable[..., Any]) -> dict[str, Any]:
 
 
 def summarise(context: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """`summarise_run`: release the run's lease, then the note from what every task left.
+    """`summarise_run` (the mapped path's teardown): release the run's lease, then the note from
+    what every task left.
 
     A teardown cannot take the return values of tasks that failed or were skipped, so the
     results are pulled; `job` is the setup's (probe's) result."""
@@ -248,33 +249,50 @@ def summarise(context: Any, job: dict[str, Any]) -> dict[str, Any]:
     from reko.index.lease import Holder, release
 
     ti = context["ti"]
-    video_id, source_uri = job["store"]["video_id"], job["cfg"]["video_uri"]
+    video_id = job["store"]["video_id"]
     release(get_client(), IndexNames.current(), video_id, Holder(context["dag"].dag_id, context["run_id"]))
-    r = run_results(ti.xcom_pull)
-    video = r["video"] or {}
-    started = context["dag_run"].start_date
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     reasons = failure_reasons(ti, states, context["dag"].task_ids)
+    return summary_of(context, job, run_results(ti.xcom_pull), task_outcomes(states, reasons))
+
+
+def summarise_short(context: Any, job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The short path's summary, written by `analyse_short_video` itself from its own result: no
+    teardown runs on that path (one task process fewer per short video). Its failed frames are the
+    only failure it can know of while it runs; anything else it raised is in its log, and the run's
+    note then says why (`reko.listeners`)."""
+    report = result["report"]
+    gist = f"{len(report['failed'])} of {report['end'] - report['start']} frames failed"
+    outcomes = {"failed": [(SHORT_TASK_ID, gist)] if report["failed"] else [], "not_run": []}
+    return summary_of(context, job, {**result, "reports": [result["report"]]}, outcomes)
+
+
+def summary_of(
+    context: Any, job: dict[str, Any], r: dict[str, Any], outcomes: dict[str, Any]
+) -> dict[str, Any]:
+    """{"video_id", "status", "note"}: the note from the run's stage results `r` (any may be missing)."""
+    video = r.get("video") or {}
+    started = context["dag_run"].start_date
     note = render(
-        outcomes=task_outcomes(states, reasons),
-        video_id=video_id,
-        source_uri=source_uri,
+        outcomes=outcomes,
+        video_id=job["store"]["video_id"],
+        source_uri=job["cfg"]["video_uri"],
         status=video.get("status", "failed"),
-        manifest=r["manifest"],
+        manifest=r.get("manifest"),
         reports=r["reports"],
-        load=r["load"],
-        segments=r["segments"],
-        passes=r["passes"],
+        load=r.get("load"),
+        segments=r.get("segments"),
+        passes=r.get("passes"),
         api_calls=video.get("api_calls"),
         costs=video,
         stages=stage_times(
             probe_s=job.get("probe_s"),
-            manifest=r["manifest"],
+            manifest=r.get("manifest"),
             reports=r["reports"],
-            load=r["load"],
-            segments=r["segments"],
-            passes=r["passes"],
+            load=r.get("load"),
+            segments=r.get("segments"),
+            passes=r.get("passes"),
         ),
         wall_s=(datetime.now(UTC) - started).total_seconds() if started else None,
     )
-    return {"video_id": video_id, "status": video.get("status", "failed"), "note": note}
+    return {"video_id": job["store"]["video_id"], "status": video.get("status", "failed"), "note": note}

@@ -16,6 +16,8 @@ from reko.config import ANALYSES, BACKENDS, analyser_override
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from reko.stages import ClipStage, FrameStage
+
 
 class FrameAnalysisError(Exception):
     """This frame cannot be analysed (bad image, over a limit); retrying will not help."""
@@ -125,11 +127,16 @@ class BackendTraits:
     frames_in_process: bool  # frames and clips are cut by ffmpeg in the task process (else a job)
     needs_s3: bool  # the video and the work root must be in S3 (MediaConvert reads and writes there)
     billed_per_image: bool  # every analysis call is billed as one image (Rekognition)
+    stages: str  # the module whose `Frames` and `Clips` cut media for this backend (reko.stages)
 
 
 _TRAITS = {
-    "local": BackendTraits(frames_in_process=True, needs_s3=False, billed_per_image=False),
-    "aws": BackendTraits(frames_in_process=False, needs_s3=True, billed_per_image=True),
+    "local": BackendTraits(
+        frames_in_process=True, needs_s3=False, billed_per_image=False, stages="reko.stages.local"
+    ),
+    "aws": BackendTraits(
+        frames_in_process=False, needs_s3=True, billed_per_image=True, stages="reko.aws.stages"
+    ),
 }
 
 
@@ -145,3 +152,13 @@ def frames_cut_in_process(backend: str) -> bool:
     """Whether `backend` cuts frames in the calling process (so one task can do a whole short run);
     the others run a job that a task waits for deferred (MediaConvert), so they take the mapped path."""
     return traits(backend).frames_in_process
+
+
+def frame_stage(backend: str) -> FrameStage:
+    """The step that cuts a run's frames on `backend` (ffmpeg here, or a MediaConvert job)."""
+    return _load_object(f"{traits(backend).stages}:Frames")()  # type: ignore[operator]
+
+
+def clip_stage(backend: str) -> ClipStage:
+    """The step that cuts a planned clip on `backend`."""
+    return _load_object(f"{traits(backend).stages}:Clips")()  # type: ignore[operator]

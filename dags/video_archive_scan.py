@@ -132,7 +132,7 @@ def video_archive_scan() -> None:
             raise AirflowFailException(str(exc)) from exc
         print(
             f"{report['listed']} objects listed, {report['in_interval']} in the interval,"
-            f" {len(report['already_analysed'])} already analysed, {len(report['rejected'])} rejected,"
+            f" {report['already_analysed_count']} already analysed, {len(report['rejected'])} rejected,"
             f" {len(report['new'])} to analyse, {report['overflow_count']} over max_videos"
         )
         for rejected in report["rejected"]:

@@ -92,7 +92,8 @@ class ScanReport:
     ignored_extension: int = 0
     outside_interval: int = 0
     in_interval: int = 0
-    already_analysed: list[dict[str, Any]] = field(default_factory=list)
+    already_analysed: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_LISTED_IN_REPORT
+    already_analysed_count: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
     new: list[dict[str, Any]] = field(default_factory=list)
     overflow: list[str] = field(default_factory=list)
@@ -251,14 +252,16 @@ def scan_archive(
     for obj in candidates:
         video_id = video_id_for(obj.uri)
         if video_id in done:
-            report.already_analysed.append(
-                {
-                    "uri": obj.uri,
-                    "video_id": video_id,
-                    "status": done[video_id].get("status"),
-                    "run_id": done[video_id].get("run_id"),
-                }
-            )
+            report.already_analysed_count += 1
+            if len(report.already_analysed) < MAX_LISTED_IN_REPORT:  # a re-scan of 10,000: 1.8 MB of XCom
+                report.already_analysed.append(
+                    {
+                        "uri": obj.uri,
+                        "video_id": video_id,
+                        "status": done[video_id].get("status"),
+                        "run_id": done[video_id].get("run_id"),
+                    }
+                )
         else:
             pending.append(obj)
     # probe only as many as can still start, several at once (ffprobe waits on the disk or on S3)
@@ -318,7 +321,7 @@ def summarise(report: dict[str, Any], outcomes: dict[int, str], existing: dict[s
         f"Scan of {report['prefix']} for [{report['interval_start']}, {report['interval_end']}):",
         f"  listed {report['listed']} objects, {report['ignored_extension']} ignored (other extensions),"
         f" {report['outside_interval']} outside the interval, {report['in_interval']} in the interval",
-        f"  already analysed with these settings (skipped): {len(report['already_analysed'])}",
+        f"  already analysed with these settings (skipped): {report['already_analysed_count']}",
         f"  rejected: {len(report['rejected'])}",
         *[f"    {r['uri']}: {r['reason']}" for r in report["rejected"][:MAX_LISTED_IN_REPORT]],
         f"  new videos: {len(new)}"
@@ -354,7 +357,7 @@ def summary_counts(report: dict[str, Any], outcomes: dict[int, str]) -> dict[str
         "listed": report["listed"],
         "ignored_extension": report["ignored_extension"],
         "in_interval": report["in_interval"],
-        "already_analysed": len(report["already_analysed"]),
+        "already_analysed": report["already_analysed_count"],
         "rejected": {r["uri"]: r["reason"] for r in report["rejected"]},
         "new": len(new),
         "triggered": sum(1 for i in range(len(new)) if outcomes.get(i) in ("success", "failed")),

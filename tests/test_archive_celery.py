@@ -27,7 +27,7 @@ from reko.localdev.archive_load import (
     scan_env,
     upload_archive,
 )
-from reko.localdev.distributed.celery import ARCHIVE_BUCKET, LOGS_BUCKET, celery_deployment
+from reko.localdev.distributed.celery import ARCHIVE_BUCKET, LOGS_BUCKET, WORK_BUCKET, celery_deployment
 from reko.storage import video_id_for
 
 pytestmark = pytest.mark.slow
@@ -57,15 +57,18 @@ def scanned(opensearch_url, tmp_path_factory):
         now = datetime.now(UTC)
         interval = (now - timedelta(hours=1), now + timedelta(hours=1))
         client = deployment.services.client()
-        first = run_scan(client, timeout_s=1800, interval=interval)
+        pids = {name: proc.pid for name, proc in deployment.services.procs.items()}
+        first = run_scan(client, timeout_s=1800, interval=interval, service_pids=pids)
         calls = {name: log.read_text().split() for name, log in logs.items()}
         again = run_scan(client, timeout_s=600, attempt=2, interval=interval)
         calls_after = {name: log.read_text().split() for name, log in logs.items()}
         report(first)
         ran = next(ti for ti in first.analysis_tis if ti["state"] == "success")
         log = served_log(client, ran)
+        pages = deployment.s3.get_paginator("list_objects_v2").paginate(Bucket=WORK_BUCKET)
+        work = [o["Key"] for page in pages for o in page.get("Contents", [])]
         limiter = limiter_in_worker(deployment)
-    return uris, first, again, calls, calls_after, log, limiter
+    return uris, first, again, calls, calls_after, work, log, limiter
 
 
 def limiter_in_worker(deployment) -> dict:
@@ -95,7 +98,7 @@ def report(outcome) -> None:
     print(
         f"\nCelery, {WORKERS} workers x {CONCURRENCY}: {timing['videos']} videos in {timing['wall_s']} s"
         f" ({timing['wall_per_video_s']} s a video);"
-        f" task instances by worker {timing['task_instances_by_worker']}"
+        f" task instances by worker {timing['task_instances_by_worker']}; CPU {timing['cpu_s_by_service']}"
     )
 
 
@@ -132,6 +135,14 @@ def test_the_archive_goes_through_the_celery_workers_exactly_once(scanned, os_cl
     assert again.scan_run["state"] == "success"
     assert again.summary["already_analysed"] == VIDEOS and again.summary["new"] == 0
     assert again.analysis_runs == [] and calls_after == calls
+
+
+def test_frames_and_results_are_stored_in_s3(scanned):
+    """The work root is s3://: one frame manifest per video, and a stored result per analysed frame."""
+    uris, _, _, calls, _, work, *_ = scanned
+    assert sum(k.endswith("/frames/manifest.json") for k in work) == len(uris)
+    results = [k for k in work if "/results/local/text/" in k and not k.endswith(".error.json")]
+    assert len(results) == sum(len(c) for c in calls.values())
 
 
 def test_task_logs_are_served_from_s3(scanned):

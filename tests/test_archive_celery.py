@@ -27,7 +27,12 @@ from reko.localdev.archive_load import (
     scan_env,
     upload_archive,
 )
-from reko.localdev.distributed.celery import ARCHIVE_BUCKET, LOGS_BUCKET, WORK_BUCKET, celery_deployment
+from reko.localdev.distributed.celery_deployment import (
+    ARCHIVE_BUCKET,
+    LOGS_BUCKET,
+    WORK_BUCKET,
+    celery_deployment,
+)
 from reko.storage import video_id_for
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,7 @@ from reko.localdev.opensearch import free_port
 WORK_BUCKET = "reko-work"
 ARCHIVE_BUCKET = "reko-archive"
 LOGS_BUCKET = "reko-logs"
-HOSTNAME_CALLABLE = "reko.localdev.distributed.celery.worker_hostname"
+HOSTNAME_CALLABLE = "reko.localdev.distributed.celery_deployment.worker_hostname"
 
 
 def worker_hostname() -> str:

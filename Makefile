@@ -7,16 +7,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # opencv-doc ships vtest.avi, the real street scene the finish-line footage is generated over
 APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-nanum fonts-dejavu-core chromium opencv-doc
+# only the Celery soak needs these (the broker and the metadata DB of a distributed deployment)
+SOAK_APT_PACKAGES := redis-server postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: help install system-deps venv opensearch-build opensearch airflow demo stop compose-plugin test test-fast soak lint format bench clean
+.PHONY: help install system-deps soak-deps venv opensearch-build opensearch airflow demo stop compose-plugin test test-fast soak soak-celery lint format bench clean
 
 help:
 	@echo "make demo     install, start OpenSearch + Airflow on 127.0.0.1, analyse the sample, print the bibs"
 	@echo "make test     install, then run every test (real OpenSearch, Airflow, ffmpeg, OCR)"
 	@echo "make opensearch | make airflow   run one local service in the foreground"
 	@echo "make stop     stop what make demo started;  make lint | make bench | make soak (200-video load test)"
+	@echo "make soak-celery   the archive through CeleryExecutor: Redis, Postgres, two workers sharing only S3"
 
 install: system-deps venv opensearch-build
 
@@ -73,9 +76,23 @@ MARKERS ?= not slow
 test-fast: venv compose-plugin
 	$(PY) -m pytest -m "$(MARKERS)"
 
-# the archive load test at archive scale (200 videos, ~25 min); the suite runs it with 30
+# the archive load test at archive scale (200 videos, ~25 min; the suite runs it with 30), then
+# the same DAGs on Airflow's distributed engine
 soak: install
 	REKO_LOAD_VIDEOS=$${REKO_LOAD_VIDEOS:-200} $(PY) -m pytest tests/test_archive_load.py -s
+	$(MAKE) soak-celery
+
+soak-deps:
+	@missing=""; for p in $(SOAK_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+# CeleryExecutor, Redis broker, Postgres metadata DB, two workers sharing nothing but S3 (moto); ~4 min
+# at 12 videos (REKO_CELERY_VIDEOS). Never part of `make test` (tests/conftest.py skips collecting it).
+soak-celery: install soak-deps
+	REKO_SOAK_CELERY=1 REKO_CELERY_VIDEOS=$${REKO_CELERY_VIDEOS:-12} $(PY) -m pytest tests/test_archive_celery.py -s
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -61,7 +61,9 @@ def _compose_command() -> list[str]:
     )
 
 
-def _run_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run_compose(
+    *args: str, env: dict[str, str] | None = None, profiles: tuple[str, ...] = ("debug",)
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not OVERRIDABLE.match(k)}
     cmd = [
         *_compose_command(),
@@ -73,8 +75,7 @@ def _run_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
         # whatever a developer's own .env says.
         "--env-file",
         str(ENV_EXAMPLE),
-        "--profile",
-        "debug",
+        *(flag for profile in profiles for flag in ("--profile", profile)),
         *args,
     ]
     result = subprocess.run(
@@ -84,8 +85,8 @@ def _run_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     return result
 
 
-def _config(env: dict[str, str] | None = None) -> dict:
-    return json.loads(_run_compose("config", "--format", "json", env=env).stdout)
+def _config(env: dict[str, str] | None = None, profiles: tuple[str, ...] = ("debug",)) -> dict:
+    return json.loads(_run_compose("config", "--format", "json", env=env, profiles=profiles).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +290,29 @@ def test_dashboards_import_is_a_no_op_without_saved_objects(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         assert "nothing to import" in result.stdout
+
+
+def test_celery_profile_runs_the_same_services_with_workers_and_a_broker(services):
+    """`--profile celery` with REKO_EXECUTOR=CeleryExecutor: Redis and workers join, nothing else changes."""
+    assert "redis" not in services and "airflow-worker" not in services  # not without the profile
+    celery = _config(env={"REKO_EXECUTOR": "CeleryExecutor"}, profiles=("celery",))["services"]
+    components = (*AIRFLOW_COMMANDS, "airflow-worker")
+    for setting in (*SHARED_SETTINGS, "AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL"):
+        values = {name: celery[name]["environment"].get(setting) for name in components}
+        assert len(set(values.values())) == 1, f"{setting} differs between services: {values}"
+    env = celery["airflow-worker"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:local-dev-only-redis@redis:6379/")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["REKO_REKOGNITION_LIMITER"] == "task"  # workers do not share the host limiter's file
+    assert "REKO_REKOGNITION_LIMITER" not in celery["airflow-scheduler"]["environment"]
+    worker = celery["airflow-worker"]
+    assert _command(worker) == ["celery", "worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
+    redis = celery["redis"]
+    assert "ports" not in redis and "ports" not in worker  # reached inside the compose network only
+    command = _command(redis)
+    assert command[command.index("--save") + 1] == "" and "--requirepass" in command
+    assert redis["environment"]["REDISCLI_AUTH"] == command[command.index("--requirepass") + 1]

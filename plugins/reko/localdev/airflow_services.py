@@ -108,12 +108,15 @@ def create_pool(env: dict[str, str]) -> None:
 
 @dataclass
 class AirflowServices:
-    """The four services of one local deployment, started and stopped together."""
+    """The services of one local deployment (the four of SERVICES unless `commands` says otherwise),
+    started and stopped together; `service_env` adds settings of one service only (a worker's home)."""
 
     home: Path
     port: int
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=lambda: dict(SERVICES))
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -131,7 +134,7 @@ class AirflowServices:
     def start(self, timeout_s: float = 180) -> None:
         admin_password(self.home)
         self.migrate()
-        for name in SERVICES:
+        for name in self.commands:
             self.start_service(name)
         self.wait_healthy(timeout_s)
 
@@ -139,14 +142,17 @@ class AirflowServices:
         """Start one service, appending to its log in AIRFLOW_HOME/service-logs."""
         logs = self.home / "service-logs"
         logs.mkdir(parents=True, exist_ok=True)
-        with (logs / f"{name}.log").open("ab") as out:
+        with self.service_log(name).open("ab") as out:
             self.procs[name] = subprocess.Popen(
-                [_airflow_bin(), *SERVICES[name]],
-                env=self.env,
+                [_airflow_bin(), *self.commands[name]],
+                env={**self.env, **self.service_env.get(name, {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def service_log(self, name: str) -> Path:
+        return self.home / "service-logs" / f"{name}.log"
 
     def stop_service(self, name: str, timeout_s: float = 60) -> None:
         """Stop one service (its whole process group) and wait for it to exit."""

@@ -41,10 +41,23 @@ def make_archive(root: Path, count: int, seconds: float = 1.0) -> list[Path]:
         return list(pool.map(one, range(count)))
 
 
-def scan_env(archive: Path, max_active: int, parallelism: int) -> dict[str, str]:
-    """Deployment settings for a scan of `archive` over daily intervals."""
+def upload_archive(s3: Any, bucket: str, videos: list[Path], root: Path) -> list[str]:
+    """Upload the archive's videos under their paths relative to `root`; their s3:// URIs.
+
+    S3 sets each object's LastModified to now, so a scan of S3 uploads needs an interval around now.
+    """
+    uris = []
+    for path in videos:
+        key = path.relative_to(root).as_posix()
+        s3.upload_file(str(path), bucket, key)
+        uris.append(f"s3://aws_default@{bucket}/{key}")
+    return uris
+
+
+def scan_env(archive: Path | str, max_active: int, parallelism: int) -> dict[str, str]:
+    """Deployment settings for a scan of `archive` (a folder or an s3:// prefix) over daily intervals."""
     return {
-        "REKO_ARCHIVE_URI": archive.as_uri(),
+        "REKO_ARCHIVE_URI": archive if isinstance(archive, str) else archive.as_uri(),
         "REKO_SCAN_SCHEDULE": "0 0 * * *",
         "REKO_SCAN_START_DATE": "2025-01-01",
         "REKO_MAX_ACTIVE_ANALYSES": str(max_active),
@@ -125,20 +138,23 @@ def run_scan(
     attempt: int = 1,
     max_videos: int = 1000,
     service_pids: dict[str, int] | None = None,
+    interval: tuple[datetime, datetime] = (DAY_START, DAY_END),
 ) -> ScanOutcome:
-    """Trigger one scan run over the day and wait for it (it ends when every analysis it started has).
+    """Trigger one scan run over the `interval` (the archive's day by default) and wait for it (it
+    ends when every analysis it started has).
 
     Each `attempt` is its own run (a DAG's runs need distinct ids and logical dates) over the same
     data interval. With `service_pids` (name -> pid of each Airflow service), the CPU each used is
     measured too.
     """
+    start, end = interval
     sampler = CpuSampler(service_pids or {})
     sampler.start()
     body = {
-        "dag_run_id": f"rescan_{attempt}__{DAY_START.date()}",
-        "logical_date": (DAY_START + timedelta(seconds=attempt - 1)).isoformat(),
-        "data_interval_start": DAY_START.isoformat(),
-        "data_interval_end": DAY_END.isoformat(),
+        "dag_run_id": f"rescan_{attempt}__{start.date()}",
+        "logical_date": (start + timedelta(seconds=attempt - 1)).isoformat(),
+        "data_interval_start": start.isoformat(),
+        "data_interval_end": end.isoformat(),
         "conf": {"max_videos": max_videos},
     }
     started = time.perf_counter()

@@ -4,8 +4,10 @@ matched with.
 Loaded from the stored frame results (like detections), so a re-run converges to the same index;
 `_id` = video:frame:face:ordinal, where ordinal counts the faces kept after the confidence filter.
 The local backend's documents carry the 128-d embedding in a `knn_vector` field (k-NN plugin,
-pure-Java `lucene` HNSW engine, `l2` space: score = 1 / (1 + d^2)). Nothing about a face is logged,
-only counts.
+pure-Java `lucene` HNSW engine, `l2` space: score = 1 / (1 + d^2)); the AWS backend's carry
+`face_id`, the face's id in the index prefix's Rekognition collection (`reko.aws.face_collection`)
+when Rekognition stored it (faces under its quality bar have none and cannot be found by photo).
+Nothing about a face is logged, only counts.
 """
 
 from __future__ import annotations

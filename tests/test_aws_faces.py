@@ -37,7 +37,7 @@ from reko.aws.rekognition import RekognitionHook
 from reko.index.client import IndexNames
 from reko.localdev.moto_s3 import moto_s3
 from reko.localdev.rekognition_server import RekognitionServer
-from reko.storage import VideoStore, parse_uri, read_json
+from reko.storage import VideoStore, parse_uri, read_json, write_json
 
 BUCKET = "reko-faces-frames"
 MODEL = botocore.session.get_session().get_service_model("rekognition")
@@ -472,20 +472,30 @@ def test_faces_analysed_on_aws_are_found_by_photo_and_deleted_with_the_video(aws
         assert secret not in text, secret
     assert base64.b64encode(jpeg(RED, 400, 300, 75))[:40].decode() not in text
 
+    # a frame analysed again no longer names its face: the reload releases it from the collection
+    path = store.result("aws", "faces", 0)
+    rewritten = read_json(path)
+    released_id = rewritten["response"]["FaceDetails"].pop(0)["FaceId"]
+    write_json(path, rewritten)
+    reload = load_faces(os_client, names, store, frame_count=len(FRAMES), backend="aws", min_confidence=50)
+    assert reload["store_faces_released"] == 1 and reload["stale_deleted"] == 1
+    assert released_id not in server.collections[collection] and len(server.collections[collection]) == 4
+    again = load_faces(os_client, names, store, frame_count=len(FRAMES), backend="aws", min_confidence=50)
+    assert again["store_faces_released"] == 0 and server.calls["DeleteFaces"] == 1  # converged: no call
+
     # delete: DeleteFaces fails (throttled) -> nothing of the video is deleted; run again -> all gone
     me = Holder("video_maintenance", "delete-1")
     server.tps = 0
     with pytest.raises(Exception, match="ThrottlingException"):
         delete_video(os_client, names, store.root_uri, store.video_id, me, lambda holder: False)
-    assert len(server.collections[collection]) == 5 and len(faces_of(os_client, names, store.video_id)) == 7
-    assert read_json(store.result("aws", "faces", 0)) is not None
+    assert len(server.collections[collection]) == 4 and len(faces_of(os_client, names, store.video_id)) == 6
+    assert read_json(store.result("aws", "faces", 1)) is not None
     server.tps = 1000
     # a face without a document (under a later run's threshold) is still found in the results
-    os_client.delete(index=names.faces, id=f"{store.video_id}:0000000:face:000", params={"refresh": "true"})
+    os_client.delete(index=names.faces, id=f"{store.video_id}:0000001:face:000", params={"refresh": "true"})
     removed = delete_video(os_client, names, store.root_uri, store.video_id, me, lambda holder: False)
-    assert removed["face_stores"]["aws"]["deleted"] == 5 and removed["faces"] == 6
+    assert removed["face_stores"]["aws"]["deleted"] == 4 and removed["faces"] == 5
     assert server.collections[collection] == {}
     assert faces_of(os_client, names, store.video_id) == []
-    assert read_json(store.result("aws", "faces", 0)) is None
-    again = find_person(os_client, names, jpeg(RED, 400, 300, 75))
-    assert again["videos"] == []
+    assert read_json(store.result("aws", "faces", 1)) is None
+    assert find_person(os_client, names, jpeg(RED, 400, 300, 75))["videos"] == []

@@ -87,37 +87,17 @@ def delete_stored_faces(client: OpenSearch, names: IndexNames, tree: Any, video_
     """Remove the video's faces from every backend's own face store (`face_store` trait): only a
     backend that stored faces of this video is called, so a local-only deployment needs no AWS."""
     from reko.analysis.base import face_store_deleter
+    from reko.index.faces import indexed_face_ids
 
     removed: dict[str, Any] = {}
     for backend in BACKENDS:
         delete = face_store_deleter(backend)
         if delete is None:
             continue
-        ids = _indexed_face_ids(client, names, video_id, backend) | _stored_face_ids(tree, backend)
+        ids = indexed_face_ids(client, names, video_id, backend) | _stored_face_ids(tree, backend)
         if ids:
             removed[backend] = delete(ids, names)
     return removed
-
-
-def _indexed_face_ids(client: OpenSearch, names: IndexNames, video_id: str, backend: str) -> set[str]:
-    from opensearchpy.helpers import scan
-
-    if not client.indices.exists(index=names.faces):
-        return set()
-    client.indices.refresh(index=names.faces)
-    query = {
-        "query": {
-            "bool": {
-                "filter": [
-                    {"term": {"video_id": video_id}},
-                    {"term": {"backend": backend}},
-                    {"exists": {"field": "face_id"}},
-                ]
-            }
-        },
-        "_source": ["face_id"],
-    }
-    return {hit["_source"]["face_id"] for hit in scan(client, index=names.faces, query=query)}
 
 
 def _stored_face_ids(tree: Any, backend: str) -> set[str]:

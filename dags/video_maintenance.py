@@ -9,8 +9,11 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 DOC_MD = """
 ### video_maintenance
-**Delete a video**: every document of the video in the detections, segments, videos and clips
-indices, and its work tree (frames, per-frame results, clips). The source video is not touched.
+**Delete a video**: its faces in the Rekognition collection (AWS runs with faces), every
+document of the video in the detections, segments, passes, faces, videos and clips indices, and
+its work tree (frames, per-frame results, clips). The source video is not touched. The
+collection goes first and the documents and results (which hold the face ids) after it, so a
+delete that fails part-way deletes nothing else and can simply be run again.
 The video's lease is taken first: while an analysis or clip run of the video is in progress the
 delete fails at once, saying which run holds it, and can simply be run again later.
 

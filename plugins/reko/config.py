@@ -215,10 +215,31 @@ def rekognition_limiter_dir() -> str:
 def rekognition_price_per_1000() -> float:
     """USD per 1,000 images for the run's cost estimate (`REKO_REKOGNITION_PRICE_PER_1000`).
 
-    Default 1.00: DetectText/DetectLabels/DetectFaces list price for the first million images a
-    month in us-east-1; set your region's and tier's price.
+    Default 1.00: DetectText/DetectLabels/DetectFaces (group 2) and IndexFaces/SearchFacesByImage
+    (group 1) list price for the first million images a month in us-east-1; set your region's and
+    tier's price. Storing faces in a collection is billed apart (per face-month) and not counted.
     """
     return _positive_number("REKO_REKOGNITION_PRICE_PER_1000", 1.0)
+
+
+FACE_QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
+
+
+def face_quality_filter() -> str:
+    """Rekognition's `QualityFilter` for IndexFaces (`REKO_FACE_QUALITY_FILTER`, default `AUTO`:
+    Rekognition's own bar). Faces under the bar are still detected and indexed in OpenSearch, but
+    not stored in the collection, so a photo cannot find them (blurred, dark, extreme pose)."""
+    value = os.environ.get("REKO_FACE_QUALITY_FILTER", "").strip().upper() or "AUTO"
+    if value not in FACE_QUALITY_FILTERS:
+        raise ValueError(f"REKO_FACE_QUALITY_FILTER={value!r} is not one of {FACE_QUALITY_FILTERS}")
+    return value
+
+
+def face_max_faces() -> int:
+    """Rekognition's `MaxFaces` for IndexFaces (`REKO_FACE_MAX_FACES`, default 100: every face it
+    can index, as many as DetectFaces returns). Lower keeps only the largest faces in the
+    collection (background spectators out); the others are still in the faces index."""
+    return _bounded_int("REKO_FACE_MAX_FACES", 100, 1, 100)
 
 
 def mediaconvert_price_per_minute() -> float:

@@ -63,7 +63,7 @@ _FACTORIES: dict[tuple[str, str], str] = {
     ("local", "text"): "reko.analysis.local_text:text_analysis",
     ("local", "faces"): "reko.faces.local:faces_analysis",
     ("aws", "text"): "reko.aws.rekognition:rekognition_analysis",
-    ("aws", "faces"): "reko.aws.rekognition:rekognition_analysis",
+    ("aws", "faces"): "reko.aws.face_collection:faces_analysis",  # IndexFaces: detect + collect
     ("aws", "labels"): "reko.aws.rekognition:rekognition_analysis",
 }
 _METHODS = {"text": "detect_text", "faces": "detect_faces", "labels": "detect_labels"}
@@ -128,14 +128,30 @@ class BackendTraits:
     needs_s3: bool  # the video and the work root must be in S3 (MediaConvert reads and writes there)
     billed_per_image: bool  # every analysis call is billed as one image (Rekognition)
     stages: str  # the module whose `Frames` and `Clips` cut media for this backend (reko.stages)
+    # `module:function` answering a photo search (`reko.faces.search.find_person`'s arguments
+    # and result): the local k-NN over embeddings, or Rekognition's collection
+    photo_search: str
+    # `module:function(face_ids, names)` removing faces from a store outside the index (a
+    # Rekognition collection), or None when the faces index is the only copy
+    face_store: str | None
 
 
 _TRAITS = {
     "local": BackendTraits(
-        frames_in_process=True, needs_s3=False, billed_per_image=False, stages="reko.stages.local"
+        frames_in_process=True,
+        needs_s3=False,
+        billed_per_image=False,
+        stages="reko.stages.local",
+        photo_search="reko.faces.search:search_embeddings",
+        face_store=None,
     ),
     "aws": BackendTraits(
-        frames_in_process=False, needs_s3=True, billed_per_image=True, stages="reko.aws.stages"
+        frames_in_process=False,
+        needs_s3=True,
+        billed_per_image=True,
+        stages="reko.aws.stages",
+        photo_search="reko.aws.face_collection:search_collection",
+        face_store="reko.aws.face_collection:delete_faces",
     ),
 }
 
@@ -162,3 +178,14 @@ def frame_stage(backend: str) -> FrameStage:
 def clip_stage(backend: str) -> ClipStage:
     """The step that cuts a planned clip on `backend`."""
     return _load_object(f"{traits(backend).stages}:Clips")()  # type: ignore[operator]
+
+
+def photo_searcher(backend: str) -> Callable[..., dict[str, Any]]:
+    """The photo search of `backend` (imported only when a photo is searched)."""
+    return _load_object(traits(backend).photo_search)  # type: ignore[return-value]
+
+
+def face_store_deleter(backend: str) -> Callable[..., dict[str, Any]] | None:
+    """What removes `backend`'s faces from its own store when a video is deleted, if it has one."""
+    path = traits(backend).face_store
+    return _load_object(path) if path else None  # type: ignore[return-value]

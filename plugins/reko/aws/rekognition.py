@@ -215,12 +215,19 @@ def request_params(kind: str, options: dict[str, Any] | None = None) -> dict[str
 
 
 class RekognitionAnalyser:
-    """One Rekognition analysis (`text`, `faces` or `labels`) of frames, bound to a hook."""
+    """One Rekognition analysis (`text`, `faces` or `labels`) of frames, bound to a hook.
+
+    Subclasses call another operation (`operation`, `method`) with per-frame parameters
+    (`frame_params`) and reshape its answer (`_annotated`); the limits and errors stay these."""
+
+    operation: str
+    method: str
 
     def __init__(self, kind: str, options: dict[str, Any] | None = None, hook: RekognitionHook | None = None):
         self.kind = kind
         self.params = request_params(kind, options)
-        self.operation = OPERATIONS[kind]
+        if not hasattr(self, "operation"):
+            self.operation, self.method = OPERATIONS[kind], _METHODS[kind]
         self.hook = hook or RekognitionHook(aws_conn_id=config.aws_conn_id())
         self._method: Callable[..., dict] | None = None
         self._lock = threading.Lock()
@@ -229,18 +236,23 @@ class RekognitionAnalyser:
         if self._method is None:
             with self._lock:  # threads of one batch share one client (boto3 clients are thread safe)
                 if self._method is None:
-                    self._method = getattr(self.hook.conn, _METHODS[self.kind])
+                    self._method = getattr(self.hook.conn, self.method)
         return self._method(**params)
+
+    def frame_params(self, frame: ObjectStoragePath) -> dict[str, Any]:
+        """Request parameters that depend on the frame (none here)."""
+        return {}
 
     def run(self, frame: ObjectStoragePath) -> dict[str, Any]:
         """Analyse one frame; a Rekognition-shaped response (plus `RekoInput` when adapted)."""
         note: dict[str, Any] = {}
+        extra = self.frame_params(frame)
         if frame.protocol == "s3":
             image: dict[str, Any] = {"S3Object": {"Bucket": frame.bucket, "Name": frame.key}}
         else:
             image, note = self._bytes_image(frame.read_bytes())
         try:
-            response = self._send(image)
+            response = self._send(image, extra)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if "S3Object" not in image or code not in _REFETCH_CODES:
@@ -256,7 +268,7 @@ class RekognitionAnalyser:
             log.info("%s: %s is too large to read from S3: sending it re-encoded", self.operation, frame)
             image, note = self._bytes_image(data, rejected=code)
             try:
-                response = self._send(image)
+                response = self._send(image, extra)
             except ClientError as again:
                 raise self._mapped(again, frame) from again
         return self._annotated(response, note)
@@ -271,9 +283,9 @@ class RekognitionAnalyser:
         )
         return {"Bytes": encoded}, note
 
-    def _send(self, image: dict[str, Any]) -> dict[str, Any]:
+    def _send(self, image: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            response = self._call(Image=image, **self.params)
+            response = self._call(Image=image, **self.params, **(extra or {}))
         except ClientError:
             raise
         except (ConnectionError, HTTPClientError) as exc:

@@ -1,7 +1,10 @@
 """Keep face data out of logs: opensearch-py logs request and response bodies (embeddings, boxes)
-at DEBUG on `opensearch` and as curl commands on `opensearchpy.trace`. While face data is sent or
-read, `private()` drops those records in this context (thread or task), whatever a deployment's
-log level; the one-line `METHOD URL [status]` records stay (they hold no face data)."""
+at DEBUG on `opensearch` and as curl commands on `opensearchpy.trace`; botocore logs Rekognition's
+request parameters (a query photo's bytes) on `botocore.endpoint` and its response bodies (boxes,
+landmarks, similarities) on `botocore.parsers`, both at DEBUG. While face data is sent or read,
+`private()` drops those records in this context (thread or task), whatever a deployment's log
+level; the one-line `METHOD URL [status]` records stay (they hold no face data). A context
+variable does not follow work into a thread pool: enter `private()` in the thread that calls."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _PRIVATE = contextvars.ContextVar("reko_faces_private", default=False)
-_BODY_LOGGERS = ("opensearch", "opensearchpy.trace")
+_BODY_LOGGERS = ("opensearch", "opensearchpy.trace", "botocore.endpoint", "botocore.parsers")
 _installed = False
 _lock = threading.Lock()
 

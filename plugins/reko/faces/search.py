@@ -1,4 +1,4 @@
-"""Search by photo: embed the uploaded photo's face in memory, find the indexed faces near it.
+"""Search by photo: read the uploaded photo's face in memory, find the indexed faces near it.
 
 The photo is never written anywhere (not to storage, not to a temp file, not to a log): its bytes
 are decoded, embedded and dropped. The distance of each hit is mapped to a Rekognition-style
@@ -54,12 +54,16 @@ def find_person(
 ) -> dict[str, Any]:
     """Frames whose faces match the photo's face at `threshold` similarity or more, by video.
 
+    The deployment's backend (`REKO_BACKEND`) answers, through its `photo_search` trait
+    (`reko.analysis.base`): locally the photo is embedded and the faces index's embeddings are
+    searched; on AWS Rekognition searches the index prefix's collection (`search` is then
+    `rekognition`; `faces_in_photo` is None: Rekognition does not say how many it saw).
     Raises ValueError (`PhotoSearchError`, `reko.faces.local.FaceNotFoundError`) naming what is
-    wrong with the photo or the request. `search` (default `search_mode()`): `exact` (every
+    wrong with the photo or the request. Local `search` (default `search_mode()`): `exact` (every
     indexed face scored by the k-NN plugin's script: always right), `knn` (top-k on the HNSW
     graph, then the threshold), or `radial` (the graph search stops at the threshold)."""
-    from reko.faces.local import embed_photo
-    from reko.index.faces import exact_query, knn_query
+    from reko.analysis.base import photo_searcher
+    from reko.config import default_backend
 
     if len(photo) > MAX_PHOTO_BYTES:
         raise PhotoSearchError(f"photo is {len(photo):,} bytes; the limit is {MAX_PHOTO_BYTES:,}")
@@ -68,6 +72,26 @@ def find_person(
         raise PhotoSearchError(f"threshold must be a similarity between 0 and 100, got {threshold}")
     if not 1 <= max_matches <= MAX_MATCHES:
         raise PhotoSearchError(f"max_matches must be 1-{MAX_MATCHES}, got {max_matches}")
+    search_by = photo_searcher(default_backend())
+    return search_by(
+        client, names, photo, threshold=threshold, video_ids=video_ids, max_matches=max_matches, search=search
+    )
+
+
+def search_embeddings(
+    client: OpenSearch,
+    names: IndexNames,
+    photo: bytes,
+    *,
+    threshold: float,
+    video_ids: list[str] | None,
+    max_matches: int,
+    search: str | None,
+) -> dict[str, Any]:
+    """The local backend's photo search: embed the photo, score the indexed embeddings."""
+    from reko.faces.local import embed_photo
+    from reko.index.faces import exact_query, knn_query
+
     started = time.monotonic()
     face = embed_photo(photo)
     embedded = time.monotonic()
@@ -86,14 +110,34 @@ def find_person(
         hits: list[dict[str, Any]] = (
             client.search(index=names.faces, body=body)["hits"]["hits"] if exists else []
         )
+    scored = [(similarity(l2_from_lucene_score(hit["_score"])), hit) for hit in hits]
+    return result_shape(
+        [(score, hit) for score, hit in scored if score >= threshold],
+        query={"faces_in_photo": face.faces_in_photo, "bbox": face.bbox},
+        threshold=threshold,
+        search=search,
+        truncated=len(hits) >= max_matches,
+        embed_s=embedded - started,
+        search_s=time.monotonic() - embedded,
+    )
+
+
+def result_shape(
+    matches: list[tuple[float, dict[str, Any]]],
+    *,
+    query: dict[str, Any],
+    threshold: float,
+    search: str,
+    truncated: bool,
+    embed_s: float,
+    search_s: float,
+) -> dict[str, Any]:
+    """`find_person`'s answer from (similarity, faces-index hit) pairs at or above the threshold,
+    the same on every backend: videos by best similarity, their frames in order, each frame's
+    faces best first. `embed_ms` is the time to read the photo's face (on AWS: the Rekognition
+    call, which embeds and searches), `search_ms` the time to find the matching documents."""
     videos: dict[str, dict[str, Any]] = {}
-    matches = 0
-    for hit in hits:
-        distance = l2_from_lucene_score(hit["_score"])
-        score = similarity(distance)
-        if score < threshold:
-            continue
-        matches += 1
+    for score, hit in matches:
         src = hit["_source"]
         video = videos.setdefault(
             src["video_id"], {"video_id": src["video_id"], "best_similarity": 0.0, "frames": {}}
@@ -125,13 +169,13 @@ def find_person(
             }
         )
     return {
-        "query": {"faces_in_photo": face.faces_in_photo, "bbox": face.bbox},
+        "query": query,
         "threshold": threshold,
-        "max_distance": round(max_distance, 4),
+        "max_distance": round(distance_for(threshold), 4),
         "search": search,
-        "matches": matches,
-        "truncated": len(hits) >= max_matches,
+        "matches": len(matches),
+        "truncated": truncated,
         "videos": out_videos,
-        "embed_ms": round((embedded - started) * 1000, 1),
-        "search_ms": round((time.monotonic() - embedded) * 1000, 1),
+        "embed_ms": round(embed_s * 1000, 1),
+        "search_ms": round(search_s * 1000, 1),
     }

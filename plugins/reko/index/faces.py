@@ -4,8 +4,10 @@ matched with.
 Loaded from the stored frame results (like detections), so a re-run converges to the same index;
 `_id` = video:frame:face:ordinal, where ordinal counts the faces kept after the confidence filter.
 The local backend's documents carry the 128-d embedding in a `knn_vector` field (k-NN plugin,
-pure-Java `lucene` HNSW engine, `l2` space: score = 1 / (1 + d^2)). Nothing about a face is logged,
-only counts.
+pure-Java `lucene` HNSW engine, `l2` space: score = 1 / (1 + d^2)); the AWS backend's carry
+`face_id`, the face's id in the index prefix's Rekognition collection (`reko.aws.face_collection`)
+when Rekognition stored it (faces under its quality bar have none and cannot be found by photo).
+Nothing about a face is logged, only counts.
 """
 
 from __future__ import annotations
@@ -92,15 +94,23 @@ def load_faces(
 ) -> dict[str, Any]:
     """Index every stored faces result of the video, then delete its faces this load did not write.
 
-    Frames without a result are counted by the detections load (the same frames fail both)."""
+    Frames without a result are counted by the detections load (the same frames fail both). A
+    backend with its own face store (a Rekognition collection) first has the faces removed from
+    it that the index still names but no stored result does any more (a frame analysed again,
+    frames cut again from a changed source): once their documents are overwritten or deleted,
+    nothing would name them. Removed first, so a failure leaves the documents that name them."""
+    from reko.analysis.base import face_store_deleter
+
     started = time.monotonic()
     ensure_templates(client, names)
     counts = [0] * frame_count
     docs: list[tuple[str, dict[str, Any]]] = []
+    stored_ids: set[str] = set()  # every face id the results name, under the threshold too
     for index in range(frame_count):
         result = read_json(store.result(backend, KIND, index))
         if result is None:
             continue
+        stored_ids.update(f["FaceId"] for f in result["response"].get("FaceDetails") or [] if f.get("FaceId"))
         frame_docs = face_docs(
             video_id=store.video_id,
             frame_index=index,
@@ -114,6 +124,12 @@ def load_faces(
         counts[index] = len(frame_docs)
         docs += frame_docs
     tracks = assign_tracks(store.video_id, docs)
+    released = 0
+    delete_from_store = face_store_deleter(backend)
+    if delete_from_store is not None:
+        orphans = indexed_face_ids(client, names, store.video_id, backend) - stored_ids
+        if orphans:
+            released = delete_from_store(orphans, names)["requested"]
 
     def actions() -> Iterator[dict[str, Any]]:
         for doc_id, doc in docs:
@@ -136,8 +152,25 @@ def load_faces(
         "faces": indexed,
         "tracks": tracks,
         "stale_deleted": removed,
+        "store_faces_released": released,
         "elapsed_s": round(time.monotonic() - started, 3),
     }
+
+
+def indexed_face_ids(client: OpenSearch, names: IndexNames, video_id: str, backend: str) -> set[str]:
+    """The face-store ids (`face_id`) the video's `backend` documents carry."""
+    from opensearchpy.helpers import scan
+
+    if not client.indices.exists(index=names.faces):
+        return set()
+    client.indices.refresh(index=names.faces)
+    filters = [
+        {"term": {"video_id": video_id}},
+        {"term": {"backend": backend}},
+        {"exists": {"field": "face_id"}},
+    ]
+    query = {"query": {"bool": {"filter": filters}}, "_source": ["face_id"]}
+    return {hit["_source"]["face_id"] for hit in scan(client, index=names.faces, query=query)}
 
 
 def assign_tracks(video_id: str, docs: list[tuple[str, dict[str, Any]]]) -> int:

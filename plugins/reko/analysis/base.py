@@ -128,11 +128,19 @@ class BackendTraits:
     needs_s3: bool  # the video and the work root must be in S3 (MediaConvert reads and writes there)
     billed_per_image: bool  # every analysis call is billed as one image (Rekognition)
     stages: str  # the module whose `Frames` and `Clips` cut media for this backend (reko.stages)
+    # `module:function` reading words in a crop of a frame with no detector (a BGR array in,
+    # [(text, confidence, x0, x1)] out), for re-reading bibs a runner's track predicts; None
+    # where the backend has no local recogniser (Rekognition reads whole images only)
+    crop_reader: str | None = None
 
 
 _TRAITS = {
     "local": BackendTraits(
-        frames_in_process=True, needs_s3=False, billed_per_image=False, stages="reko.stages.local"
+        frames_in_process=True,
+        needs_s3=False,
+        billed_per_image=False,
+        stages="reko.stages.local",
+        crop_reader="reko.analysis.local_text:read_crop",
     ),
     "aws": BackendTraits(
         frames_in_process=False, needs_s3=True, billed_per_image=True, stages="reko.aws.stages"
@@ -146,6 +154,12 @@ def traits(backend: str) -> BackendTraits:
         return _TRAITS[backend]
     except KeyError:
         raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}") from None
+
+
+def crop_reader(backend: str) -> Callable[[Any], list[tuple[str, float, float, float]]] | None:
+    """The backend's detector-free crop reader (see `BackendTraits.crop_reader`), or None."""
+    path = traits(backend).crop_reader
+    return _load_object(path) if path else None  # type: ignore[return-value]
 
 
 def frames_cut_in_process(backend: str) -> bool:

@@ -206,7 +206,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"Benchmark `bench/bench_runners.py`, {results['when']}, {results['machine']}.",
         "",
         "Tracker + vote + roster over today's local reader (rapidocr's detector and PP-OCR recogniser for"
-        " Latin text, tesseract for Korean and doubtful lines), frames analysed afresh (no cached results).",
+        " Latin text, tesseract for Korean and doubtful lines); frame results are today's reader's (a result"
+        " of another model is made again), and the analysis cost is the batches' wall time when made.",
+        "Re-read (`reko.runners.reread`): bibs the detector missed are searched for in the rows where"
+        " runners were read and read again in a pass's gaps and past its ends, by the recogniser alone;"
+        " its cost is process CPU time.",
         f"Seed {TUNING_SEED} is the tuning seed; every other finish seed is held out (never tuned on).",
         "",
     ]

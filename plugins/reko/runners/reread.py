@@ -19,6 +19,7 @@ A backend without a local recogniser (Rekognition) has no crop reader and skips 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ SEARCH_MIN_CONFIDENCE = 80.0  # a search read names a number nobody may have rea
 # Gaps
 GAP_MIN_CONFIDENCE = 50.0  # a gap read must also agree with the pass's number
 END_REACH = 3  # frames a pass may be followed past its first / last read
+IMAGES_KEPT = 16  # decoded frames kept while filling gaps (a 720p frame is 2.7 MB)
 GAP_MARGIN = (0.35, 0.25)  # crop margin around a predicted box, in its widths / heights
 READ_MARGIN = (0.2, 0.15)  # crop margin around a proposal
 DUPLICATE_IOU = 0.2  # an added read overlapping a read of its frame this much is that read again
@@ -271,16 +273,14 @@ def fill_gaps(
 ) -> list[Read]:
     """Reads of each pass's own number where its track predicts the bib but nothing was read."""
     found: list[Read] = []
-    images: dict[int, Any] = {}
 
+    @functools.lru_cache(maxsize=IMAGES_KEPT)  # passes overlap in time: runners share frames
     def image(frame: int):
-        if frame not in images:
-            try:
-                images[frame] = _decode(frames.load(frame))
-            except (OSError, ValueError) as exc:
-                log.warning("re-read: frame %d unreadable (%s)", frame, exc)
-                images[frame] = None
-        return images[frame]
+        try:
+            return _decode(frames.load(frame))
+        except (OSError, ValueError) as exc:
+            log.warning("re-read: frame %d unreadable (%s)", frame, exc)
+            return None
 
     def read_at(p: RunnerPass, doc: list[dict], frame: int) -> Read | None:
         picture = image(frame)

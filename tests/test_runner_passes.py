@@ -27,11 +27,11 @@ FINISH = REPO / "include" / "sample" / "finish-s1.mp4"
 TRUTH = FINISH.with_suffix(".truth.json")
 ROSTER = FINISH.with_suffix(".roster.csv")
 INTERVAL_MS = 1000
-# regression floors under what this seed measured at 1 s with its roster (bench/results/runners.md:
-# 17/19 whole, frame recall 0.932, no false pass); the goals (0.95) are the benchmark's to
-# report, not this test's to pretend
-MIN_WHOLE_SHARE = 0.8
-MIN_FRAME_RECALL = 0.88
+# regression floors under what this seed measured at 1 s with its roster and re-reading
+# (bench/results/runners.md: 19/19 whole, frame recall 1.000, no false pass; 17/19 and 0.932 by the
+# tracker alone); one pass and a few frames of slack, the held-out seed is the benchmark's to report
+MIN_WHOLE_SHARE = 0.9
+MIN_FRAME_RECALL = 0.95
 
 
 @pytest.fixture(scope="module")

@@ -614,3 +614,164 @@ def test_runner_pass_is_plain_data():
     (runner,) = find_passes(bib("4172", x0=0.1, speed=0.2, frames=range(0, 3)), ONE_S).passes
     assert isinstance(runner, RunnerPass)
     assert runner.entry is None and runner.snapped_from is None
+
+
+# ---------------------------------------------------------------- re-reading from frame images
+
+FRAME_W, FRAME_H = 640, 360
+BIB_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf"
+
+
+def bib_card(image, number: str, centre: tuple[int, int], *, shade: float = 1.0, blur_px: int = 1) -> tuple:
+    """Draw a race bib (a card with a dark number) on an RGB array; the number's ink box (px)."""
+    import cv2
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(BIB_FONT, 26)
+    card = Image.new("RGB", (84, 44), tuple(round(245 * shade) for _ in range(3)))
+    draw = ImageDraw.Draw(card)
+    x0, y0, x1, y1 = draw.textbbox((0, 0), number, font=font)
+    ox, oy = (84 - (x1 - x0)) // 2 - x0, (44 - (y1 - y0)) // 2 - y0
+    draw.text((ox, oy), number, fill=(25, 25, 25), font=font)
+    pixels = np.asarray(card)
+    if blur_px > 1:  # motion blur along the run
+        pixels = cv2.blur(pixels, (blur_px, 1))
+    left, top = centre[0] - 42, centre[1] - 22
+    image[top : top + 44, left : left + 84] = pixels
+    return left + ox + x0, top + oy + y0, left + ox + x1, top + oy + y1
+
+
+def race_frames(cards: dict[int, list[tuple[str, tuple[int, int], dict]]], count: int):
+    """JPEG frames (a mid-grey street) holding the given cards, and each card's ink box by frame."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    jpegs, boxes = {}, {}
+    for i in range(count):
+        image = np.clip(rng.normal(120, 12, (FRAME_H, FRAME_W, 3)), 0, 255).astype(np.uint8)
+        for number, centre, style in cards.get(i, []):
+            boxes[(i, number)] = bib_card(image, number, centre, **style)
+        jpegs[i] = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    return jpegs, boxes
+
+
+def frame_images(jpegs: dict[int, bytes], interval_ms: int = 1000):
+    from reko.runners.reread import FrameImages
+
+    return FrameImages(
+        count=len(jpegs),
+        timestamp_ms=lambda i: i * interval_ms,
+        uri=lambda i: f"file:///frames/f.{i:07d}.jpg",
+        load=lambda i: jpegs[i],
+    )
+
+
+def detector_read(frame: int, number: str, box: tuple, interval_ms: int = 1000) -> Read:
+    """What the full-frame reader reports for a bib it did detect."""
+    x0, y0, x1, y1 = box
+    return Read(
+        frame_index=frame,
+        timestamp_ms=frame * interval_ms,
+        text=number,
+        confidence=95.0,
+        left=x0 / FRAME_W,
+        top=y0 / FRAME_H,
+        width=(x1 - x0) / FRAME_W,
+        height=(y1 - y0) / FRAME_H,
+        frame_uri=f"file:///frames/f.{frame:07d}.jpg",
+    )
+
+
+def running(number: str, frames: range, *, x0: int, step: int, y: int = 200, **style) -> dict:
+    return {i: [(number, (x0 + step * (i - frames[0]), y), style)] for i in frames}
+
+
+def merged(*scenes: dict) -> dict:
+    out: dict = {}
+    for scene in scenes:
+        for i, cards in scene.items():
+            out.setdefault(i, []).extend(cards)
+    return out
+
+
+def test_a_tracks_gap_and_ends_are_read_where_the_track_predicts_the_bib():
+    from reko.analysis.local_text import read_crop
+    from reko.runners.reread import RereadStats, fill_gaps
+
+    jpegs, boxes = race_frames(running("4172", range(0, 6), x0=80, step=90), 6)
+    reads = [detector_read(i, "4172", boxes[(i, "4172")]) for i in (1, 2, 4)]  # the detector missed 0, 3, 5
+    first = find_passes(reads, ONE_S)
+    assert summary(first) == [("4172", 1, 4, 3)]
+
+    stats = RereadStats()
+    added = fill_gaps(first.passes, frame_images(jpegs), read_crop, stats)
+    assert sorted((r.frame_index, number_candidate(r.text)) for r in added) == [
+        (0, "4172"),
+        (3, "4172"),
+        (5, "4172"),
+    ]
+    for r in added:  # each read's box is the bib's, not just somewhere in the crop
+        x0, y0, x1, y1 = boxes[(r.frame_index, "4172")]
+        assert abs(r.left * FRAME_W - x0) < 8 and abs((r.left + r.width) * FRAME_W - x1) < 8
+    assert stats.gap_reads == 3
+    assert summary(find_passes(reads + added, ONE_S)) == [("4172", 0, 5, 6)]
+
+
+def test_a_bib_the_detector_never_saw_is_found_in_the_rows_where_runners_are_read():
+    from reko.analysis.local_text import read_crop
+    from reko.runners.reread import more_reads
+
+    scene = merged(
+        running("4172", range(0, 6), x0=60, step=60, y=190),
+        running("9997", range(0, 4), x0=580, step=-50, y=205, shade=0.45, blur_px=7),  # dark, blurred
+    )
+    jpegs, boxes = race_frames(scene, 6)
+    reads = [detector_read(i, "4172", boxes[(i, "4172")]) for i in range(6)]
+    assert [p.number for p in find_passes(reads, ONE_S).passes] == ["4172"]
+
+    more, stats = more_reads(reads, ONE_S, None, frame_images(jpegs), read_crop)
+    assert summary(find_passes(more, ONE_S)) == [("4172", 0, 5, 6), ("9997", 0, 3, 4)]
+    assert stats.numbers_added == {"9997": 4}
+
+
+def test_a_gap_read_that_is_not_the_tracks_number_is_refused():
+    from reko.analysis.local_text import read_crop
+    from reko.runners.reread import fill_gaps, more_reads
+
+    scene = running("4172", range(0, 5), x0=80, step=90)
+    scene[2] = [("8301", scene[2][0][1], {})]  # another bib exactly where 4172 is predicted
+    jpegs, boxes = race_frames(scene, 5)
+    reads = [detector_read(i, "4172", boxes[(i, "4172")]) for i in (0, 1, 3, 4)]
+    first = find_passes(reads, ONE_S).passes
+    from reko.runners.reread import RereadStats
+
+    stats = RereadStats()
+    assert fill_gaps(first, frame_images(jpegs), read_crop, stats) == [] and stats.crops_read == 1
+    more, _ = more_reads(reads, ONE_S, None, frame_images(jpegs), read_crop)
+    assert summary(find_passes(more, ONE_S)) == [("4172", 0, 4, 4)]  # 8301 read once: no pass
+
+
+def test_only_a_backend_with_a_local_recogniser_re_reads_crops():
+    import numpy as np
+
+    from reko.analysis.base import crop_reader
+    from reko.analysis.local_text import read_crop
+
+    assert crop_reader("aws") is None  # Rekognition reads whole images only
+    assert crop_reader("local") is read_crop
+    with pytest.raises(ValueError, match="at least 4x4"):
+        read_crop(np.zeros((2, 40, 3), dtype=np.uint8))
+
+
+def test_a_second_box_of_a_runners_bib_in_the_same_frame_is_no_second_pass():
+    roster = Roster.parse("bib\n4172\n")
+    reads = bib("4172", x0=0.2, speed=0.15, frames=range(0, 5)) + bib(
+        "4172", x0=0.5, speed=0.0, frames=range(2, 3), h=2.4 * H, w=1.5 * W
+    )  # a box swollen by a neighbour's edge, read once
+    result = find_passes(reads, ONE_S, roster)
+    assert summary(result) == [("4172", 0, 4, 5)]
+    assert [r["reason"] for r in result.rejected] == [
+        "within track 1's pass of the same number (a second box)"
+    ]

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reko.analysis.base import Analysis, RetryableAnalysisError, check_available, get_analysis, traits
+from reko.analysis.base import (
+    Analysis,
+    RetryableAnalysisError,
+    check_available,
+    crop_reader,
+    get_analysis,
+    traits,
+)
 from reko.config import ANALYSES, near_duplicate_bits, rekognition_price_per_1000
 from reko.index.client import IndexNames
 from reko.media import (
@@ -48,6 +55,8 @@ from reko.storage import (
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
+
+    from reko.runners.reread import FrameImages
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +177,14 @@ def pass_settings(cfg: RunConfig, interval_ms: int) -> PassSettings:
     return PassSettings(interval_ms=interval_ms, max_gap_s=cfg.track_gap_s, min_confidence=cfg.min_confidence)
 
 
-def find_runner_passes(client: OpenSearch, names: IndexNames, job: Job) -> dict[str, Any]:
-    """Track this video's indexed bib reads into runner passes (snapped to the roster, if any)."""
+def find_runner_passes(
+    client: OpenSearch, names: IndexNames, job: Job, *, reread: bool = True
+) -> dict[str, Any]:
+    """Track this video's indexed bib reads into runner passes (snapped to the roster, if any).
+
+    Where the backend can read a crop of a frame, bibs the detector missed are read again from
+    the frame images first (`reko.runners.reread`; `reread=False` measures the tracker alone).
+    """
     from reko.index.passes import load_passes
 
     if "text" not in job.cfg.analyses:
@@ -181,6 +196,7 @@ def find_runner_passes(client: OpenSearch, names: IndexNames, job: Job) -> dict[
             "skipped": "no text analysis",
         }
     roster = load_roster(job.cfg.roster_uri) if job.cfg.roster_uri else None
+    reader = crop_reader(job.cfg.backend) if reread else None
     return load_passes(
         client,
         names,
@@ -188,6 +204,24 @@ def find_runner_passes(client: OpenSearch, names: IndexNames, job: Job) -> dict[
         backend=job.cfg.backend,
         settings=pass_settings(job.cfg, job.store.interval_ms),
         roster=roster,
+        frames=frame_images(job) if reader is not None else None,
+        read_crop=reader,
+    )
+
+
+def frame_images(job: Job) -> FrameImages | None:
+    """The run's sampled frames in the work store (None when its manifest is gone: nothing to re-read)."""
+    from reko.runners.reread import FrameImages
+
+    manifest = read_json(job.store.manifest)
+    if not manifest:
+        return None
+    interval_s = job.cfg.frame_interval_s
+    return FrameImages(
+        count=int(manifest["frame_count"]),
+        timestamp_ms=lambda i: frame_timestamp_ms(i, interval_s),
+        uri=lambda i: str(job.store.frame(i)),
+        load=lambda i: job.store.frame(i).read_bytes(),
     )
 
 

@@ -134,6 +134,10 @@ class BackendTraits:
     # `module:function(face_ids, names)` removing faces from a store outside the index (a
     # Rekognition collection), or None when the faces index is the only copy
     face_store: str | None
+    # `module:function` reading words in a crop of a frame with no detector (a BGR array in,
+    # [(text, confidence, x0, x1)] out), for re-reading bibs a runner's track predicts; None
+    # where the backend has no local recogniser (Rekognition reads whole images only)
+    crop_reader: str | None = None
 
 
 _TRAITS = {
@@ -144,6 +148,7 @@ _TRAITS = {
         stages="reko.stages.local",
         photo_search="reko.faces.search:search_embeddings",
         face_store=None,
+        crop_reader="reko.analysis.local_text:read_crop",
     ),
     "aws": BackendTraits(
         frames_in_process=False,
@@ -162,6 +167,12 @@ def traits(backend: str) -> BackendTraits:
         return _TRAITS[backend]
     except KeyError:
         raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}") from None
+
+
+def crop_reader(backend: str) -> Callable[[Any], list[tuple[str, float, float, float]]] | None:
+    """The backend's detector-free crop reader (see `BackendTraits.crop_reader`), or None."""
+    path = traits(backend).crop_reader
+    return _load_object(path) if path else None  # type: ignore[return-value]
 
 
 def frames_cut_in_process(backend: str) -> bool:

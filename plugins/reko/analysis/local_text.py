@@ -799,3 +799,36 @@ def text_analysis(kind: str = "text", options: dict | None = None):
     return Analysis(
         kind, "local", analyser.model_version, lambda frame: analyser.detect_text(frame.read_bytes())
     )
+
+
+_CROP_RECOGNISER: _Recogniser | None = None
+_CROP_LOCK = threading.Lock()
+
+
+def read_crop(bgr) -> list[tuple[str, float, float, float]]:
+    """Words the PP-OCR recogniser reads in one region of a frame, with no detector in front.
+
+    For callers that already know where a line is (a runner's track predicts its bib's box, or a
+    cheap proposal outlines it) but the detector saw no line there: blurred, shaded bibs it
+    misses are still read well by the recogniser alone. ``bgr`` is a BGR uint8 array (a crop).
+    Returns [(text, confidence 0-100 = the least certain character, x0, x1 in crop px)].
+    """
+    global _CROP_RECOGNISER
+    if bgr is None or bgr.ndim != 3 or bgr.shape[0] < 4 or bgr.shape[1] < 4:
+        shape = getattr(bgr, "shape", None)
+        raise ValueError(f"read_crop needs a BGR image of at least 4x4 px, got shape {shape}")
+    with _CROP_LOCK:
+        if _CROP_RECOGNISER is None:
+            _CROP_RECOGNISER = _Recogniser()
+        chars, _ = _CROP_RECOGNISER(bgr)
+    words: list[tuple[str, float, float, float]] = []
+    group: list = []
+    for c in [*chars, (" ", 1.0, 0.0, 0.0)]:
+        if c[0] != " ":
+            group.append(c)
+            continue
+        text = "".join(g[0] for g in group)
+        if group and not _is_garbage(text):
+            words.append((text, 100.0 * min(g[1] for g in group), group[0][2], group[-1][3]))
+        group = []
+    return words

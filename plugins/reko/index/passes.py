@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
     from reko.faces.link import FaceBox
+    from reko.runners.reread import CropReader, FrameImages
     from reko.runners.roster import Roster
 
 PAGE = 5000
@@ -65,12 +66,25 @@ def load_passes(
     backend: str,
     settings: PassSettings,
     roster: Roster | None = None,
+    frames: FrameImages | None = None,
+    read_crop: CropReader | None = None,
 ) -> dict[str, Any]:
-    """Find this video's runner passes, index them, and delete the passes a re-run no longer finds."""
+    """Find this video's runner passes, index them, and delete the passes a re-run no longer finds.
+
+    With the frame images and a crop reader, bibs the detector missed are read again first
+    (`reko.runners.reread`); the reads it adds live in the passes only, not in the detections.
+    """
     from reko.index.bulk import bulk_load, delete_stale
 
     started = time.monotonic()
-    result = find_passes(number_reads(client, names, video_id), settings, roster)
+    reads: list[Read] = list(number_reads(client, names, video_id))
+    reread = None
+    if frames is not None and read_crop is not None:
+        from reko.runners.reread import more_reads
+
+        reads, stats = more_reads(reads, settings, roster, frames, read_crop)
+        reread = stats.as_dict()
+    result = find_passes(reads, settings, roster)
     docs = [p.to_doc(video_id, backend) for p in result.passes]
     linked = link_faces(client, names, video_id, docs)
     written = bulk_load(client, ({"_index": names.passes, "_id": i, "_source": d} for i, d in docs)).written
@@ -85,6 +99,7 @@ def load_passes(
         "roster": roster is not None,
         "face_links": linked,
         "stale_deleted": stale,
+        "reread": reread,
         "elapsed_s": round(time.monotonic() - started, 3),
     }
 

@@ -686,9 +686,42 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
             reject(track, f"the scene's own text ({sign} stands still in the frame)")
             continue
         passes.append(_runner_pass(track, result, entry, snapped_from))
+    passes = _without_nested(passes, rejected)
     passes.sort(key=lambda p: (p.start_ms, p.number, p.track_id))
     rejected.sort(key=lambda r: r["track_id"])
     return PassResult(passes=passes, rejected=rejected)
+
+
+def _without_nested(passes: list[RunnerPass], rejected: list[dict]) -> list[RunnerPass]:
+    """Drop a pass lying within the time of a longer pass of the same number: one runner cannot be
+    in two places at once, so it is a second box of that runner's bib in the same frames (a box
+    swollen by a neighbour's edge, read once) and not a runner of its own."""
+    kept = []
+    for p in passes:
+        host = next(
+            (
+                q
+                for q in passes
+                if q is not p
+                and q.number == p.number
+                and q.start_ms <= p.start_ms
+                and p.end_ms <= q.end_ms
+                and (len(q.frames), q.track_id) > (len(p.frames), p.track_id)
+            ),
+            None,
+        )
+        if host is None:
+            kept.append(p)
+        else:
+            rejected.append(
+                {
+                    "track_id": p.track_id,
+                    "text": p.number,
+                    "frames": [f["frame_index"] for f in p.frames],
+                    "reason": f"within track {host.track_id}'s pass of the same number (a second box)",
+                }
+            )
+    return kept
 
 
 def _runner_up(result: _Vote) -> str | None:

@@ -54,6 +54,11 @@ _SMALL_SIDE = 160  # an image with a shorter side under this (px) is a crop of o
 _SMALL_PAD = 0.5  # the detector sees it padded by this x its shorter side (text touching the image
 # edge finds no line), and when it still finds none the whole image is read as one line
 
+# Bumped when the reading itself changes with the same models, so that results stored by an older
+# reader are not served as today's (they are cached by model version). 2: issue 13's small crops,
+# accent folding and unread-ink check.
+_READER_REVISION = 2
+
 _TESSDATA_CANDIDATES = (
     "/usr/share/tesseract-ocr/5/tessdata",
     "/usr/share/tesseract-ocr/4.00/tessdata",
@@ -114,7 +119,10 @@ def _versions(languages: str, det_side: int, roi: tuple[float, float, float, flo
     det = "" if det_side == TEXT_DET_SIDE else f"@{det_side}"
     if roi != (0.0, 0.0, 1.0, 1.0):
         det += "@roi(" + ",".join(f"{v:g}" for v in roi) + ")"
-    return f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small{det}+rec-small+tesseract-{tess}({languages})"
+    return (
+        f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small{det}+rec-small+tesseract-{tess}"
+        f"+reader-{_READER_REVISION}({languages})"
+    )
 
 
 def _unaccented(ch: str) -> str:

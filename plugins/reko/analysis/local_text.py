@@ -5,13 +5,16 @@ Pipeline (chosen by measurement, see the analysis report):
 1. decode the JPEG/PNG bytes with Pillow (strict: bad, truncated or empty input raises
    ``ValueError``);
 2. find text lines with RapidOCR's PP-OCR detection model (DB, ONNX, shipped inside the
-   ``rapidocr`` wheel and loaded from an explicit path, so nothing is ever downloaded);
+   ``rapidocr`` wheel and loaded from an explicit path, so nothing is ever downloaded); an image
+   under ``_SMALL_SIDE`` px is a crop of one word: it is padded first, and read whole if no line
+   is found;
 3. read each deskewed line crop with RapidOCR's PP-OCR recogniser (CTC, ONNX, also in the wheel;
    its dictionary is the model's own metadata). On the finish-line footage it reads small,
    blurred bibs far better than Tesseract (seed 1 frame recall 0.71 -> 0.91) at a tenth of the
    cost. A word's confidence is its least certain character's CTC probability, so one doubtful
    digit pulls the whole number under the 80 % filter; a word cut by the frame edge may be a
-   fragment of a longer number and is scored down (``_EDGE_FACTOR``);
+   fragment of a longer number and is scored down (``_EDGE_FACTOR``); for ``eng``/``kor`` its
+   accents are folded away (misreads there); a read that leaves ink unread goes to step 4;
 4. lines the recogniser cannot read (its dictionary has no Hangul) or reads doubtfully go to
    Tesseract's LSTM (``eng+kor`` by default; Rekognition cannot read Korean) through
    ``tesserocr``'s in-process API: one ``PyTessBaseAPI`` per process, reused for every line,

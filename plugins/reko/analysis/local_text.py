@@ -5,13 +5,16 @@ Pipeline (chosen by measurement, see the analysis report):
 1. decode the JPEG/PNG bytes with Pillow (strict: bad, truncated or empty input raises
    ``ValueError``);
 2. find text lines with RapidOCR's PP-OCR detection model (DB, ONNX, shipped inside the
-   ``rapidocr`` wheel and loaded from an explicit path, so nothing is ever downloaded);
+   ``rapidocr`` wheel and loaded from an explicit path, so nothing is ever downloaded); an image
+   under ``_SMALL_SIDE`` px is a crop of one word: it is padded first, and read whole if no line
+   is found;
 3. read each deskewed line crop with RapidOCR's PP-OCR recogniser (CTC, ONNX, also in the wheel;
    its dictionary is the model's own metadata). On the finish-line footage it reads small,
    blurred bibs far better than Tesseract (seed 1 frame recall 0.71 -> 0.91) at a tenth of the
    cost. A word's confidence is its least certain character's CTC probability, so one doubtful
    digit pulls the whole number under the 80 % filter; a word cut by the frame edge may be a
-   fragment of a longer number and is scored down (``_EDGE_FACTOR``);
+   fragment of a longer number and is scored down (``_EDGE_FACTOR``); for ``eng``/``kor`` its
+   accents are folded away (misreads there); a read that leaves ink unread goes to step 4;
 4. lines the recogniser cannot read (its dictionary has no Hangul) or reads doubtfully go to
    Tesseract's LSTM (``eng+kor`` by default; Rekognition cannot read Korean) through
    ``tesserocr``'s in-process API: one ``PyTessBaseAPI`` per process, reused for every line,
@@ -34,7 +37,7 @@ from typing import Any
 
 __all__ = ["LocalTextAnalyser", "text_analysis"]
 
-# --- tuning (measured on rendered 720p frames; see tests/fixtures/render_frames.py) -------------
+# --- tuning (measured on rendered 720p frames; see reko/localdev/render_frames.py) -------------
 _LINE_HEIGHT = 56  # recognition crops are scaled to this height (px) ...
 _MAX_UPSCALE = 4.0  # ... but never enlarged more than this ...
 _PAD = 12  # ... and padded by this many white pixels on every side
@@ -45,8 +48,19 @@ _DET_BOX_THRESH = 0.5  # PP-OCR DB detector box score threshold (RapidOCR defaul
 _ORT_THREADS = 1  # onnxruntime intra-op threads; frames are parallelised by Airflow tasks
 _REC_HEIGHT = 48  # PP-OCR recogniser input height (px)
 _REC_MIN_MEAN = 0.6  # recogniser reads with a lower mean character probability go to Tesseract
+_REC_MAX_UNREAD = 1.0  # ... and so do reads that leave more ink columns than this x the line height
+_REC_CHAR_REACH = 0.4  # unread: ink farther than this x the line height from every character read
+_UNACCENTED_LANGUAGES = frozenset({"eng", "kor"})  # Tesseract languages whose Latin text has no accents
 _EDGE_PX = 2  # a line quad this close to the frame edge may be cut by it ...
 _EDGE_FACTOR = 0.7  # ... and the word at that end keeps this share of its confidence
+_SMALL_SIDE = 160  # an image with a shorter side under this (px) is a crop of one word or line:
+_SMALL_PAD = 0.5  # the detector sees it padded by this x its shorter side (text touching the image
+# edge finds no line), and when it still finds none the whole image is read as one line
+
+# Bumped when the reading itself changes with the same models, so that results stored by an older
+# reader are not served as today's (they are cached by model version). 2: issue 13's small crops,
+# accent folding and unread-ink check.
+_READER_REVISION = 2
 
 _TESSDATA_CANDIDATES = (
     "/usr/share/tesseract-ocr/5/tessdata",
@@ -108,7 +122,16 @@ def _versions(languages: str, det_side: int, roi: tuple[float, float, float, flo
     det = "" if det_side == TEXT_DET_SIDE else f"@{det_side}"
     if roi != (0.0, 0.0, 1.0, 1.0):
         det += "@roi(" + ",".join(f"{v:g}" for v in roi) + ")"
-    return f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small{det}+rec-small+tesseract-{tess}({languages})"
+    return (
+        f"rapidocr-{version('rapidocr')}/PP-OCRv6-det-small{det}+rec-small+tesseract-{tess}"
+        f"+reader-{_READER_REVISION}({languages})"
+    )
+
+
+def _unaccented(ch: str) -> str:
+    """A Latin letter without its diacritics ("í" -> "i"); other characters unchanged."""
+    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    return base if len(base) == 1 and base.isascii() and base.isalpha() else ch
 
 
 def _latin(ch: str) -> bool:
@@ -183,6 +206,9 @@ class _Engine:
         self.tess = self._new_api(languages)
         self._single: list | None = None
         self.recogniser = _Recogniser()
+        # The recogniser's dictionary has accented letters; in languages written without them
+        # its accents are misreads (a stylised i-dot reads "galleríes").
+        self.fold_accents = set(languages.split("+")) <= _UNACCENTED_LANGUAGES
 
     # -- detection --------------------------------------------------------------------------
     def _detector(self, side: int):
@@ -212,13 +238,26 @@ class _Engine:
         import numpy as np
 
         side = self.det_side
-        if frame_shape is not None and tuple(frame_shape[:2]) != bgr.shape[:2]:
-            side = max(32, round(side * min(bgr.shape[:2]) / min(frame_shape[:2])))
-        out = self._detector(side)(bgr, use_det=True, use_cls=False, use_rec=False)
+        h, w = bgr.shape[:2]
+        whole = frame_shape is None or tuple(frame_shape[:2]) == (h, w)
+        if not whole:
+            side = max(32, round(side * min(h, w) / min(frame_shape[:2])))
+        pad = round(_SMALL_PAD * min(h, w)) if whole and min(h, w) < _SMALL_SIDE else 0
+        img = bgr
+        if pad:
+            import cv2
+
+            colour = np.median(np.concatenate([bgr[0], bgr[-1], bgr[:, 0], bgr[:, -1]]), axis=0)
+            img = cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=colour.tolist())
+        out = self._detector(side)(img, use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(out, "boxes", None)
-        if boxes is None or len(boxes) == 0:
-            return []
-        return [np.asarray(b, dtype=np.float32).reshape(4, 2) for b in boxes]
+        quads = [np.asarray(b, dtype=np.float32).reshape(4, 2) for b in boxes] if boxes is not None else []
+        if pad:
+            quads = [np.clip(q - pad, 0, (w, h)).astype(np.float32) for q in quads]
+            quads = [q for q in quads if np.ptp(q[:, 0]) >= 4 and np.ptp(q[:, 1]) >= 4]
+            if not quads:  # a crop of one blurred word the detector cannot find: read it whole
+                quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)]
+        return quads
 
     # -- recognition ------------------------------------------------------------------------
     def single_language_apis(self) -> list:
@@ -312,6 +351,8 @@ class _Engine:
         if not chars or mean < _REC_MIN_MEAN or not all(_latin(c[0]) for c in chars):
             return None
         mask = _text_mask(grey)
+        if mask is not None and _unread_ink(chars, mask) > _REC_MAX_UNREAD * grey.shape[0]:
+            return None  # it read part of the line ("5" of "결승선까지 5킬로미터"): Tesseract reads all
         words = []
         groups: list[list] = [[]]
         for c in chars:
@@ -321,6 +362,8 @@ class _Engine:
                 groups[-1].append(c)
         for g in groups:
             text = "".join(c[0] for c in g)
+            if self.fold_accents:
+                text = "".join(_unaccented(ch) for ch in text)
             if not g or _is_garbage(text):
                 continue
             conf = 100.0 * min(c[1] for c in g)
@@ -374,6 +417,18 @@ class _Engine:
             (text, conf, tuple((v - _PAD) / scale for v in box))  # back to crop pixels
             for text, conf, box in best[1]
         ]
+
+
+def _unread_ink(chars, mask) -> int:
+    """Ink columns of a line's text mask that no character the recogniser read lies near: the
+    recogniser skips what its dictionary lacks (Hangul) and still reads the rest confidently."""
+    import numpy as np
+
+    reach = _REC_CHAR_REACH * mask.shape[0]
+    read = np.zeros(mask.shape[1], dtype=bool)
+    for _, _, x0, x1 in chars:
+        read[max(0, int(x0 - reach)) : max(0, int(np.ceil(x1 + reach)))] = True
+    return int((mask.any(axis=0) & ~read).sum())
 
 
 def _score_cut_words(words: list, quad, bounds) -> None:

@@ -278,6 +278,8 @@ def test_search_by_photo_over_the_api(analysed, airflow_app, monkeypatch, tmp_pa
     assert none.status_code == 400 and "no face found" in none.json()["detail"]
     wrong = reader.post(ROUTE, content=photo, headers={"Content-Type": "text/plain"})
     assert wrong.status_code == 415
+    huge = reader.post(ROUTE, content=photo + b"\0" * (15 * 1024 * 1024), headers=jpeg)
+    assert huge.status_code == 413 and "byte limit" in huge.json()["detail"]
     empty = reader.post(ROUTE, content=b"", headers=jpeg)
     assert empty.status_code == 400 and "empty" in empty.json()["detail"]
     cross = reader.post(ROUTE, content=photo, headers={**jpeg, "Sec-Fetch-Site": "cross-site"})

@@ -1,4 +1,4 @@
-"""Cut the stretches of video where a subject (a bib number, a caption word) appears."""
+"""Cut the stretches of video where a subject (a bib number, a caption word, a person) appears."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from reko.assets import CLIPS_CUT, VIDEO_ANALYSED
 from reko.config import BACKENDS, default_backend, mediaconvert_poll_s
 from reko.operators import CutClipOperator
+from reko.params import face_subject_params
 
 WATCHLIST_VARIABLE = "reko_clip_watchlist"
 
@@ -20,7 +21,10 @@ Cuts one clip per stretch of video in which a subject is seen.
 
 Runs by itself after every `video_analysis` run (the `reko_video_analysed` asset) for the subjects
 in the Variable `{WATCHLIST_VARIABLE}` (a JSON list, e.g. `["1042", "257"]`), on the videos that
-run analysed; or by hand with a `subject`.
+run analysed; or by hand with a `subject`, or with a person's face: `face_photo_uri` (a reference
+photo, read into memory and never copied) or `face_id` (a face of the faces index), matched at
+`face_threshold` similarity. A person's clips follow their face tracks and the runner passes
+linked to them, and are named `face:<face id>` (never by the photo or an embedding).
 
 1. **plan_clips** reads the subject's segments from the segments index, joins segments at most
    `merge_gap_s` apart, pads them by `padding_s` and clamps them to the video. A subject seen
@@ -55,7 +59,10 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             type="string",
             maxLength=256,
             title="Subject",
-            description=f"The text to clip (e.g. a bib number). Empty: the Variable `{WATCHLIST_VARIABLE}`.",
+            description=(
+                "The text to clip (e.g. a bib number). Empty: a face below, else the Variable"
+                f" `{WATCHLIST_VARIABLE}`."
+            ),
         ),
         "video_ids": Param(
             [],
@@ -95,6 +102,7 @@ def _fail_without_retry(exc: Exception) -> NoReturn:
             title="Backend",
             description="local: ffmpeg; aws: MediaConvert input clipping.",
         ),
+        **face_subject_params(),
     },
 )
 def video_clips() -> None:
@@ -119,7 +127,7 @@ def video_clips() -> None:
             _fail_without_retry(exc)
         for message in plan["messages"]:
             print(message)
-        print(f"{len(plan['items'])} clips to cut for {cfg.subjects}")
+        print(f"{len(plan['items'])} clips to cut for {plan['subjects']}")
         context["ti"].xcom_push(key="plan", value=plan)
         return plan["items"]
 

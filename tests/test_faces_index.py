@@ -253,6 +253,16 @@ def test_search_by_photo_over_the_api(analysed, airflow_app, monkeypatch, tmp_pa
     assert frame["frame_url"].startswith("/reko/media/") and "frame_uri" not in frame
     assert {"bbox", "similarity", "confidence"} <= set(frame["faces"][0])
     assert reader.get(frame["frame_url"]).status_code == 200
+    # each face with its track, each video with the person's tracks (the timeline), and the face
+    # id a clip request names the person by
+    faces = [face for v in body["videos"] for f in v["frames"] for face in f["faces"]]
+    assert body["person_face"] == max(faces, key=lambda f: (f["similarity"], f["face"]))["face"]
+    assert all(face["track_id"] for face in faces)
+    video = body["videos"][0]
+    assert {t["track_id"] for t in video["tracks"]} == {face["track_id"] for face in faces}
+    assert all(t["start_ms"] <= t["end_ms"] and t["best_similarity"] >= 83 for t in video["tracks"])
+    assert video["passes"] == []  # no bibs in this video
+    assert "embedding" not in found.text
     stricter = reader.post(ROUTE, params={"threshold": 99.9}, content=photo, headers=jpeg).json()
     assert stricter["matches"] < body["matches"]
 
@@ -268,12 +278,54 @@ def test_search_by_photo_over_the_api(analysed, airflow_app, monkeypatch, tmp_pa
     assert none.status_code == 400 and "no face found" in none.json()["detail"]
     wrong = reader.post(ROUTE, content=photo, headers={"Content-Type": "text/plain"})
     assert wrong.status_code == 415
+    huge = reader.post(ROUTE, content=photo + b"\0" * (15 * 1024 * 1024), headers=jpeg)
+    assert huge.status_code == 413 and "byte limit" in huge.json()["detail"]
     empty = reader.post(ROUTE, content=b"", headers=jpeg)
     assert empty.status_code == 400 and "empty" in empty.json()["detail"]
     cross = reader.post(ROUTE, content=photo, headers={**jpeg, "Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403
     # the photo was never written anywhere the test can see
     assert sorted(p for p in tmp_path.parent.rglob("*") if p.is_file()) == work
+
+
+def test_a_runner_pass_linked_to_the_matched_face_shows_its_bib_and_name(
+    analysed, airflow_app, monkeypatch, os_client
+):
+    """A pass whose face track is the person's comes back beside the frames, with its number and
+    the roster's name; a pass linked to nobody's track does not."""
+    from reko.faces.person import describe
+    from reko.faces.search import find_person
+
+    names, truth, video_id = analysed["names"], analysed["truth"], analysed["job"].store.video_id
+    photo = (PHOTOS / f"{truth['query_photo']}.jpg").read_bytes()
+    result = find_person(os_client, names, photo)
+    face = result["videos"][0]["frames"][0]["faces"][0]["face"]
+    track_id = os_client.get(index=names.faces, id=face)["_source"]["track_id"]
+    passes = {
+        f"{video_id}:pass:4711:0000001": {"number": "4711", "name": "Ana Silva", "face_track_id": track_id},
+        f"{video_id}:pass:5000:0000002": {"number": "5000", "face_track_id": f"{video_id}:ft:9999999:000"},
+    }
+    for pass_id, doc in passes.items():
+        body = {"video_id": video_id, "start_ms": 400, "end_ms": 2400, "frame_count": 6, **doc}
+        os_client.index(index=names.passes, id=pass_id, body=body, params={"refresh": "true"})
+    try:
+        described = describe(os_client, names, result)
+        (linked,) = described["videos"][0]["passes"]
+        assert (linked["pass_id"], linked["number"], linked["name"]) == (
+            f"{video_id}:pass:4711:0000001",
+            "4711",
+            "Ana Silva",
+        )
+        monkeypatch.setenv("REKO_INDEX_PREFIX", names.prefix)
+        monkeypatch.setenv("REKO_WORK_URI", analysed["job"].store.root_uri)
+        resp = as_user(airflow_app, "analysis_reader").post(
+            ROUTE, content=photo, headers={"Content-Type": "image/jpeg"}
+        )
+        assert resp.status_code == 200, resp.text
+        assert [p["number"] for p in resp.json()["videos"][0]["passes"]] == ["4711"]
+    finally:
+        for pass_id in passes:
+            os_client.delete(index=names.passes, id=pass_id, params={"refresh": "true"})
 
 
 # runs last: it deletes the video the tests above search

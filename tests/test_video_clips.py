@@ -56,7 +56,14 @@ def test_a_segment_past_the_end_of_its_video_is_a_clear_error():
         ({"merge_gap_s": 4000}, "merge_gap_s must be between 0 and 3600"),
         ({"min_confidence": 101}, "min_confidence must be between 0 and 100"),
         ({"backend": "gpu"}, "backend 'gpu' is not one of"),
-        ({"kind": "faces"}, "kind 'faces' cannot be clipped yet"),
+        ({"kind": "labels"}, "kind 'labels' cannot be clipped yet"),
+        ({"kind": "faces"}, "kind 'faces' needs face_photo_uri or face_id"),
+        ({"face_id": "v:0000001:face:000"}, r"give either a text subject \('1042'\) or a face"),
+        (
+            {"subject": "", "face_id": "x", "face_photo_uri": "file:///p.jpg"},
+            "face_photo_uri or face_id, not both",
+        ),
+        ({"subject": "", "face_id": "x", "face_threshold": 101}, "face_threshold must be a similarity"),
     ],
 )
 def test_bad_params_name_the_param(params, message):
@@ -245,3 +252,134 @@ def test_a_phrase_inside_a_longer_line_is_planned_from_its_lines(
     # the same words in another order are not the phrase
     nowhere = ClipConfig.from_params({"subject": "마라톤 국제", "video_ids": [analysed_sample]})
     assert plan_clips(os_client, index_names, nowhere, tmp_path.as_uri())["items"] == []
+
+
+# --- a person as the subject ---------------------------------------------------------------------
+
+FACES_SEED = 7  # two stretches of the person (0.8-4.8 s and 6.0-8.0 s): a seed no other test uses
+FACES_DURATION_S = 8.0
+FACES_INTERVAL_S = 0.4
+PHOTOS = Path(__file__).parents[1] / "include" / "sample" / "faces"
+
+
+@pytest.fixture(scope="module")
+def faces_video(tmp_path_factory, os_client):
+    """A composed video of real faces (make_faces.py) analysed for faces into the session's indices."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "include" / "sample"))
+    import make_faces
+
+    from reko.index.client import IndexNames
+    from reko.pipeline import RunConfig, analyse_video, probe_video
+
+    root = tmp_path_factory.mktemp("clip-faces")
+    video, truth_path = make_faces.make(FACES_SEED, root, FACES_DURATION_S, FACES_INTERVAL_S)
+    cfg = RunConfig.from_params(
+        {
+            "video_uri": video.as_uri(),
+            "backend": "local",
+            "frame_interval_s": FACES_INTERVAL_S,
+            "analyses": ["faces"],
+            "min_confidence": 50,
+        }
+    )
+    job = probe_video(cfg, os.environ["REKO_WORK_URI"])
+    analyse_video(os_client, IndexNames.current(), job, dag_id="video_analysis", run_id="clip-faces")
+    return {"video_id": job.store.video_id, "truth": json.loads(truth_path.read_text()), "root": root}
+
+
+def person_stretches(truth: dict) -> list[tuple[int, int]]:
+    """(first, last capture time) of each run of consecutive captures that show the target person."""
+    runs: list[list[int]] = []
+    last = None
+    for frame in truth["frames"]:
+        if any(f["person"] == truth["target_person"] for f in frame["faces"]):
+            if last is not None and frame["index"] == last + 1:
+                runs[-1][1] = frame["t_ms"]
+            else:
+                runs.append([frame["t_ms"], frame["t_ms"]])
+            last = frame["index"]
+    return [(a, b) for a, b in runs]
+
+
+@pytest.mark.slow
+def test_a_reference_photo_cuts_one_clip_per_stretch_of_that_person(
+    clips_dag, faces_video, os_client, index_names
+):
+    from airflow.dag_processing.dagbag import DagBag
+
+    truth, video_id = faces_video["truth"], faces_video["video_id"]
+    photo = PHOTOS / f"{truth['query_photo']}.jpg"
+    assert truth["query_photo"] not in truth["target_photos_in_video"]  # not a frame of the video
+    stretches = person_stretches(truth)
+    assert len(stretches) == 2, stretches
+    # its own copy: dag.test() writes a run's conf into the DAG's Params (a face would leak)
+    dag = DagBag(dag_folder=clips_dag.fileloc).dags["video_clips"]
+    conf = {"video_ids": [video_id], "padding_s": 0, "merge_gap_s": 0.5}
+    dag_run, states = run_clips(dag, face_photo_uri=photo.as_uri(), **conf)
+    assert dag_run.state == "success", states
+    clips = sorted(
+        (c for c in snapshot(os_client, index_names.clips, video_id).values() if c["kind"] == "faces"),
+        key=lambda c: c["start_ms"],
+    )
+    interval_ms = round(FACES_INTERVAL_S * 1000)
+    assert len(clips) == len(stretches), ([(c["start_ms"], c["end_ms"]) for c in clips], stretches)
+    for clip, (first, last) in zip(clips, stretches, strict=True):
+        # from the first capture that shows the person to one interval after the last (a face
+        # under the detector's size may be missed at either end: one capture's leeway)
+        assert abs(clip["requested_start_ms"] - first) <= interval_ms, (clip, first)
+        assert abs(clip["requested_end_ms"] - (last + interval_ms)) <= interval_ms, (clip, last)
+        path = Path(clip["clip_uri"].removeprefix("file://"))
+        assert clip["size_bytes"] == path.stat().st_size > 0
+        assert abs(clip["duration_s"] - (clip["end_ms"] - clip["start_ms"]) / 1000) <= FRAME_S
+        # named by a face of the index, cut along face tracks: no embedding, no photo
+        assert clip["subject"].startswith("face:") and clip["subject_norm"] == clip["subject"].upper()
+        assert all(":ft:" in s for s in clip["segment_ids"]), clip["segment_ids"]
+        assert "embedding" not in json.dumps(clip) and photo.name not in json.dumps(clip)
+    assert len({c["subject"] for c in clips}) == 1
+
+    # the same person by the face id the clips name: the same plan
+    face_id = clips[0]["subject"].removeprefix("face:")
+    by_face = plan_clips(
+        os_client,
+        index_names,
+        ClipConfig.from_params({"face_id": face_id, **conf}),
+        faces_video["root"].as_uri(),
+    )
+    assert [(i["start_ms"], i["end_ms"]) for i in by_face["items"]] == [
+        (c["requested_start_ms"], c["requested_end_ms"]) for c in clips
+    ]
+
+    # a photo without a face fails the run at once, with the reason
+    from PIL import Image
+
+    blank = faces_video["root"] / "wall.jpg"
+    Image.new("RGB", (640, 480), (120, 120, 120)).save(blank, "JPEG")
+    dag_run, states = run_clips(dag, face_photo_uri=blank.as_uri(), **conf)
+    assert dag_run.state == "failed" and states["plan_clips"] == "failed", states
+
+
+@pytest.mark.slow
+def test_a_bad_face_subject_names_the_problem(faces_video, os_client, index_names, tmp_path):
+    from PIL import Image
+
+    def plan(**params):
+        cfg = ClipConfig.from_params({"video_ids": [faces_video["video_id"]], **params})
+        return plan_clips(os_client, index_names, cfg, tmp_path.as_uri())
+
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(blank, "PNG")
+    with pytest.raises(ClipInputError, match=r"face_photo_uri .*wall\.png.*: no face found in the photo"):
+        plan(face_photo_uri=blank.as_uri())
+    with pytest.raises(ClipInputError, match=r"face_photo_uri .*missing\.jpg' does not exist"):
+        plan(face_photo_uri=(tmp_path / "missing.jpg").as_uri())
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    with pytest.raises(ClipInputError, match="not a JPEG or PNG"):
+        plan(face_photo_uri=notes.as_uri())
+    with pytest.raises(ClipInputError, match="unsupported scheme"):
+        plan(face_photo_uri="https://example.com/p.jpg")
+    with pytest.raises(ClipInputError, match=r"face_id 'ghost:0000000:face:000' is not in the faces index"):
+        plan(face_id="ghost:0000000:face:000")

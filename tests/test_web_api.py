@@ -1014,6 +1014,33 @@ def test_a_symlink_out_of_the_root_is_refused(api, web_data, tmp_path):
 def test_a_clip_request_without_a_subject_is_refused(api):
     assert api.post("/reko/api/clips", json={"subject": ""}).status_code == 422
     assert api.post("/reko/api/clips", json={"subject": "1042", "padding_s": -1}).status_code == 422
+    both = api.post("/reko/api/clips", json={"subject": "1042", "face_id": "v:0000001:face:000"})
+    assert both.status_code == 422 and "not both" in both.text
+    assert api.post("/reko/api/clips", json={"face_id": "x", "face_threshold": 101}).status_code == 422
+
+
+def test_a_clip_request_names_a_person_by_a_face_id(airflow_app, api, web_data, airflow_in_process):
+    """The page asks for clips of the person it found by photo with the face id of the best match
+    (the photo itself is never sent on); `face:<id>` as the subject means the same."""
+    requester = as_user(airflow_app, "clip_requester")
+    face_id = f"{web_data['video_id']}:0000003:face:000"
+    runs = []
+    try:
+        resp = requester.post(
+            "/reko/api/clips", json={"face_id": face_id, "face_threshold": 90, "force": True}
+        )
+        assert resp.status_code == 201, resp.text
+        runs.append(resp.json())
+        conf = runs[0]["conf"]
+        assert (conf["subject"], conf["face_id"], conf["face_threshold"]) == ("", face_id, 90)
+        again = requester.post("/reko/api/clips", json={"subject": f"face:{face_id}", "face_threshold": 90})
+        assert again.status_code == 200 and again.json()["reused"] == "run", again.text
+        other = requester.post("/reko/api/clips", json={"face_id": face_id, "face_threshold": 95})
+        assert other.status_code == 201, other.text  # another threshold is another person's clips
+        runs.append(other.json())
+    finally:
+        for run in runs:
+            api.delete(f"/api/v2/dags/video_clips/dagRuns/{run['dag_run_id']}")
 
 
 def test_an_s3_root_serves_frames_through_presigned_urls(api, monkeypatch):

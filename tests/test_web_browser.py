@@ -703,3 +703,153 @@ def test_the_page_fits_phone_and_desktop_screens(browser, deployment, web_data, 
         shot(tab, f"airflow-nav-{size}")
     finally:
         tab.context.close()
+
+
+# --- find a person by photo ----------------------------------------------------------------------
+
+FACES_SEED = 3
+PHOTOS = Path(__file__).parents[1] / "include" / "sample" / "faces"
+
+
+@pytest.fixture(scope="module")
+def faces_in_page(web_data, os_client, tmp_path_factory):
+    """A composed video of real faces (make_faces.py) analysed for faces into this module's
+    indices, and a runner pass (bib 4711, with a roster name) linked to the person's first track."""
+    import sys
+
+    sys.path.insert(0, str(PHOTOS.parent))
+    import make_faces
+
+    from reko.faces.search import find_person
+    from reko.index.client import IndexNames
+    from reko.pipeline import RunConfig, analyse_video, probe_video
+
+    root = tmp_path_factory.mktemp("page-faces")
+    video, truth_path = make_faces.make(FACES_SEED, root, 4.8, 0.4)
+    cfg = RunConfig.from_params(
+        {
+            "video_uri": video.as_uri(),
+            "backend": "local",
+            "frame_interval_s": 0.4,
+            "analyses": ["faces"],
+            "min_confidence": 50,
+        }
+    )
+    job = probe_video(cfg, os.environ["REKO_WORK_URI"])
+    names = IndexNames.current()
+    analyse_video(os_client, names, job, dag_id="video_analysis", run_id="page-faces")
+    truth = json.loads(truth_path.read_text())
+    photo = PHOTOS / f"{truth['query_photo']}.jpg"
+    assert truth["query_photo"] not in truth["target_photos_in_video"]  # not a frame of the video
+    found = find_person(os_client, names, photo.read_bytes())
+    frames = found["videos"][0]["frames"]
+    track_id = os_client.get(index=names.faces, id=frames[0]["faces"][0]["face"])["_source"]["track_id"]
+    os_client.index(
+        index=names.passes,
+        id=f"{job.store.video_id}:pass:4711:0000000",
+        body={
+            "video_id": job.store.video_id,
+            "number": "4711",
+            "name": "Sam Lee",
+            "start_ms": frames[0]["timestamp_ms"],
+            "end_ms": frames[-1]["timestamp_ms"],
+            "frame_count": len(frames),
+            "face_track_id": track_id,
+        },
+        params={"refresh": "true"},
+    )
+    return {"video_id": job.store.video_id, "photo": photo, "frames": len(frames), "root": root}
+
+
+def test_a_photo_finds_the_person_with_boxes_passes_a_timeline_and_a_clip(browser, deployment, faces_in_page):
+    from PIL import Image
+
+    video_id = faces_in_page["video_id"]
+    tab = new_tab(browser, deployment)
+    try:
+        tab.goto(f"{deployment.url}/reko/?view=search")
+        tab.set_input_files("#face-photo", str(faces_in_page["photo"]))
+        card = tab.locator(f'.person-result[data-video-id="{video_id}"]')
+        card.wait_for(timeout=60_000)
+        tab.wait_for_function(
+            "() => [...document.querySelectorAll('.person-result img')].every(i => i.complete)"
+        )
+        assert card.locator(".frame").count() == faces_in_page["frames"]
+        assert card.locator(".frame .box").count() >= faces_in_page["frames"]  # a face box on every frame
+        assert re.fullmatch(r"\d+% match", card.locator(".box .label").first.inner_text())
+        assert "Bib 4711 · Sam Lee" in card.locator(".person-pass").inner_text()
+        assert (
+            card.locator(".timeline .seg.face").count() >= 1
+            and card.locator(".timeline .seg.pass").count() == 1
+        )
+        assert "The person is seen in" in tab.locator("#search-status").inner_text()
+        assert not tab.locator("#face-preview").is_hidden()
+        # the photo is in no storage and no address
+        stored = tab.evaluate("() => JSON.stringify([localStorage, sessionStorage, location.href])")
+        assert "data:" not in stored and "jpg" not in stored and "person=photo" in stored
+        shot(tab, "person")
+
+        # the flip-book shows the person's frames, boxes drawn
+        card.get_by_role("button", name="Flip-book", exact=True).click()
+        tab.wait_for_function("() => document.querySelector('#fb-stage img').complete")
+        assert tab.locator("#fb-stage .box").count() >= 1
+        tab.keyboard.press("Escape")
+
+        # what goes wrong gets its own message
+        grey = faces_in_page["root"] / "wall.png"
+        Image.new("RGB", (400, 300), (90, 90, 90)).save(grey, "PNG")
+        for upload, message in (
+            (str(grey), "No face found in the photo"),
+            (
+                {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"},
+                "is not a JPEG or PNG photo",
+            ),
+            (
+                {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": b"\xff" * (15 * 1024 * 1024 + 1)},
+                "The photo is too large",
+            ),
+        ):
+            tab.set_input_files("#face-photo", upload)
+            tab.wait_for_function(
+                "(m) => document.querySelector('#search-status').textContent.includes(m)", arg=message
+            )
+            assert "error" in (tab.locator("#search-status").get_attribute("class") or "")
+        tab.set_input_files("#face-photo", str(faces_in_page["photo"]))  # the same photo again
+        card.wait_for()
+        tab.fill("#face-threshold", "99.9")  # the photo is held in memory: a stricter search of it
+        tab.click("#face-search")
+        tab.locator(".person-none").wait_for()
+        assert "No match" in tab.locator(".person-none").inner_text()
+
+        # the clip request for the person: the Clips view's flow, named by a face id, cut by video_clips
+        tab.fill("#face-threshold", "83")
+        tab.click("#face-search")
+        card.wait_for()
+        card.locator(".person-clip").click()
+        tab.wait_for_selector('#clip-run[data-state="success"]', timeout=240_000)
+        assert "face:" in unquote(tab.url) and "ready" in tab.locator("#clip-run").inner_text()
+        tab.locator(".clip video").first.wait_for()
+        assert tab.locator(".clip .body b").first.inner_text().startswith("The person · ")
+        shot(tab, "person-clips")
+    finally:
+        tab.context.close()
+
+    # a phone, inside Airflow's iframe: nothing wider than the screen
+    tab = new_tab(browser, deployment, 390, 844)
+    try:
+        frame = embedded(tab, deployment, "/reko/?view=search")
+        frame.locator("#results .empty").wait_for(timeout=60_000)  # the page's script is wired up
+        frame.locator("#face-photo").set_input_files(str(faces_in_page["photo"]))
+        frame.locator(f'.person-result[data-video-id="{video_id}"] .frame img').first.wait_for(timeout=60_000)
+        tab.wait_for_timeout(300)
+        shot(tab, "person-390x844")
+        frame.locator("#view-search").screenshot(path=str(ARTIFACTS / "person-in-airflow-390.png"))
+        wide = frame.locator("html").evaluate(
+            """(_) => [document.scrollingElement.scrollWidth, innerWidth,
+                [...document.querySelectorAll('#view-search *')].filter(e => e.getClientRects().length
+                    && e.getBoundingClientRect().right > innerWidth + 0.5).map(e => e.id || e.className)]"""
+        )
+        assert wide[0] <= wide[1], wide
+        assert frame.locator(".person-pass").count() == 1
+    finally:
+        tab.context.close()

@@ -233,8 +233,8 @@ function shot(frame) {
   for (const det of frame.detections) {
     const b = det.bbox;
     if (!b) continue;
-    const conf = Math.round(Number(det.confidence));
-    const box = el("div", { class: "box", title: `${det.text} (${conf}%)` }, el("span", { class: "label", text: `${det.text} (${conf}%)` }));
+    const label = det.label || `${det.text} (${Math.round(Number(det.confidence))}%)`;
+    const box = el("div", { class: "box", title: label }, el("span", { class: "label", text: label }));
     box.style.left = (100 * b.left) + "%";
     box.style.top = (100 * b.top) + "%";
     box.style.width = (100 * b.width) + "%";
@@ -280,9 +280,14 @@ function showSearch(p) {
   $("export").hidden = true;
   $("suggest").hidden = true;
   if (/^\s*\d{2,9}\s*$/.test(text)) showSuggestions(text.trim(), key);
+  if (!text.trim() && p.get("person")) {  // the photo is never kept: it cannot come back with the address
+    setStatus($("search-status"), "");
+    $("results").append(el("div", { class: "empty" }, "Choose the photo again to find the person: photos are never kept, so a link or a reload cannot reopen that search."));
+    return;
+  }
   if (!text.trim()) {
     setStatus($("search-status"), "");
-    $("results").append(el("div", { class: "empty" }, "Type a bib number or any text read in the videos, e.g. ", el("b", { text: "1042" }), "."));
+    $("results").append(el("div", { class: "empty" }, "Type a bib number or any text read in the videos, e.g. ", el("b", { text: "1042" }), ", or find a person by a photo of their face."));
     $("q").focus();
     return;
   }
@@ -440,6 +445,157 @@ function frameCard(entry, frame, text) {
     onkeydown: (e) => e.stopPropagation() }, icon("play")));
   frame.node = node;
   return node;
+}
+
+// --- find a person by photo -----------------------------------------------------------------------
+// The photo stays in this page's memory: it is the body of one search request and is never kept
+// (not in localStorage, not in the address, not on the server). A reload therefore asks for it again.
+const PHOTO_TYPES = ["image/jpeg", "image/png"];
+const MAX_PHOTO_BYTES = 15 * 1024 * 1024;  // the route's limit (Rekognition's for an image)
+const PERSON = "this person";
+const faceState = { file: null, threshold: null };
+
+const isFaceSubject = (subject) => /^face:/i.test(String(subject || "").trim());
+const subjectLabel = (subject) => (isFaceSubject(subject) ? PERSON : subject);
+
+// A chosen or dropped file: checked here first (type, size), previewed from memory (a data: URL).
+function pickPhoto(file) {
+  faceState.file = null;
+  const preview = $("face-preview");
+  preview.hidden = true;
+  preview.removeAttribute("src");
+  if (!file) return false;
+  const status = $("search-status");
+  if (!PHOTO_TYPES.includes(file.type)) {
+    setStatus(status, `“${file.name}” is not a JPEG or PNG photo (${file.type || "unknown type"}): choose a .jpg or .png photo of the person.`, true);
+    return false;
+  }
+  if (file.size > MAX_PHOTO_BYTES) {
+    setStatus(status, `The photo is too large (${(file.size / 1048576).toFixed(1)} MB; the limit is 15 MB): use a smaller photo.`, true);
+    return false;
+  }
+  faceState.file = file;
+  const reader = new FileReader();
+  reader.onload = () => { if (faceState.file === file) { preview.src = reader.result; preview.hidden = false; } };
+  reader.readAsDataURL(file);
+  return true;
+}
+
+const sentence = (text) => String(text || "").replace(/^./, (c) => c.toUpperCase());
+
+async function findPerson() {
+  const status = $("search-status");
+  const file = faceState.file;
+  if (!file) { setStatus(status, "Choose a photo of the person first (JPEG or PNG).", true); $("face-photo").focus(); return; }
+  const threshold = Number($("face-threshold").value);
+  if ($("face-threshold").value === "" || !(threshold >= 0 && threshold <= 100)) {
+    setStatus(status, "Similarity must be between 0 and 100.", true); $("face-threshold").focus(); return;
+  }
+  const key = "photo:" + Date.now();
+  searchState.key = key;  // a text search after this one renders afresh
+  searchState.next = null;
+  searchState.videos = new Map();
+  $("results").replaceChildren();
+  for (const id of ["load-more", "export", "suggest"]) $(id).hidden = true;
+  const q = new URLSearchParams({ threshold: String(threshold) });
+  const video = $("video-filter").value;
+  if (video) q.set("video_id", video);
+  // the address says a photo was searched, never which: a reload or a link asks for the photo again
+  history.replaceState(null, "", "?" + new URLSearchParams({ view: "search", person: "photo", ...(video ? { video } : {}) }).toString());
+  syncAirflowAddress();
+  $("q").value = "";
+  setStatus(status, "Looking for the person…");
+  $("face-search").disabled = true;
+  try {
+    const result = await api("/faces/search?" + q.toString(), { method: "POST", body: file,
+      headers: { "Content-Type": file.type, Accept: "application/json" } });
+    await loadVideoOptions();
+    if (key !== searchState.key) return;
+    faceState.threshold = threshold;
+    showPerson(result);
+  } catch (err) {
+    if (key === searchState.key) setStatus(status, sentence(err.message), true);
+  } finally { $("face-search").disabled = false; }
+}
+
+function showPerson(result) {
+  const status = $("search-status");
+  const videos = result.videos || [];
+  const several = result.query && result.query.faces_in_photo > 1 ? ` The photo shows ${result.query.faces_in_photo} faces: the largest was searched.` : "";
+  if (!videos.length) {
+    setStatus(status, "");
+    $("results").append(el("div", { class: "empty person-none" },
+      `No match: nobody in the analysed videos looks like this photo at similarity ${result.threshold}% or more. Try a lower similarity, or a photo with the face seen from the front.${several}`));
+    return;
+  }
+  for (const v of videos) addPersonResult(v, result);
+  const frames = videos.reduce((n, v) => n + v.frames.length, 0);
+  const passes = videos.reduce((n, v) => n + (v.passes || []).length, 0);
+  setStatus(status, `The person is seen in ${plural(frames, "frame")} of ${plural(videos.length, "video")}`
+    + (passes ? ` · ${plural(passes, "runner pass", "runner passes")}` : "")
+    + ` · similarity ≥ ${result.threshold}%` + (result.truncated ? " · the best matches only" : "") + "." + several);
+}
+
+function personPassLabel(p) {
+  return [`Bib ${p.number}`, p.name || null].filter(Boolean).join(" · ");
+}
+
+function addPersonResult(v, result) {
+  const known = videosById.get(v.video_id);
+  const duration = (known && known.duration_ms) || 0;
+  const title = videoName(known, v.video_id);
+  // the face boxes, drawn like text boxes: labelled with their similarity to the photo
+  const frames = v.frames.map((f) => ({ ...f, detections: f.faces.map((face) => ({
+    bbox: face.bbox, confidence: face.similarity, text: PERSON, label: `${Math.round(face.similarity)}% match` })) }));
+  const passes = v.passes || [];
+  const tracks = v.tracks || [];
+  const timeline = el("div", { class: "timeline", title: "Where the person is seen" });
+  const grid = el("div", { class: "frames" });
+  const player = el("div", { class: "player", hidden: true });
+  const entry = { videoId: v.video_id, frames, frameCount: frames.length, grid, timeline, player, duration, title, segments: [], passes, bars: [], video: known };
+  const bars = [
+    ...tracks.map((t) => ({ cls: "seg face", start_ms: t.start_ms, end_ms: t.end_ms,
+      title: `Face seen ${fmtTime(t.start_ms)}–${fmtTime(t.end_ms)} · best ${Math.round(t.best_similarity)}% match` })),
+    ...passes.map((p) => ({ cls: "seg pass", start_ms: p.start_ms, end_ms: p.end_ms,
+      title: `${personPassLabel(p)} · ${fmtTime(p.start_ms)}–${fmtTime(p.end_ms)}` })),
+  ];
+  if (!bars.length) bars.push(...frames.map((f) => ({ cls: "seg face", start_ms: f.timestamp_ms, end_ms: f.timestamp_ms, title: `Seen at ${fmtTime(f.timestamp_ms)}` })));
+  entry.bars = bars;
+  const passList = passes.length ? el("ul", { class: "person-passes", "aria-label": "Runner passes of this person" },
+    ...passes.map((p) => el("li", { class: "person-pass", "data-pass-id": p.pass_id },
+      el("b", { text: personPassLabel(p) }),
+      el("span", { class: "muted", text: `${fmtTime(p.start_ms)}–${fmtTime(p.end_ms)}` }),
+      el("button", { type: "button", class: "chip", onclick: () => playAt(entry, p.start_ms), "aria-label": `Play ${personPassLabel(p)} from ${fmtTime(p.start_ms)}` }, icon("play"), "Play")))) : null;
+  const card = el("article", { class: "video-result person-result", "data-video-id": v.video_id },
+    el("div", { class: "vr-head" },
+      el("h2", { text: title }),
+      el("span", { class: "meta", text: [duration ? fmtTime(duration) : null, plural(frames.length, "frame"), `best ${Math.round(v.best_similarity)}% match`].filter(Boolean).join(" · ") }),
+      el("button", { type: "button", class: "primary", onclick: () => openFlipbook(entry, PERSON, 0) }, icon("play"), "Flip-book"),
+      result.person_face ? el("button", { type: "button", class: "person-clip", onclick: () => requestPersonClip(result.person_face, v.video_id) }, "Request clip") : null),
+    passList,
+    timeline,
+    el("div", { class: "timeline-scale" }, el("span", { text: "0:00" }),
+      el("span", { class: "legend" }, el("i", { class: "key face" }), "face seen", passes.length ? el("i", { class: "key pass" }) : null, passes.length ? "runner pass" : null),
+      el("span", { text: duration ? fmtTime(duration) : "" })),
+    player,
+    grid);
+  for (const bar of bars) {
+    if (!duration) break;
+    const seg = el("button", { type: "button", class: bar.cls, title: bar.title + " · click to play from here",
+      "aria-label": `Play from ${fmtTime(bar.start_ms)}: ${bar.title}`, onclick: () => playAt(entry, bar.start_ms) });
+    seg.style.left = (100 * bar.start_ms / duration) + "%";
+    seg.style.width = (100 * Math.max(bar.end_ms - bar.start_ms, 500) / duration) + "%";
+    timeline.append(seg);
+  }
+  for (const frame of frames) grid.append(frameCard(entry, frame, PERSON));
+  searchState.videos.set(v.video_id, entry);
+  $("results").append(card);
+}
+
+// The clip request for the person: the Clips view's own flow, naming them by a face of the index.
+function requestPersonClip(faceId, videoId) {
+  go("clips", { subject: "face:" + faceId, video: videoId || "" });
+  requestClip();
 }
 
 // --- the video itself, from a moment ------------------------------------------------------------------
@@ -600,8 +756,8 @@ async function loadClips(subject, video) {
     if (video) q.set("video_id", video);
     const { clips } = await api("/clips?" + q.toString());
     grid.replaceChildren();
-    setStatus($("clips-status"), clips.length ? `${clips.length} clip${clips.length === 1 ? "" : "s"} of “${subject}”` : "");
-    if (!clips.length) grid.append(el("div", { class: "empty" }, "No clip of ", el("b", { text: subject }), " yet. Use ", el("b", { text: "Request clip" }), " to cut one."));
+    setStatus($("clips-status"), clips.length ? `${clips.length} clip${clips.length === 1 ? "" : "s"} of “${subjectLabel(subject)}”` : "");
+    if (!clips.length) grid.append(el("div", { class: "empty" }, "No clip of ", el("b", { text: subjectLabel(subject) }), " yet. Use ", el("b", { text: "Request clip" }), " to cut one."));
     await loadVideoOptions();  // every video's name, for the cards
     for (const c of clips) grid.append(clipCard(c));
   } catch (err) { setStatus($("clips-status"), err.message, true); }
@@ -611,11 +767,11 @@ async function loadClips(subject, video) {
 function clipCard(c) {
   const src = safeMediaUrl(c.clip_url);
   const name = videoName(videosById.get(c.video_id), c.video_id);
-  const file = `${name.replace(/[^\w.-]+/g, "_").replace(/\.\w+$/, "")}_${c.subject}_${fmtTime(c.start_ms).replace(/:/g, "-")}.mp4`;
+  const file = `${name.replace(/[^\w.-]+/g, "_").replace(/\.\w+$/, "")}_${isFaceSubject(c.subject) ? "person" : c.subject}_${fmtTime(c.start_ms).replace(/:/g, "-")}.mp4`;
   return el("article", { class: "clip", "data-clip-uri": c.clip_uri },
     el("video", { src, controls: true, preload: "auto", playsinline: true, muted: true }),
     el("div", { class: "body" },
-      el("b", { text: `${c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
+      el("b", { text: `${isFaceSubject(c.subject) ? "The person" : c.subject} · ${fmtTime(c.start_ms)}–${fmtTime(c.end_ms)}` }),
       el("span", { class: "meta clip-video", title: c.video_id, text: `${name} · ${Number(c.duration_s).toFixed(1)} s` }),
       el("div", { class: "card-actions" },
         src ? el("a", { class: "button", href: src, download: file.replace(/[^\w.-]+/g, "_") }, icon("download"), "Download") : null,
@@ -625,7 +781,10 @@ function clipCard(c) {
 async function requestClip() {
   const subject = $("clip-subject").value.trim();
   if (!subject) { $("clip-subject").focus(); return; }
-  const body = { subject, padding_s: Number($("clip-padding").value || 2) };
+  const padding_s = Number($("clip-padding").value || 2);
+  const body = isFaceSubject(subject)  // a person: by a face of the index, at the page's similarity
+    ? { face_id: subject.replace(/^face:/i, "").trim(), padding_s, ...(faceState.threshold !== null ? { face_threshold: faceState.threshold } : {}) }
+    : { subject, padding_s };
   const video = params().get("video");
   if (video) body.video_ids = [video];
   $("request-clip").disabled = true;
@@ -634,7 +793,7 @@ async function requestClip() {
     const run = await api("/clips", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
     if (run.reused === "clips") {  // cut already: shown, not cut again
       go("clips", { subject, video: video || "" }, true);
-      showRun(null, "success", `These clips of “${subject}” exist already: shown below.`);
+      showRun(null, "success", `These clips of “${subjectLabel(subject)}” exist already: shown below.`);
       $("clip-run").dataset.reused = "clips";
       return;
     }
@@ -669,16 +828,18 @@ function watchRun(runId) {
     if (clipRun.id !== runId) return;
     try {
       const run = await api("/clips/runs/" + encodeURIComponent(runId));
-      const subject = (run.conf && run.conf.subject) || $("clip-subject").value;
+      const conf = run.conf || {};
+      const subject = conf.subject || (conf.face_id ? "face:" + conf.face_id : $("clip-subject").value);
+      const label = subjectLabel(subject);
       if (run.state === "success") {
-        showRun(runId, "success", `Clips of “${subject}” are ready.`);
+        showRun(runId, "success", `Clips of “${label}” are ready.`);
         await loadClips(subject, params().get("video") || "");
         return;
       }
-      if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${subject}” failed: see the run's logs.`); return; }
+      if (run.state === "failed") { showRun(runId, "failed", `Cutting clips of “${label}” failed: see the run's logs.`); return; }
       // not started yet: the API says why (paused, or queued too long) and what to do
       const again = $("clip-run").dataset.reused === "run" ? "Already requested: " : "";
-      showRun(runId, run.state || "queued", run.waiting || `${again}cutting clips of “${subject}”…`.replace(/^c/, "C"), run);
+      showRun(runId, run.state || "queued", run.waiting || `${again}cutting clips of “${label}”…`.replace(/^c/, "C"), run);
       if (run.dag_paused === false) $("clips-dag").hidden = true;
     } catch (err) { showRun(runId, "failed", err.message); return; }
     clipRun.timer = setTimeout(poll, 2000);
@@ -706,6 +867,21 @@ document.addEventListener("DOMContentLoaded", () => {
     go("search", { text: $("q").value.trim(), min: String(min), max: String(max), video: $("video-filter").value });
   });
   $("load-more").addEventListener("click", loadPage);
+  $("face-form").addEventListener("submit", (e) => { e.preventDefault(); findPerson(); });
+  $("face-photo").addEventListener("change", () => {
+    const picked = pickPhoto($("face-photo").files[0]);
+    $("face-photo").value = "";  // held in memory only; choosing the same photo again searches again
+    if (picked) findPerson();
+  });
+  const drop = $("face-form");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("dragging"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("dragging");
+    const file = e.dataTransfer && e.dataTransfer.files[0];
+    if (pickPhoto(file)) findPerson();
+  });
   $("copy-link").addEventListener("click", copyLink);
   $("share-close").addEventListener("click", () => { $("share").hidden = true; $("copy-link").focus(); });
   $("clip-form").addEventListener("submit", (e) => { e.preventDefault(); requestClip(); });

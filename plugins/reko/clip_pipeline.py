@@ -5,6 +5,9 @@ continuous appearances in a video. Segments closer than `merge_gap` are joined, 
 clamped to the video, so each planned range becomes one clip. Clip ids are deterministic
 (video, kind, subject, range): a re-run overwrites the same clip, and a range that changed
 replaces the old clip (its document and file are removed).
+
+A face subject (a reference photo or a face id, `reko.faces.person`) is cut where the person's
+face tracks and the runner passes linked to them are; its clips are named `face:<face id>`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from reko.config import BACKENDS
 from reko.index.client import IndexNames, ensure_templates, search_pages
 from reko.index.docs import normalise
-from reko.index.segments import phrase_segments
+from reko.index.segments import DEFAULT_GAP_FACTOR, phrase_segments
 from reko.storage import local_copy, local_path, parse_uri
 
 if TYPE_CHECKING:
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLIP_KINDS = ("text",)  # faces and labels join when their analyses exist
+CLIP_KINDS = ("text", "faces")  # labels join when their analysis exists
 MAX_CLIPS_PER_RUN = 1000  # well under Airflow's max_map_length of 1024
 
 
@@ -50,15 +53,43 @@ class ClipConfig:
     merge_gap_ms: int = 3000
     min_confidence: float = 80.0
     backend: str = "local"
+    face_photo_uri: str = ""
+    face_id: str = ""
+    face_threshold: float = 83.0
 
     @classmethod
     def from_params(cls, params: dict[str, Any], watchlist: Iterable[str] = ()) -> ClipConfig:
-        """Check every Param and say which one is wrong; no `subject` means the watch-list."""
+        """Check every Param and say which one is wrong; no `subject` (and no face) means the
+        watch-list. A face (`face_photo_uri` or `face_id`) is its own kind of subject."""
+        from reko.faces.person import face_of_subject
+
         subject = str(params.get("subject") or "").strip()
-        subjects = [subject] if subject else [s.strip() for s in watchlist if str(s).strip()]
-        kind = params.get("kind", "text")
+        photo = str(params.get("face_photo_uri") or "").strip()
+        face = str(params.get("face_id") or "").strip()
+        if face_of_subject(subject) and not (photo or face):  # the page's and the clips' own name
+            subject, face = "", face_of_subject(subject) or ""
+        if photo and face:
+            raise ClipInputError("give face_photo_uri or face_id, not both: each names the person")
+        if subject and (photo or face):
+            raise ClipInputError(
+                f"give either a text subject ({subject!r}) or a face (face_photo_uri / face_id), not both"
+            )
+        kind = params.get("kind") or ("faces" if photo or face else "text")
         if kind not in CLIP_KINDS:
             raise ClipInputError(f"kind {kind!r} cannot be clipped yet; expected one of {list(CLIP_KINDS)}")
+        if (kind == "faces") != bool(photo or face):
+            raise ClipInputError(
+                "kind 'faces' needs face_photo_uri or face_id"
+                if kind == "faces"
+                else f"a face subject is of kind 'faces', not {kind!r}"
+            )
+        if kind == "faces":
+            subjects: list[str] = []
+        else:
+            subjects = [subject] if subject else [s.strip() for s in watchlist if str(s).strip()]
+        threshold = float(params.get("face_threshold", 83.0))
+        if not 0 <= threshold <= 100:
+            raise ClipInputError(f"face_threshold must be a similarity between 0 and 100, got {threshold}")
         backend = params.get("backend", "local")
         if backend not in BACKENDS:
             raise ClipInputError(f"backend {backend!r} is not one of {list(BACKENDS)}")
@@ -80,6 +111,9 @@ class ClipConfig:
             merge_gap_ms=round(merge_gap * 1000),
             min_confidence=confidence,
             backend=backend,
+            face_photo_uri=photo,
+            face_id=face,
+            face_threshold=threshold,
         )
 
 
@@ -222,6 +256,84 @@ def clip_uri(root_uri: str, video_id: str, kind: str, subject_norm: str, start_m
     return str(base / f"{video_id}.{start_ms:09d}-{end_ms:09d}.mp4")
 
 
+Segments = dict[str, list[tuple[str, dict[str, Any]]]]  # video id -> (id, segment) in time order
+
+
+def _text_segments(client: OpenSearch, names: IndexNames, cfg: ClipConfig, subject: str) -> Segments:
+    """A text subject's segments by video; a runner's passes replace its loose word segments, and
+    a phrase with no segment documents of its own is found in the lines that hold it."""
+    subject_norm = normalise(subject)
+    by_video: Segments = {}
+    for seg_id, seg in find_segments(
+        client,
+        names,
+        subject_norm=subject_norm,
+        kind=cfg.kind,
+        min_confidence=cfg.min_confidence,
+        video_ids=cfg.video_ids,
+    ):
+        by_video.setdefault(seg["video_id"], []).append((seg_id, seg))
+    passes: Segments = {}
+    for pass_id, runner_pass in find_passes_of(client, names, subject=subject, video_ids=cfg.video_ids):
+        passes.setdefault(runner_pass["video_id"], []).append((pass_id, runner_pass))
+    by_video.update(passes)
+    if not by_video and " " in subject_norm:
+        by_video = phrase_segments(client, names, subject, filters=_phrase_filters(cfg))
+    return by_video
+
+
+def person_of(client: OpenSearch, names: IndexNames, cfg: ClipConfig) -> tuple[str | None, Segments]:
+    """The face id that names the person of a face subject, and where they are seen, by video.
+
+    A reference photo is read into memory and embedded (`reko.faces.person`); a photo without a
+    face, a missing photo or an unknown face id is a ClipInputError naming it."""
+    from reko.faces.person import PersonInputError, match_by_face, match_by_photo, person_segments, read_photo
+    from reko.faces.search import MAX_PHOTO_BYTES
+
+    video_ids = cfg.video_ids or None
+    try:
+        if cfg.face_id:
+            match = match_by_face(
+                client, names, cfg.face_id, threshold=cfg.face_threshold, video_ids=video_ids
+            )
+        else:
+            photo = read_photo(cfg.face_photo_uri, MAX_PHOTO_BYTES)
+            try:
+                match = match_by_photo(
+                    client, names, photo, threshold=cfg.face_threshold, video_ids=video_ids
+                )
+            finally:
+                del photo
+    except PersonInputError as exc:
+        raise ClipInputError(str(exc)) from None
+    except ValueError as exc:  # the photo is not an image, or holds no face
+        raise ClipInputError(f"face_photo_uri {cfg.face_photo_uri!r}: {exc}") from None
+    seen_in = sorted({face["video_id"] for face in match.faces.values()})
+    intervals = {v: doc["frame_interval_ms"] for v, doc in videos_by_id(client, names, seen_in).items()}
+    return match.anchor_face, person_segments(client, names, match, intervals, DEFAULT_GAP_FACTOR)
+
+
+def _subjects_seen(
+    client: OpenSearch, names: IndexNames, cfg: ClipConfig, messages: list[str]
+) -> Iterator[tuple[str, str, Segments]]:
+    """(subject, its normalised form, its segments by video) for every subject of the run."""
+    from reko.faces.person import face_subject
+
+    if cfg.kind == "faces":
+        anchor, by_video = person_of(client, names, cfg)
+        if anchor is None:
+            messages.append(
+                f"nobody in the index matches the reference photo at similarity >= {cfg.face_threshold:g}:"
+                " nothing to cut"
+            )
+            return
+        subject = face_subject(anchor)
+        yield subject, normalise(subject), by_video
+        return
+    for subject in cfg.subjects:
+        yield subject, normalise(subject), _text_segments(client, names, cfg, subject)
+
+
 def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri: str) -> dict[str, Any]:
     """Everything to cut for the run, and its scope (the (video, subject) pairs it owns).
 
@@ -233,36 +345,24 @@ def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri:
     items: list[dict[str, Any]] = []
     scope: list[dict[str, str]] = []
     messages: list[str] = []
-    if not cfg.subjects:
+    if not cfg.subjects and cfg.kind != "faces":
         messages.append("no subject given and the watch-list is empty: nothing to cut")
+    subjects: list[str] = []
     videos: dict[str, dict[str, Any]] = dict(requested)
-    for subject in cfg.subjects:
-        subject_norm = normalise(subject)
-        by_video: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for seg_id, seg in find_segments(
-            client,
-            names,
-            subject_norm=subject_norm,
-            kind=cfg.kind,
-            min_confidence=cfg.min_confidence,
-            video_ids=cfg.video_ids,
-        ):
-            by_video.setdefault(seg["video_id"], []).append((seg_id, seg))
-        passes: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for pass_id, runner_pass in find_passes_of(client, names, subject=subject, video_ids=cfg.video_ids):
-            passes.setdefault(runner_pass["video_id"], []).append((pass_id, runner_pass))
-        by_video.update(passes)  # where a runner has passes, they replace its loose word segments
-        if not by_video and " " in subject_norm and cfg.kind == "text":  # a phrase: no segment documents
-            by_video = phrase_segments(client, names, subject, filters=_phrase_filters(cfg))
+    for subject, subject_norm, by_video in _subjects_seen(client, names, cfg, messages):
+        subjects.append(subject)
         missing = [v for v in by_video if v not in videos]
         videos.update(videos_by_id(client, names, missing))
         for video_id in cfg.video_ids or sorted(by_video):
             scope.append({"video_id": video_id, "subject_norm": subject_norm})
         if not by_video:
             where = f" in videos {cfg.video_ids}" if cfg.video_ids else ""
-            messages.append(
-                f"no segments for {subject!r}{where} at confidence >= {cfg.min_confidence:g}: nothing to cut"
+            at = (
+                f"similarity >= {cfg.face_threshold:g}"
+                if cfg.kind == "faces"
+                else f"confidence >= {cfg.min_confidence:g}"
             )
+            messages.append(f"no segments for {subject!r}{where} at {at}: nothing to cut")
             continue
         for video_id, segments in sorted(by_video.items()):
             video = videos[video_id]
@@ -304,7 +404,7 @@ def plan_clips(client: OpenSearch, names: IndexNames, cfg: ClipConfig, root_uri:
         )
     for message in messages:
         log.info(message)
-    return {"items": items, "scope": scope, "messages": messages, "cfg": asdict(cfg)}
+    return {"items": items, "scope": scope, "messages": messages, "subjects": subjects, "cfg": asdict(cfg)}
 
 
 def cut_local(item: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from airflow.sdk import Param
 
 from reko.config import ANALYSES, BACKENDS, default_backend, roster_uri
+from reko.faces.similarity import DEFAULT_THRESHOLD
 
 
 def analysis_settings_params(note: str = "") -> dict[str, Param]:
@@ -90,3 +91,42 @@ def video_wait_param(default_s: int = 3600) -> Param:
         description="Seconds to wait for an s3:// video that has not landed yet; then the run fails"
         " (not retried). The log names the key and the deadline. A file:// video is not waited for.",
     )
+
+
+def face_subject_params() -> dict[str, Param]:
+    """A person as a clip subject (`video_clips`): a reference photo or a face of the faces index,
+    and the similarity a face must reach to be theirs."""
+    return {
+        "face_photo_uri": Param(
+            "",
+            type="string",
+            maxLength=2048,
+            title="Face: reference photo",
+            description=(
+                "A JPEG or PNG photo of the person (file:// or s3://): one clip per stretch where"
+                " their face is seen. Read into memory and never copied; the clips name the person"
+                " by the best-matching face id. Leave Subject empty."
+            ),
+        ),
+        "face_id": Param(
+            "",
+            type="string",
+            maxLength=512,
+            title="Face: face id",
+            description=(
+                "Instead of a photo: a face id of the faces index (e.g. from the search page's"
+                " 'find this person'). Leave Subject empty."
+            ),
+        ),
+        "face_threshold": Param(
+            DEFAULT_THRESHOLD,
+            type="number",
+            minimum=0,
+            maximum=100,
+            title="Face: match threshold (similarity)",
+            description=(
+                "Faces at or above this similarity (0-100, Rekognition's scale on both backends)"
+                " are the person."
+            ),
+        ),
+    }

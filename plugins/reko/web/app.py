@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from reko.config import REPO_ROOT, work_uri
 from reko.index.client import IndexNames
@@ -141,27 +141,49 @@ def _bad_input(exc: Exception) -> HTTPException:
 
 
 class ClipRequest(BaseModel):
-    """What the page sends to ask for clips of one subject (the `video_clips` Params)."""
+    """What the page sends to ask for clips of one subject (the `video_clips` Params): a text, or a
+    person by a face id of the faces index (never a photo: the page's photo is not kept)."""
 
-    subject: str = Field(min_length=1, max_length=256)
+    subject: str = Field(default="", max_length=256)
+    face_id: str | None = Field(default=None, min_length=1, max_length=512)
+    face_threshold: float | None = Field(default=None, ge=0, le=100)
     video_ids: list[str] = Field(default_factory=list, max_length=1000)
     padding_s: float | None = Field(default=None, ge=0, le=600)
     merge_gap_s: float | None = Field(default=None, ge=0, le=3600)
     min_confidence: float | None = Field(default=None, ge=0, le=100)
     force: bool = False  # cut again even when the same clips exist or are being cut
 
+    @model_validator(mode="after")
+    def one_subject(self) -> ClipRequest:
+        """A text or a face, exactly one (a 422 naming the problem)."""
+        has_text, has_face = bool(self.subject.strip()), bool((self.face_id or "").strip())
+        if has_text and has_face:
+            raise ValueError("give a subject or a face_id, not both")
+        if not has_text and not has_face:
+            raise ValueError("a subject (a bib number or a text) or a face_id is required")
+        return self
+
 
 CLIP_DEFAULTS = {"padding_s": 2.0, "merge_gap_s": 3.0, "min_confidence": 80.0}  # video_clips' Params
 
 
+def _clip_subject(conf: dict) -> str:
+    """The subject as the clips name it: the text, or `face:<id>` for a person."""
+    from reko.faces.person import face_subject
+
+    return face_subject(conf["face_id"]) if conf.get("face_id") else str(conf.get("subject") or "")
+
+
 def _clip_scope(conf: dict) -> tuple:
     """What makes two clip requests the same: subject (as the clip DAG normalises it), videos and
-    the cut's settings, defaults filled in."""
+    the cut's settings, defaults filled in (a person's threshold too)."""
+    from reko.faces.similarity import DEFAULT_THRESHOLD
     from reko.index.docs import normalise
 
-    settings = tuple(float(conf.get(k) if conf.get(k) is not None else v) for k, v in CLIP_DEFAULTS.items())
+    defaults = {**CLIP_DEFAULTS, "face_threshold": DEFAULT_THRESHOLD}
+    settings = tuple(float(conf.get(k) if conf.get(k) is not None else v) for k, v in defaults.items())
     videos = tuple(sorted({str(v) for v in conf.get("video_ids") or []}))
-    return (normalise(str(conf.get("subject") or "")), videos, settings)
+    return (normalise(_clip_subject(conf)), videos, settings)
 
 
 async def _run_cutting(request: Request, conf: dict) -> dict | None:
@@ -187,7 +209,7 @@ def _clips_done(client: Any, conf: dict) -> list[dict]:
     """The clips already cut for this request: every requested video (or every video where the
     subject is seen) has clips of it with the same padding and merge gap. Else nothing."""
     names = IndexNames.current()
-    subject, videos, (padding_s, merge_gap_s, _) = _clip_scope(conf)
+    subject, videos, (padding_s, merge_gap_s, *_) = _clip_scope(conf)
     clips = [
         c
         for c in search.list_clips(client, names, subject=subject)
@@ -526,13 +548,19 @@ def build_router() -> APIRouter:
         """Trigger video_clips, unless the same clips exist (200, `reused: "clips"`, the clips) or
         a run is cutting them (200, `reused: "run"`, that run): a second click or a second user
         does not cut them twice. `force` cuts again."""
-        conf: dict[str, Any] = {"subject": body.subject.strip(), "video_ids": body.video_ids}
-        for key in ("padding_s", "merge_gap_s", "min_confidence"):
-            if getattr(body, key) is not None:
+        from reko.faces.person import face_of_subject
+
+        subject = body.subject.strip()
+        face_id = (body.face_id or "").strip() or face_of_subject(subject)
+        conf: dict[str, Any] = ({"subject": "", "face_id": face_id} if face_id else {"subject": subject}) | {
+            "video_ids": body.video_ids
+        }
+        for key in ("padding_s", "merge_gap_s", "min_confidence", "face_threshold"):
+            if getattr(body, key) is not None and (face_id or key != "face_threshold"):
                 conf[key] = getattr(body, key)
-        if not conf["subject"]:
-            raise HTTPException(status_code=400, detail="subject is required")
-        bibs = search.bibs_of(search.normalise(conf["subject"]))
+        if not conf["subject"] and not face_id:
+            raise HTTPException(status_code=400, detail="subject (or a face_id) is required")
+        bibs = [] if face_id else search.bibs_of(search.normalise(conf["subject"]))
         if bibs:  # the search finds several bibs at once; video_clips cuts one subject a run
             raise HTTPException(
                 status_code=400,
@@ -603,7 +631,10 @@ def build_router() -> APIRouter:
         max_matches: Annotated[int, Query(ge=1, le=1000)] = 1000,
     ):
         """Find a person by photo: the body is the photo itself (JPEG or PNG bytes). It is read into
-        memory, embedded and dropped: never stored, never logged (nor are its matches)."""
+        memory, embedded and dropped: never stored, never logged (nor are its matches). Each video
+        comes with the person's face tracks and the runner passes linked to them, and
+        `person_face` is the face id a clip request names the person by."""
+        from reko.faces.person import describe
         from reko.faces.search import MAX_PHOTO_BYTES, find_person
 
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -628,6 +659,7 @@ def build_router() -> APIRouter:
             raise _bad_input(exc) from None
         finally:
             del photo
+        result = await asyncio.to_thread(describe, client, IndexNames.current(), result)
         root = storage_root()
         for video in result["videos"]:
             for frame in video["frames"]:

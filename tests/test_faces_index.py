@@ -287,6 +287,17 @@ def test_search_by_photo_over_the_api(analysed, airflow_app, monkeypatch, tmp_pa
     # the photo was never written anywhere the test can see
     assert sorted(p for p in tmp_path.parent.rglob("*") if p.is_file()) == work
 
+    # a backend that is throttled (Rekognition) is the server's trouble, for a while: 503, not 500
+    from reko.analysis.base import RetryableAnalysisError
+
+    def throttled(*args, **kwargs):
+        raise RetryableAnalysisError("SearchFacesByImage was throttled (ThrottlingException)")
+
+    monkeypatch.setattr("reko.faces.search.search_embeddings", throttled)
+    busy = reader.post(ROUTE, content=photo, headers=jpeg)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5", busy.text
+    assert "throttled" in busy.json()["detail"]
+
 
 def test_a_runner_pass_linked_to_the_matched_face_shows_its_bib_and_name(
     analysed, airflow_app, monkeypatch, os_client

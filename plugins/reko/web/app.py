@@ -634,6 +634,7 @@ def build_router() -> APIRouter:
         memory, embedded and dropped: never stored, never logged (nor are its matches). Each video
         comes with the person's face tracks and the runner passes linked to them, and
         `person_face` is the face id a clip request names the person by."""
+        from reko.analysis.base import RetryableAnalysisError
         from reko.faces.person import describe
         from reko.faces.search import MAX_PHOTO_BYTES, find_person
 
@@ -657,6 +658,8 @@ def build_router() -> APIRouter:
             )
         except ValueError as exc:  # not an image, no face in it, a bad threshold: the caller's
             raise _bad_input(exc) from None
+        except RetryableAnalysisError as exc:  # Rekognition throttled or failed: try again later
+            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "5"}) from None
         finally:
             del photo
         result = await asyncio.to_thread(describe, client, IndexNames.current(), result)

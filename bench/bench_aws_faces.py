@@ -62,24 +62,7 @@ def jpeg(colour: tuple[int, int, int], width: int = 320, height: int = 240) -> b
     return out.getvalue()
 
 
-@contextmanager
-def opensearch_node(heap: str) -> Iterator[str]:
-    """OPENSEARCH_URL when set, else a node of our own for the run."""
-    if os.environ.get("OPENSEARCH_URL"):
-        yield os.environ["OPENSEARCH_URL"]
-        return
-    from reko.localdev.opensearch import build_launcher, free_port, start_node, stop_node, wait_for_health
-
-    build_launcher()
-    with tempfile.TemporaryDirectory(prefix="reko-bench-aws-faces-") as tmp:
-        port = free_port()
-        node = start_node(port, Path(tmp) / "opensearch", heap=heap, log_file=Path(tmp) / "opensearch.log")
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for_health(url, timeout_s=180, proc=node)
-            yield url
-        finally:
-            stop_node(node)
+from reko.localdev.opensearch import running_node as opensearch_node  # noqa: E402
 
 
 @contextmanager

@@ -31,11 +31,8 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,24 +67,7 @@ def main() -> int:
         return run(args, url)
 
 
-@contextmanager
-def opensearch_node() -> Iterator[str]:
-    """OPENSEARCH_URL when set, else a node of our own on a free port for the benchmark's duration."""
-    if os.environ.get("OPENSEARCH_URL"):
-        yield os.environ["OPENSEARCH_URL"]
-        return
-    from reko.localdev.opensearch import build_launcher, free_port, start_node, stop_node, wait_for_health
-
-    build_launcher()
-    with tempfile.TemporaryDirectory(prefix="reko-bench-bulk-") as tmp:
-        port = free_port()
-        node = start_node(port, Path(tmp) / "opensearch", log_file=Path(tmp) / "opensearch.log")
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for_health(url, timeout_s=180, proc=node)
-            yield url
-        finally:
-            stop_node(node)
+from reko.localdev.opensearch import running_node as opensearch_node  # noqa: E402 - others import it here
 
 
 def run(args: argparse.Namespace, url: str) -> int:

@@ -24,6 +24,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -247,6 +249,27 @@ def stop_node(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
             proc.kill()
             proc.wait()
     return int(proc.returncode)
+
+
+@contextmanager
+def running_node(heap: str = "512m") -> Iterator[str]:
+    """OPENSEARCH_URL when set, else a node of our own on a free port for as long as the caller
+    needs it (the benchmarks' node: each run measures on a node it started, or the one it is given)."""
+    if os.environ.get("OPENSEARCH_URL"):
+        yield os.environ["OPENSEARCH_URL"]
+        return
+    import tempfile
+
+    build_launcher()
+    with tempfile.TemporaryDirectory(prefix="reko-opensearch-") as tmp:
+        port = free_port()
+        node = start_node(port, Path(tmp) / "opensearch", heap=heap, log_file=Path(tmp) / "opensearch.log")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_health(url, timeout_s=180, proc=node)
+            yield url
+        finally:
+            stop_node(node)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -112,8 +113,8 @@ def bad_input(case: str, tmp) -> str:
         return (tmp / "cut.mp4").as_uri()
     if case == "missing":
         return (tmp / "missing.mp4").as_uri()
-    if case == "aws-local-file":
-        return SAMPLE_VIDEO.as_uri()
+    if case == "aws-local-file":  # a copy: other modules index the sample under its own path
+        return Path(shutil.copy(SAMPLE_VIDEO, tmp / "race.mp4")).as_uri()
     return "http://example.invalid/video.mp4"
 
 

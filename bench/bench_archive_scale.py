@@ -158,21 +158,14 @@ def scan_study(videos: int, max_videos: int, os_url: str, work: Path) -> dict[st
     from opensearchpy import OpenSearch
 
     from reko.archive import ScanSettings
-    from reko.localdev.moto_s3 import moto_s3
+    from reko.localdev.moto_s3 import aws_connection, moto_s3
 
     client = OpenSearch(os_url, timeout=120)
     clip = make_video(work / "clip.mp4", "4172", seconds=1)
     key = ScanSettings.from_params(SETTINGS).key
     results: dict[str, Any] = {}
     with moto_s3(BUCKET) as (endpoint, s3):
-        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-            }
-        )
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = aws_connection(endpoint)
         for scheme in ("file", "s3"):
             log(f"scan study: {videos} objects on {scheme}://")
             if scheme == "file":

@@ -68,7 +68,7 @@ from reko.localdev.opensearch import running_node as opensearch_node  # noqa: E4
 @contextmanager
 def aws_loopback(tmp: Path) -> Iterator[tuple[Any, Any]]:
     """moto S3 + the loopback Rekognition server behind `aws_default`; (s3 client, server)."""
-    from reko.localdev.moto_s3 import moto_s3
+    from reko.localdev.moto_s3 import aws_connection, moto_s3
     from reko.localdev.rekognition_server import RekognitionServer
 
     with moto_s3(BUCKET) as (endpoint, s3):
@@ -76,14 +76,7 @@ def aws_loopback(tmp: Path) -> Iterator[tuple[Any, Any]]:
             tps=10_000, s3_reader=lambda bucket, key: s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         )
         server.start()
-        extra = {
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "service_config": {"rekognition": {"endpoint_url": server.endpoint}},
-        }
-        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
-        )
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = aws_connection(endpoint, server.endpoint)
         os.environ["REKO_REKOGNITION_LIMITER_DIR"] = str(tmp / "limiter")
         os.environ["REKO_REKOGNITION_TPS"] = "10000"
         os.environ["REKO_BACKEND"] = "aws"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import re
 import uuid
@@ -35,7 +34,7 @@ from reko.aws.face_collection import (
 )
 from reko.aws.rekognition import RekognitionHook
 from reko.index.client import IndexNames
-from reko.localdev.moto_s3 import moto_s3
+from reko.localdev.moto_s3 import aws_connection, moto_s3
 from reko.localdev.rekognition_server import RekognitionServer
 from reko.storage import VideoStore, parse_uri, read_json, write_json
 
@@ -347,15 +346,7 @@ def aws_faces(monkeypatch, tmp_path, os_client):
             tps=1000, s3_reader=lambda bucket, key: s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         )
         server.start()
-        extra = {
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "service_config": {"rekognition": {"endpoint_url": server.endpoint}},
-        }
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_AWS_DEFAULT",
-            json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
-        )
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(endpoint, server.endpoint))
         names = IndexNames.current()  # the session's indices (made once): only this video is touched
         monkeypatch.setenv("REKO_BACKEND", "aws")  # the deployment's backend answers photo searches
         monkeypatch.setenv("REKO_REKOGNITION_LIMITER_DIR", str(tmp_path / "limiter"))

@@ -389,14 +389,7 @@ function addVideoResult(v, text) {
       el("div", { class: "timeline-scale" }, el("span", { text: "0:00" }), el("span", { text: duration ? fmtTime(duration) : "" })),
       player,
       grid);
-    for (const bar of entry.bars) {
-      if (!duration) break;
-      const seg = el("button", { type: "button", class: bar.cls, title: bar.title + " · click to play from here",
-        "aria-label": `Play from ${fmtTime(bar.start_ms)}: ${bar.title}`, onclick: () => playAt(entry, bar.start_ms) });
-      seg.style.left = (100 * bar.start_ms / duration) + "%";
-      seg.style.width = (100 * Math.max(bar.end_ms - bar.start_ms, 500) / duration) + "%";
-      timeline.append(seg);
-    }
+    addTimelineBars(timeline, entry, entry.bars, duration);
     searchState.videos.set(v.video_id, entry);
     $("results").append(card);
   }
@@ -579,14 +572,7 @@ function addPersonResult(v, result) {
       el("span", { text: duration ? fmtTime(duration) : "" })),
     player,
     grid);
-  for (const bar of bars) {
-    if (!duration) break;
-    const seg = el("button", { type: "button", class: bar.cls, title: bar.title + " · click to play from here",
-      "aria-label": `Play from ${fmtTime(bar.start_ms)}: ${bar.title}`, onclick: () => playAt(entry, bar.start_ms) });
-    seg.style.left = (100 * bar.start_ms / duration) + "%";
-    seg.style.width = (100 * Math.max(bar.end_ms - bar.start_ms, 500) / duration) + "%";
-    timeline.append(seg);
-  }
+  addTimelineBars(timeline, entry, bars, duration);
   for (const frame of frames) grid.append(frameCard(entry, frame, PERSON));
   searchState.videos.set(v.video_id, entry);
   $("results").append(card);
@@ -606,6 +592,18 @@ function noteMoment(videoId, ms) {
   if (videoId) { q.set("play", videoId); q.set("at", String(Math.round(ms))); } else { q.delete("play"); q.delete("at"); }
   history.replaceState(null, "", "?" + q.toString());
   syncAirflowAddress();
+}
+
+// One button per bar on a video's timeline, placed by time; a click plays the video from there.
+function addTimelineBars(timeline, entry, bars, duration) {
+  if (!duration) return;
+  for (const bar of bars) {
+    const seg = el("button", { type: "button", class: bar.cls, title: bar.title + " · click to play from here",
+      "aria-label": `Play from ${fmtTime(bar.start_ms)}: ${bar.title}`, onclick: () => playAt(entry, bar.start_ms) });
+    seg.style.left = (100 * bar.start_ms / duration) + "%";
+    seg.style.width = (100 * Math.max(bar.end_ms - bar.start_ms, 500) / duration) + "%";
+    timeline.append(seg);
+  }
 }
 
 function playAt(entry, ms, fromAddress) {

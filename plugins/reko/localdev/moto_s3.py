@@ -48,3 +48,14 @@ def moto_s3(*buckets: str) -> Iterator[tuple[str, Any]]:
         _STORE_CACHE.clear()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def aws_connection(s3_endpoint: str, rekognition_endpoint: str | None = None) -> str:
+    """`aws_default` connection JSON for the moto server (and a loopback Rekognition, if given)."""
+    import json
+
+    extra: dict[str, Any] = {"endpoint_url": s3_endpoint, "region_name": CREDENTIALS["region_name"]}
+    if rekognition_endpoint:
+        extra["service_config"] = {"rekognition": {"endpoint_url": rekognition_endpoint}}
+    login, password = CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"]
+    return json.dumps({"conn_type": "aws", "login": login, "password": password, "extra": extra})

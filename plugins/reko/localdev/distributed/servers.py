@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reko.localdev.opensearch import free_port
+from reko.localdev.opensearch import free_port, stop_node
 
 DB_USER = "airflow"
 DB_NAME = "airflow"
@@ -50,16 +50,6 @@ def _wait_for_port(port: int, proc: subprocess.Popen, what: str, log: Path, time
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{what} not listening on 127.0.0.1:{port} after {timeout_s}s; see {log}")
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @contextmanager
@@ -104,7 +94,7 @@ def postgres_server(max_connections: int = 300) -> Iterator[str]:
             _create_database(url)
             yield url.rsplit("/", 1)[0] + f"/{DB_NAME}"
         finally:
-            _stop(proc)
+            stop_node(proc)  # SIGTERM, SIGKILL after the timeout: any server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -151,5 +141,5 @@ def redis_server() -> Iterator[str]:
         _wait_for_port(port, proc, "redis-server", log)
         yield f"redis://:{password}@127.0.0.1:{port}/0"
     finally:
-        _stop(proc)
+        stop_node(proc)  # SIGTERM, SIGKILL after the timeout: any server
         shutil.rmtree(folder, ignore_errors=True)

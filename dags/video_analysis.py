@@ -8,7 +8,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from reko.assets import VIDEO_ANALYSED
+from reko.assets import VIDEO_ANALYSED, VIDEO_ANALYSED_BY_PROBE
 from reko.config import REPO_ROOT, max_active_analyses, mediaconvert_poll_s, rekognition_pool
 from reko.operators import ExtractFramesOperator, ProbeVideoOperator
 from reko.params import analysis_settings_params, runner_params, video_wait_param
@@ -26,12 +26,14 @@ Turns one video into searchable frames.
    frames are cut in the task (backend `local`) takes the **short path**, every other video the
    mapped path (steps 2-5).
 
-**Short path**: **analyse_short_video** does the whole run in one task (cut frames, analyse, index
-detections, segments and runner passes, write the video document, announce the asset); the
-mapped path's tasks are skipped (a skipped task costs no process). A frame that fails is recorded
-with its reason next to the frames and everything else is indexed; the task then fails red (and
-announces no asset event: Airflow announces outlets of successful tasks only). Clearing it
-analyses only the frames without a result.
+**Short path**: **probe** itself does the whole run (cut frames, analyse, index detections,
+segments and runner passes, write the video document and the run's summary, release the lease,
+announce the asset through the `reko_video_analysed_by_probe` alias); every other task is
+skipped (a skipped task costs no process), so a short run is one task process. A frame that fails
+is recorded with its reason next to the frames and everything else is indexed; the probe then
+hands the run to **analyse_short_video**, which tries the failed frames once more and fails red
+if they still fail (announcing no asset event: Airflow announces outlets of successful tasks
+only). Clearing it analyses only the frames without a result.
 
 **Mapped path**:
 
@@ -48,8 +50,8 @@ analyses only the frames without a result.
    while everything that succeeded is already indexed.
 6. **summarise_run** (teardown: runs whatever happened) releases the lease and writes a short
    report (frames, detections, failed frames with reasons, calls, cost, time per stage) to its
-   log; reko's plugin copies it into the run's note. On the short path `analyse_short_video`
-   does both itself and this task is skipped: a short run is two task processes.
+   log; reko's plugin copies it into the run's note. On the short path the probe (or
+   `analyse_short_video`) does both itself and this task is skipped.
 
 Reprocess a video with new settings by triggering it with them: its old detections and segments
 are replaced at load time, never mixed. `reanalyse` also ignores stored results; a result made by
@@ -123,8 +125,9 @@ def _fail_on_failed_frames(report: dict[str, Any]) -> None:
 def video_analysis() -> None:
     @task(outlets=[VIDEO_ANALYSED], pool=rekognition_pool())
     def analyse_short_video(job: dict[str, Any]) -> None:
-        """Short path: the whole run, its summary and the lease's release in one task (no teardown
-        runs on this path); a failed frame fails it red, and a clear redoes only that frame."""
+        """Short path, after frames failed in the probe: tries them again (the whole run, its summary
+        and the lease's release; no teardown runs on this path), fails red if they still fail, and a
+        clear redoes only those frames."""
         from reko.short_path import run_short_path
 
         context = get_current_context()
@@ -250,6 +253,8 @@ def video_analysis() -> None:
         poke_interval=30,
         short_task_id=SHORT_TASK_ID,
         mapped_task_id="extract_frames",
+        outlets=[VIDEO_ANALYSED_BY_PROBE],  # a short video analysed whole in the probe
+        pool=rekognition_pool(),  # which then calls Rekognition (aws backend)
     )
     job = probed.output["job"]
     summary = summarise_run(job)

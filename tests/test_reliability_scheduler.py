@@ -30,7 +30,7 @@ from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
-SHORT_TASK = "analyse_short_video"
+SHORT_TASK = "probe"  # a short video is analysed whole in its probe
 KILL_CLIP = (2, 6)  # start, seconds (= frames at 1 s): bibs 1042 and 257 are in view
 KILL_AT = 3  # frames 0-2 are analysed and stored before the worker dies
 BAD_CLIP = (20, 4)  # bibs 781 and 2465
@@ -152,7 +152,7 @@ def test_a_worker_killed_mid_batch_is_retried_by_airflow_and_redoes_only_unfinis
     killed_pid = int(faults["marker"].read_text())  # the kill happened, in a task process
     assert killed_pid != os.getpid()
     states = {t["task_id"]: t for t in client.task_instances(DAG_ID, kill["run"])}
-    ti = states[SHORT_TASK]  # a 6-frame clip takes the short path: the whole run is this one task
+    ti = states[SHORT_TASK]  # a 6-frame clip takes the short path: the whole run is the probe
     assert (ti["map_index"], ti["state"], ti["try_number"]) == (-1, "success", 2)
     assert states["analyse_frames"]["state"] == "skipped"
     history = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{kill['run']}/taskInstances/{SHORT_TASK}/tries")

@@ -1,8 +1,9 @@
-"""The short path: a video of at most one batch is analysed by one task (`analyse_short_video`).
+"""The short path: a video of at most one batch is analysed by one task, the probe.
 
 Same index as the mapped path, same per-frame retry: a failed frame is recorded with its reason,
-the task fails red, and running it again analyses only the frames without a result. The task
-also writes the run's summary and releases the lease, so the teardown is skipped (no process).
+the probe hands it to `analyse_short_video`, which tries it again and fails red, and running that
+again analyses only the frames without a result. The short path also writes the run's summary and
+releases the lease, so the teardown is skipped (no process).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.support.short_videos import make_video
 from tests.test_failures import task_states
 
 pytestmark = pytest.mark.slow
-SHORT_ONLY = {"analyse_short_video"}
+RETRY_TASK = "analyse_short_video"
 MAPPED_ONLY = {
     "extract_frames",
     "plan_batches",
@@ -48,10 +49,8 @@ def latest_asset_extra() -> dict:
         return dict(event.extra)
 
 
-def short_summary(run) -> dict:
-    return run.get_task_instance("analyse_short_video").xcom_pull(
-        task_ids="analyse_short_video", key="summary"
-    )
+def short_summary(run, task_id: str) -> dict:
+    return run.get_task_instance(task_id).xcom_pull(task_ids=task_id, key="summary")
 
 
 def run_note(run) -> str:
@@ -75,10 +74,10 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
     run = analysis_dag.test(run_conf={"video_uri": short.as_uri(), "batch_size": None})
     assert run.state == DagRunState.SUCCESS
     states = task_states(run)
-    assert {t: states[t] for t in SHORT_ONLY | {"probe", "summarise_run"}} == {
-        "analyse_short_video": ["success"],
-        "probe": ["success"],
-        "summarise_run": ["skipped"],  # two task processes for a short run
+    assert {t: states[t] for t in (RETRY_TASK, "probe", "summarise_run")} == {
+        RETRY_TASK: ["skipped"],
+        "probe": ["success"],  # one task process for a short run
+        "summarise_run": ["skipped"],
     }
     assert all(states[t] == ["skipped"] for t in MAPPED_ONLY), states
     doc = os_client.get(index=index_names.videos, id=video_id_for(short.as_uri()))["_source"]
@@ -90,7 +89,7 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
         "frame_count": 5,
         **doc["counts"],
     }
-    summary = short_summary(run)
+    summary = short_summary(run, "probe")
     assert "complete" in summary["note"] and "5 frames" in summary["note"]
     assert summary["note"] in run_note(run)  # the plugin's listener copied it into the run's note
     assert holder_of(os_client, index_names, doc["video_id"]) is None  # the lease was released
@@ -98,7 +97,7 @@ def test_a_short_video_takes_the_short_path_and_indexes_what_the_mapped_path_doe
     run = analysis_dag.test(run_conf={"video_uri": mapped.as_uri(), "batch_size": 2})  # 3 batches
     assert run.state == DagRunState.SUCCESS
     states = task_states(run)
-    assert states["analyse_short_video"] == ["skipped"] and states["analyse_frames"] == ["success"] * 3
+    assert states[RETRY_TASK] == ["skipped"] and states["analyse_frames"] == ["success"] * 3
 
     clean, other = (
         index_state(os_client, index_names, mapped.as_uri()),
@@ -128,14 +127,17 @@ def test_a_failed_frame_on_the_short_path_fails_the_task_and_a_retry_analyses_on
     run = analysis_dag.test(run_conf=conf)
     assert run.state == DagRunState.FAILED
     states = task_states(run)
-    assert states["analyse_short_video"] == ["failed"] and states["summarise_run"] == ["skipped"]
-    assert states["fail_run_on_failed_frames"] == ["skipped"]
-    assert len(calls_log.read_text().split()) == 5
+    assert states["probe"] == ["success"] and states[RETRY_TASK] == ["failed"]
+    assert states["summarise_run"] == ["skipped"] and states["fail_run_on_failed_frames"] == ["skipped"]
+    assert all(states[t] == ["skipped"] for t in MAPPED_ONLY), states
+    calls = calls_log.read_text().split()
+    assert len(calls) == 6 and calls.count(digest) == 2  # 5 in the probe, the failed one once more
+    assert run.get_task_instance("probe").xcom_pull(task_ids="probe", key="summary") is None
     video_id = video_id_for(video.as_uri())
     doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
     assert doc["status"] == "partial" and [f["frame_index"] for f in doc["failed_frames"]] == [bad]
     assert "InjectedFault: injected failure" in doc["failed_frames"][0]["reason"]
-    summary = short_summary(run)
+    summary = short_summary(run, RETRY_TASK)
     assert summary["status"] == "partial" and f"frame {bad} (text)" in summary["note"]
     assert "`analyse_short_video` failed: 1 of 5 frames failed" in summary["note"]  # the failed task and why
     assert summary["note"] in run_note(run)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 
 def _asset(name: str, uri: str) -> Asset:
@@ -22,3 +22,9 @@ def _asset(name: str, uri: str) -> Asset:
 
 VIDEO_ANALYSED = _asset("reko_video_analysed", "reko://video_analysis/videos")
 CLIPS_CUT = _asset("reko_clips_cut", "reko://video_clips/clips")
+
+# The probe's outlet. A short video is analysed whole in the probe (one task process a run), so the
+# probe announces VIDEO_ANALYSED then, and only then: through an alias, because Airflow announces a
+# plain Asset outlet on every success, and the probe also succeeds when it hands a long video to
+# the mapped path (where write_video_document announces it). Consumers see VIDEO_ANALYSED events.
+VIDEO_ANALYSED_BY_PROBE = AssetAlias(name="reko_video_analysed_by_probe", group="reko")

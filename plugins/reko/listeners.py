@@ -23,19 +23,21 @@ def _summary_of(dag_run: Any, session: Any) -> str | None:
     from airflow.models.xcom import XComModel
     from sqlalchemy import and_, or_, select
 
-    from reko.run_summary import SHORT_TASK_ID, SUMMARY_TASK_ID
+    from reko.run_summary import PROBE_TASK_ID, SHORT_TASK_ID, SUMMARY_TASK_ID
     from reko.short_path import SUMMARY_KEY
 
     row = session.scalars(
-        select(XComModel).where(
+        select(XComModel)
+        .where(
             XComModel.dag_id == dag_run.dag_id,
             XComModel.run_id == dag_run.run_id,
             XComModel.map_index == -1,
-            or_(  # the mapped path's teardown, or the short path's one task
+            or_(  # the mapped path's teardown, or the short path's task (the probe, or the retry)
                 and_(XComModel.task_id == SUMMARY_TASK_ID, XComModel.key == "return_value"),
-                and_(XComModel.task_id == SHORT_TASK_ID, XComModel.key == SUMMARY_KEY),
+                and_(XComModel.task_id.in_([PROBE_TASK_ID, SHORT_TASK_ID]), XComModel.key == SUMMARY_KEY),
             ),
         )
+        .order_by(XComModel.timestamp.desc())  # a task cleared alone leaves others' older summaries
     ).first()
     value = XComModel.deserialize_value(row) if row is not None else None
     return value.get("note") if isinstance(value, dict) else None
@@ -46,8 +48,8 @@ def _task_key(task_id: str, map_index: int) -> str:
 
 
 def _note_without_summary(dag_run: Any, session: Any, status: str) -> str:
-    """A run that ended without a summary (its `probe` failed, so the teardown did not run; or
-    `analyse_short_video` failed before it had a result): the note
+    """A run that ended without a summary (its `probe` failed before it had a result, so the
+    teardown did not run; or `analyse_short_video` did): the note
     says which tasks failed and why, from the reasons `on_task_instance_failed` left."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel

@@ -133,8 +133,12 @@ class ProbeVideoOperator(BaseOperator, BranchMixIn):
     :param video_uri: The video. (templated)
     :param wait_s: Seconds to wait for an `s3://` video (the `video_wait_s` Param). (templated)
     :param poke_interval: Seconds between checks for an `s3://` video.
-    :param short_task_id: The task that does a short video's whole run.
+    :param short_task_id: The task that tries a short video's failed frames again (and fails red
+        if they still fail), or does the whole short run when `analyse_short` is False.
     :param mapped_task_id: The first task of the mapped path.
+    :param analyse_short: Analyse a short video here, whole, so that a short run is one task
+        process; its asset event goes through the `reko.assets.VIDEO_ANALYSED_BY_PROBE` alias,
+        which must be among the task's outlets.
     """
 
     template_fields: Sequence[str] = ("video_uri", "wait_s")
@@ -147,9 +151,11 @@ class ProbeVideoOperator(BaseOperator, BranchMixIn):
         poke_interval: float = 30,
         short_task_id: str,
         mapped_task_id: str,
+        analyse_short: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.analyse_short = analyse_short
         self.video_uri = video_uri
         self.wait_s = wait_s
         self.poke_interval = poke_interval
@@ -204,7 +210,27 @@ class ProbeVideoOperator(BaseOperator, BranchMixIn):
             self.log.info("%s is being worked on by %s: waiting for it to end", params["video_uri"], holder)
             raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))
         context["ti"].xcom_push(key="job", value=job)
+        if short and self.analyse_short:
+            return self._analyse_short(context, job)
         return self.do_branch(context, self.short_task_id if short else self.mapped_task_id)
+
+    def _analyse_short(self, context: Context, job: dict[str, Any]) -> Any:
+        """The whole short run here (one task process instead of two); every other task is skipped.
+
+        Failed frames are handed to `short_task_id` instead of failing this task: failing here would
+        mark the mapped path upstream-failed rather than skipped, so a clear of this task alone could
+        not turn the run green. That task tries them once more, fails red if they still fail, and is
+        the one to clear after a fix (stored results are reused, so only those frames are redone)."""
+        from reko.assets import VIDEO_ANALYSED, VIDEO_ANALYSED_BY_PROBE
+        from reko.short_path import run_short_path
+
+        result = run_short_path(context, job, summary_if_failed=False)
+        failed = result["report"]["failed"]
+        if failed:
+            self.log.warning("%d frames failed: %s tries them again", len(failed), self.short_task_id)
+            return self.do_branch(context, self.short_task_id)
+        context["outlet_events"][VIDEO_ANALYSED_BY_PROBE].add(VIDEO_ANALYSED, extra=result["asset_extra"])
+        return self.do_branch(context, None)
 
 
 class WaitForRunsOperator(BaseOperator):

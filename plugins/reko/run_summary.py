@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 SUMMARY_TASK_ID = "summarise_run"
-SHORT_TASK_ID = "analyse_short_video"  # the short path: the whole run in one task, its result under `run`
+PROBE_TASK_ID = "probe"  # analyses a short video whole: its result under `run`, its summary under `summary`
+SHORT_TASK_ID = "analyse_short_video"  # tries the probe's failed frames of a short video again (same keys)
 BATCH_TASK_ID = "analyse_frames"
 NOTE_HEADING = "#### reko run summary"
 MAX_FAILED_LISTED = 10

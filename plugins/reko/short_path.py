@@ -2,7 +2,8 @@
 
 Cutting, analysis, detections, segments, passes and the video document are `reko.pipeline.
 analyse_video`; what the mapped path's teardown does (the summary, the release of the lease) is
-done here too, so a short run costs two task processes (the probe and this one), not three.
+done here too. The probe runs it (a short run is one task process); `analyse_short_video` runs it
+again only for frames that failed in the probe, and when it is cleared.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ RESULT_KEY = "run"  # the run's result: pushed, because a task that fails return
 SUMMARY_KEY = "summary"  # the note the plugin copies into the run (reko.listeners)
 
 
-def run_short_path(context: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """`analyse_short_video`: the run's result; its summary pushed under `summary`.
+def run_short_path(context: Any, job: dict[str, Any], *, summary_if_failed: bool = True) -> dict[str, Any]:
+    """The run's result, pushed under `run`; its summary pushed under `summary` (not when frames
+    failed and `summary_if_failed` is False: the probe then hands them on, and the task that tries
+    them again writes the run's summary).
 
     The lease is taken again first: it is already this run's (the probe took it) unless the task
     was cleared after the run ended, when another run may hold it; then the task waits,
@@ -52,6 +55,8 @@ def run_short_path(context: Any, job: dict[str, Any]) -> dict[str, Any]:
     lines = result.pop("log")
     summary = summarise_short(context, job, result)
     ti.xcom_push(key=RESULT_KEY, value=result)
-    ti.xcom_push(key=SUMMARY_KEY, value=summary)
-    print("\n".join([*lines, summary["note"]]))
+    if summary_if_failed or not result["report"]["failed"]:
+        ti.xcom_push(key=SUMMARY_KEY, value=summary)
+        lines.append(summary["note"])
+    print("\n".join(lines))
     return result

@@ -153,3 +153,27 @@ def test_a_failed_frame_on_the_short_path_fails_the_task_and_a_retry_analyses_on
     assert doc["status"] == "complete" and doc["failed_frames"] == []
     assert doc["api_calls"]["made"] == 1 and doc["api_calls"]["skipped_cached"] == 4
     assert latest_asset_extra()["status"] == "complete"
+
+
+def test_the_listener_links_the_probe_alias_once_before_any_event(analysis_dag):
+    """Two short runs announcing the first events through the alias at once race in Airflow (a
+    UNIQUE violation fails one after it succeeded); the scheduler's listener links it first."""
+    from airflow.models.asset import AssetAliasModel, alias_association_table
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, func, select
+
+    from reko.assets import VIDEO_ANALYSED_BY_PROBE
+    from reko.listeners import _link_probe_alias
+
+    analysis_dag.test(run_conf={"video_uri": "file:///nonexistent/parsed-only.mp4"})  # the DAG is in the DB
+    link = alias_association_table
+    with create_session() as session:
+        alias_id = session.scalar(
+            select(AssetAliasModel.id).where(AssetAliasModel.name == VIDEO_ANALYSED_BY_PROBE.name)
+        )
+        session.execute(delete(link).where(link.c.alias_id == alias_id))
+    for _ in range(2):
+        with create_session() as session:
+            assert _link_probe_alias(session) is True
+    with create_session() as session:
+        assert session.scalar(select(func.count()).select_from(link).where(link.c.alias_id == alias_id)) == 1

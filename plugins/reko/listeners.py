@@ -1,4 +1,5 @@
-"""Copies each `video_analysis` run's summary into the run's note when the run ends.
+"""Copies each `video_analysis` run's summary into the run's note when the run ends; links the
+probe's asset alias before the first run's tasks start (`_link_probe_alias`).
 
 Airflow 3 tasks cannot write a DAG run's note (the execution API has no such call), but the
 scheduler calls plugin listeners with the finished run attached to its own database session:
@@ -10,6 +11,7 @@ its thread-local scoped session is the one dag.test() commits, so the note goes 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from airflow.listeners import hookimpl
@@ -99,6 +101,55 @@ def _write_note(dag_run: Any, status: str) -> None:
         run.note = merge_note(run.note, summary)
     except Exception:  # a listener must never break the scheduler
         log.exception("could not write the summary of %s into its note", dag_run.run_id)
+
+
+_probe_alias_linked = False  # per scheduler process: once linked, the link stays
+
+
+def _link_probe_alias(session: Any) -> bool:
+    """Link the probe's asset alias to `reko_video_analysed` unless it already is; True once linked.
+
+    Airflow links an alias to an asset on the first event through it, and two tasks that do that at
+    once race: one of them is set failed after it succeeded, on a UNIQUE violation of
+    `asset_alias_asset` (Airflow 3.3.2; seen with two short runs at once on a fresh deployment).
+    Linked here, in the scheduler, before a run's tasks start, no first event is left to race.
+    """
+    from airflow.models.asset import AssetAliasModel, AssetModel
+    from sqlalchemy import select
+
+    from reko.assets import VIDEO_ANALYSED, VIDEO_ANALYSED_BY_PROBE
+
+    by_name = AssetAliasModel.name == VIDEO_ANALYSED_BY_PROBE.name
+    alias = session.scalar(select(AssetAliasModel).where(by_name))
+    asset = session.scalar(
+        select(AssetModel).where(AssetModel.name == VIDEO_ANALYSED.name, AssetModel.uri == VIDEO_ANALYSED.uri)
+    )
+    if alias is None or asset is None:  # the DAG is not parsed yet: try at the next run
+        return False
+    if asset not in alias.assets:
+        # a savepoint keeps a second scheduler's simultaneous link (HA, never SQLite) from failing
+        # this scheduler's transaction; SQLite allows one scheduler, and pysqlite's savepoints are unsafe
+        nested = session.begin_nested() if session.get_bind().dialect.name != "sqlite" else nullcontext()
+        with nested:
+            alias.assets.append(asset)
+            session.flush()
+        log.info("linked asset alias %s to %s", VIDEO_ANALYSED_BY_PROBE.name, VIDEO_ANALYSED.name)
+    return True
+
+
+@hookimpl
+def on_dag_run_running(dag_run: Any, msg: str) -> None:
+    global _probe_alias_linked
+    if _probe_alias_linked or dag_run.dag_id not in DAG_IDS:
+        return
+    try:
+        from sqlalchemy.orm import object_session
+
+        session = object_session(dag_run)
+        if session is not None:  # the scheduler's session: the link commits with the run's start
+            _probe_alias_linked = _link_probe_alias(session)
+    except Exception:  # a listener must never break the scheduler
+        log.exception("could not link the probe's asset alias; a first short run may race")
 
 
 @hookimpl

@@ -41,7 +41,6 @@ __all__ = ["ResNet", "load", "blas_threads"]
 
 CHIP_SIZE = 150
 _NAME = re.compile(rb"\x01([\x04-\x15])(con_4|affine_|relu_|max_pool_2|avg_pool_2|add_prev_|fc_2)")
-_FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN = 32000, 32001, 32002
 
 
 class _Reader:
@@ -62,8 +61,8 @@ class _Reader:
 
     def float(self) -> float:
         mantissa, exponent = self.int(), self.int()
-        if exponent in (_FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN):
-            return {_FLOAT_INF: float("inf"), _FLOAT_NINF: float("-inf")}.get(exponent, float("nan"))
+        if abs(exponent) > 1100:  # dlib's codes for inf / nan: never a valid input mean
+            raise ValueError(f"non-finite dlib float at byte {self.pos}")
         return mantissa * 2.0**exponent
 
     def string(self) -> str:

@@ -207,3 +207,67 @@ def test_a_face_beside_the_bib_or_seen_once_with_it_is_not_linked():
     beside = [FaceBox(f.frame_index, f.timestamp_ms, f.left + 0.3, f.top, f.width, f.height) for f in faces]
     assert link({"ft": beside}, {"p": bibs}) == {}
     assert link({"ft": faces[:1]}, {"p": bibs}) == {}  # one shared frame is chance
+
+
+def test_the_numpy_embedder_gives_dlibs_vectors_and_distances():
+    """The default embedder runs dlib's ResNet in numpy: on every real photo (its largest face, and
+    every face of a frame holding several) each component equals dlib's to 1e-3, and so does every
+    pairwise distance, so the same person stays near and other people far by the same amounts."""
+    from reko.faces.local import embedder
+
+    assert embedder() == "numpy"  # the default, unless REKO_FACE_EMBEDDER says otherwise
+    manifest = json.loads((PHOTOS / "photos.json").read_text())
+    names = sorted(manifest)
+    assert len(names) >= 10
+    fast = {n: embed_photo(photo(n), "numpy").embedding for n in names}
+    ref = {n: embed_photo(photo(n), "dlib").embedding for n in names}
+    worst = max(abs(a - b) for n in names for a, b in zip(fast[n], ref[n], strict=True))
+    assert worst <= 1e-3, worst
+    assert worst > 0.0  # float32 rounding differs: two computations were compared, not one twice
+    same, other = [], []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            d_fast, d_ref = dist(fast[a], fast[b]), dist(ref[a], ref[b])
+            assert abs(d_fast - d_ref) <= 1e-3, (a, b, d_fast, d_ref)
+            (same if manifest[a]["person"] == manifest[b]["person"] else other).append(d_ref)
+    assert same and other and max(same) < min(other)  # the photos do separate people
+
+    data, _ = frame_with([("obama-1", 60, 200, 0.8), ("biden-1", 700, 120, 0.7), ("t1-0", 420, 420, 1.0)])
+    by_numpy = LocalFaceAnalyser(embedder_name="numpy").detect_faces(data)
+    by_dlib = LocalFaceAnalyser(embedder_name="dlib").detect_faces(data)
+    assert by_numpy["FaceDetails"] == by_dlib["FaceDetails"]
+    assert len(by_numpy["Embeddings"]) == 3
+    for a, b in zip(by_numpy["Embeddings"], by_dlib["Embeddings"], strict=True):
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-3
+    # the cache key tells them apart: the vectors are close, not bit-identical
+    assert by_numpy["FaceModelVersion"] != by_dlib["FaceModelVersion"]
+    assert by_numpy["FaceModelVersion"].endswith("-numpy")
+
+
+def test_the_embedder_switch_refuses_unknown_values(monkeypatch):
+    from reko.faces.local import embedder
+
+    monkeypatch.setenv("REKO_FACE_EMBEDDER", "dlib")
+    assert embedder() == "dlib"
+    assert LocalFaceAnalyser().embedder == "dlib"
+    monkeypatch.setenv("REKO_FACE_EMBEDDER", "onnx")
+    with pytest.raises(ValueError, match="REKO_FACE_EMBEDDER"):
+        embedder()
+
+
+def test_a_file_that_is_not_dlibs_face_resnet_is_refused(tmp_path):
+    from reko.faces.local import _SHAPE_MODEL, model_dir
+    from reko.faces.resnet import ResNet
+
+    with pytest.raises(ValueError, match="not a dlib loss_metric network"):
+        ResNet(model_dir() / _SHAPE_MODEL)
+    from reko.faces.local import _EMBED_MODEL
+
+    data = (model_dir() / _EMBED_MODEL).read_bytes()
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(data[:5_000_000])  # inside a tensor
+    with pytest.raises(ValueError, match="truncated"):
+        ResNet(cut)
+    cut.write_bytes(data[: data.index(b"\x01\x04fc_2")])  # every layer but the last
+    with pytest.raises(ValueError, match="is not dlib's face ResNet v1"):
+        ResNet(cut)

@@ -10,9 +10,16 @@ aligner needs.
 normalised `BoundingBox`, `Confidence` 0-100 and `Landmarks`), plus `Embeddings` (one 128-d
 vector per face, same order) and `FaceModelVersion`. Measured on this machine (bench/results/
 faces.md): decoding and HOG detection ~0.05 CPU-s per 720p frame (detection runs on the grey
-image: ~25 % cheaper than on RGB), then ~0.06 CPU-s per face for the embedding, whether batched or
-not: the `dlib-bin` wheel is built without BLAS (`dlib.DLIB_USE_BLAS` is False), so the ResNet's
-convolutions run in dlib's own matrix code.
+image: ~25 % cheaper than on RGB), then the embedding per face.
+
+The embedding: the `dlib-bin` wheel is built without BLAS (`dlib.DLIB_USE_BLAS` is False), so
+dlib's own ResNet forward pass costs ~0.054 CPU-s per face, batched or not. `REKO_FACE_EMBEDDER`
+picks who runs that same network with the same weights on dlib's aligned 150 px chips:
+`numpy` (the default; `reko.faces.resnet`, im2col + GEMM on numpy's OpenBLAS, one thread, a few
+times cheaper) or `dlib` (the reference). Their vectors agree to float32 rounding (tests/
+test_faces.py gates it at 1e-3 per component on real photos); they are not bit-identical, so the
+model version names the embedder (it is part of the analysis cache key) and a cached dlib result
+is not reused as a numpy one.
 
 Confidence: HOG gives an SVM margin, not a probability; it is mapped through a logistic
 (`100 / (1 + exp(-3 * score))`: margin 0 -> 50, 0.5 -> 82, 1 -> 95). Faces smaller than ~80 px
@@ -62,6 +69,17 @@ def model_dir() -> Path:
     return folder
 
 
+EMBEDDERS = ("numpy", "dlib")
+
+
+def embedder() -> str:
+    """Who runs the ResNet (`REKO_FACE_EMBEDDER`: `numpy`, the default, or `dlib`)."""
+    raw = os.environ.get("REKO_FACE_EMBEDDER", "").strip().lower() or EMBEDDERS[0]
+    if raw not in EMBEDDERS:
+        raise ValueError(f"REKO_FACE_EMBEDDER={raw!r} must be one of {', '.join(EMBEDDERS)}")
+    return raw
+
+
 def upsample() -> int:
     """Times the detector doubles the frame first (`REKO_FACE_UPSAMPLE`, default 0, at most 2)."""
     raw = os.environ.get("REKO_FACE_UPSAMPLE", "").strip() or "0"
@@ -71,43 +89,60 @@ def upsample() -> int:
 
 
 class _Models:
-    """The three dlib objects, loaded once per process. dlib's are not documented thread-safe:
-    callers hold `lock`."""
+    """The models, loaded once per process and embedder. dlib's are not documented thread-safe
+    (and the numpy embedder sets numpy's BLAS thread count while it runs): callers hold `lock`."""
 
-    def __init__(self) -> None:
+    def __init__(self, embedder: str) -> None:
         import dlib
 
         folder = model_dir()
         self.dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
         self.shapes = dlib.shape_predictor(str(folder / _SHAPE_MODEL))
-        self.embedder = dlib.face_recognition_model_v1(str(folder / _EMBED_MODEL))
         self.lock = threading.Lock()
         self.version = f"dlib-{dlib.__version__}/hog+shape5+resnet_v1"
+        if embedder == "dlib":
+            net = dlib.face_recognition_model_v1(str(folder / _EMBED_MODEL))
+            self.embed = lambda chips: [list(v) for v in net.compute_face_descriptor(chips)]
+        else:
+            import numpy as np
+
+            from reko.faces import resnet
+
+            model = resnet.load(folder / _EMBED_MODEL)
+
+            def embed(chips: list[Any]) -> list[list[float]]:
+                with resnet.blas_threads(1):
+                    return model(np.stack(chips)).tolist()
+
+            self.embed = embed
+            self.version += "-numpy"  # same network and weights; float32 rounding differs
 
 
-_MODELS: _Models | None = None
+_MODELS: dict[str, _Models] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _models() -> _Models:
-    global _MODELS
-    if _MODELS is None:
+def _models(name: str | None = None) -> _Models:
+    name = name or embedder()
+    if name not in _MODELS:
         with _MODELS_LOCK:
-            if _MODELS is None:
-                _MODELS = _Models()
-    return _MODELS
+            if name not in _MODELS:
+                _MODELS[name] = _Models(name)
+    return _MODELS[name]
 
 
 def _confidence(score: float) -> float:
     return round(100.0 / (1.0 + math.exp(-_LOGISTIC_SLOPE * score)), 4)
 
 
-def _faces(rgb: Any, times: int, with_embeddings: bool = True) -> list[dict[str, Any]]:
+def _faces(
+    rgb: Any, times: int, with_embeddings: bool = True, embedder_name: str | None = None
+) -> list[dict[str, Any]]:
     """Every face in an RGB array: box (px, clipped), score, 5 landmarks (px), embedding."""
     import numpy as np
 
-    models = _models()
+    models = _models(embedder_name)
     grey = np.ascontiguousarray(rgb.mean(axis=2, dtype=np.float32).astype(np.uint8))
     height, width = grey.shape
     with models.lock:
@@ -121,7 +156,7 @@ def _faces(rgb: Any, times: int, with_embeddings: bool = True) -> list[dict[str,
                 models.dlib.get_face_chip(rgb, f["shape"], size=CHIP_SIZE, padding=CHIP_PADDING)
                 for f in found
             ]
-            vectors = models.embedder.compute_face_descriptor(chips)
+            vectors = models.embed(chips)
             for face, vector in zip(found, vectors, strict=True):
                 face["embedding"] = [round(float(v), 6) for v in vector]
     out = []
@@ -172,22 +207,25 @@ class LocalFaceAnalyser:
 
     kind = "faces"
 
-    def __init__(self, times_upsampled: int | None = None) -> None:
+    def __init__(self, times_upsampled: int | None = None, embedder_name: str | None = None) -> None:
         self.times_upsampled = upsample() if times_upsampled is None else int(times_upsampled)
         if self.times_upsampled not in (0, 1, 2):
             raise ValueError(f"times_upsampled must be 0, 1 or 2, got {times_upsampled!r}")
+        self.embedder = embedder_name or embedder()
+        if self.embedder not in EMBEDDERS:
+            raise ValueError(f"embedder must be one of {', '.join(EMBEDDERS)}, got {embedder_name!r}")
 
     @property
     def model_version(self) -> str:
         suffix = f"@up{self.times_upsampled}" if self.times_upsampled else ""
-        return _models().version + suffix
+        return _models(self.embedder).version + suffix
 
     def detect_faces(self, image: bytes) -> dict[str, Any]:
         from reko.analysis.local_text import _decode
 
         rgb = _decode(image)
         height, width = rgb.shape[:2]
-        faces = _faces(rgb, self.times_upsampled)
+        faces = _faces(rgb, self.times_upsampled, embedder_name=self.embedder)
         return {
             "FaceDetails": [
                 {
@@ -226,8 +264,9 @@ class PhotoFace:
     faces_in_photo: int
 
 
-def embed_photo(data: bytes) -> PhotoFace:
+def embed_photo(data: bytes, embedder_name: str | None = None) -> PhotoFace:
     """Embed the largest face of an uploaded photo, in memory (the photo is never written).
+    `embedder_name` overrides `REKO_FACE_EMBEDDER`.
 
     Raises ValueError naming the problem: not a JPEG/PNG, unreadable, or no face found.
     """
@@ -245,9 +284,9 @@ def embed_photo(data: bytes) -> PhotoFace:
         )
         rgb = np.asarray(small)
         height, width = rgb.shape[:2]
-    faces = _faces(rgb, 0)
+    faces = _faces(rgb, 0, embedder_name=embedder_name)
     if not faces:  # small faces: look again at twice the size
-        faces = _faces(rgb, 1)
+        faces = _faces(rgb, 1, embedder_name=embedder_name)
     if not faces:
         raise FaceNotFoundError(
             f"no face found in the photo ({width}x{height} px after scaling): use a photo in which"

@@ -72,6 +72,18 @@ def opensearch_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def shared_airflow(opensearch_url, tmp_path_factory):
+    """One real Airflow deployment for every module that can share it (`SharedDeployment.use`),
+    started when the first of them runs and stopped at the end of the session."""
+    from tests.support.deployment import shared_deployment
+
+    root = tmp_path_factory.mktemp("shared-airflow")
+    prefix = f"{os.environ['REKO_INDEX_PREFIX']}-airflow"
+    with shared_deployment(opensearch_url, root, prefix, os.environ["REKO_WORK_URI"]) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
 def os_client(opensearch_url):
     from opensearchpy import OpenSearch
 

@@ -22,8 +22,7 @@ import pytest
 
 from reko.archive import ScanSettings, analysis_run_id
 from reko.storage import fingerprint_of, video_id_for
-from tests.support.archive_load import ANALYSIS_DAG_ID, SCAN_DAG_ID, make_archive, run_scan, scan_env
-from tests.support.deployment import airflow_deployment
+from tests.support.archive_load import ANALYSIS_DAG_ID, SCAN_DAG_ID, make_archive, run_scan
 
 pytestmark = pytest.mark.slow
 VIDEOS = int(os.environ.get("REKO_LOAD_VIDEOS", "30"))  # make soak: 200
@@ -33,22 +32,28 @@ REPORT = Path(__file__).parent / "artifacts" / "archive-load.json"
 
 
 @pytest.fixture(scope="module")
-def scanned(opensearch_url, tmp_path_factory):
-    """The archive, the analyser's calls log after each scan, and two scan runs of the same day."""
+def scanned(shared_airflow, tmp_path_factory):
+    """The archive, the analyser's calls log after each scan, and two scan runs of the same day.
+
+    The shared deployment runs PARALLELISM task processes and MAX_ACTIVE analysis runs at once
+    (`SharedDeployment.env_for`); the archive is this module's, given to each scan run as its prefix.
+    """
     root = tmp_path_factory.mktemp("load")
     videos = make_archive(root / "archive", VIDEOS)
-    calls = root / "calls.log"
-    calls.write_text("")
-    env = {**scan_env(root / "archive", MAX_ACTIVE, PARALLELISM), "REKO_TEST_CALLS_LOG": str(calls)}
-    dags = [ANALYSIS_DAG_ID, SCAN_DAG_ID]
-    with airflow_deployment(opensearch_url, root, os.environ["REKO_INDEX_PREFIX"], dags, env) as services:
-        client = services.client()
-        pids = {name: proc.pid for name, proc in services.procs.items()}
-        first = run_scan(client, timeout_s=2400, service_pids=pids)
+    calls = shared_airflow.faults.calls
+    env = shared_airflow.services.env
+    assert (env["AIRFLOW__CORE__PARALLELISM"], env["REKO_MAX_ACTIVE_ANALYSES"]) == (
+        str(PARALLELISM),
+        str(MAX_ACTIVE),
+    )
+    prefix = (root / "archive").as_uri()
+    with shared_airflow.use([ANALYSIS_DAG_ID, SCAN_DAG_ID]) as client:
+        pids = {name: proc.pid for name, proc in shared_airflow.services.procs.items()}
+        first = run_scan(client, timeout_s=2400, service_pids=pids, prefix=prefix)
         report(first)
         logged = calls.read_text().split()
-        again = run_scan(client, timeout_s=600, attempt=2)
-    return videos, logged, calls.read_text().split(), first, again
+        again = run_scan(client, timeout_s=600, attempt=2, prefix=prefix)
+        yield videos, logged, calls.read_text().split(), first, again
 
 
 def report(outcome) -> None:

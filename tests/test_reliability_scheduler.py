@@ -25,7 +25,6 @@ import pytest
 
 from reko.media import extract_frames
 from tests.conftest import SAMPLE_VIDEO
-from tests.support.deployment import airflow_deployment
 from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
@@ -53,18 +52,17 @@ def digests(frames: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def deployment(opensearch_url, tmp_path_factory):
-    """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with the killing analyser."""
+def deployment(shared_airflow, tmp_path_factory):
+    """The shared deployment (api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with
+    the killing analyser); this module's clips and copies live in its own folder."""
     root = tmp_path_factory.mktemp("reliability-scheduler")
-    faults = {"kill": root / "kill.json", "marker": root / "killed.pid", "calls": root / "calls.log"}
-    faults["kill"].write_text("[]")
-    env = {
-        "REKO_TEST_KILL_HASHES": str(faults["kill"]),
-        "REKO_TEST_KILL_MARKER": str(faults["marker"]),
-        "REKO_TEST_CALLS_LOG": str(faults["calls"]),
+    faults = {
+        "kill": shared_airflow.faults.kill,
+        "marker": shared_airflow.faults.marker,
+        "calls": shared_airflow.faults.calls,
     }
-    with airflow_deployment(opensearch_url, root, os.environ["REKO_INDEX_PREFIX"], [DAG_ID], env) as services:
-        yield services.client(), root, faults, (root / "work").as_uri()
+    with shared_airflow.use([DAG_ID]) as client:
+        yield client, root, faults, shared_airflow.work_uri
 
 
 def place(clip: Path, root: Path, name: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 from reko.media import extract_frames
 from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO, snapshot
-from tests.support.deployment import airflow_deployment
 from tests.support.same_index import assert_same_index, index_state
 
 pytestmark = pytest.mark.slow
@@ -28,20 +26,14 @@ WATCHLIST = ["1042", "3318"]
 
 
 @pytest.fixture(scope="module")
-def deployment(opensearch_url, tmp_path_factory):
-    """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with a fault-injecting analyser."""
+def deployment(shared_airflow, tmp_path_factory):
+    """The shared deployment (api-server, scheduler, dag-processor and triggerer on 127.0.0.1, with a
+    fault-injecting analyser), with video_clips unpaused before any analysis, so asset events start it."""
     root = tmp_path_factory.mktemp("scheduler")
-    faults = {"fail": root / "fail.json", "calls": root / "calls.log"}
-    faults["fail"].write_text("[]")
-    env = {
-        "REKO_TEST_FAIL_HASHES": str(faults["fail"]),
-        "REKO_TEST_CALLS_LOG": str(faults["calls"]),
-        "AIRFLOW_VAR_REKO_CLIP_WATCHLIST": json.dumps(WATCHLIST),
-    }
-    # video_clips is unpaused before any analysis, so asset events start it
-    dags = [DAG_ID, CLIPS_DAG_ID]
-    with airflow_deployment(opensearch_url, root, os.environ["REKO_INDEX_PREFIX"], dags, env) as services:
-        yield services.client(), root, faults
+    faults = {"fail": shared_airflow.faults.fail, "calls": shared_airflow.faults.calls}
+    watchlist = {"reko_clip_watchlist": json.dumps(WATCHLIST)}
+    with shared_airflow.use([DAG_ID, CLIPS_DAG_ID], variables=watchlist) as client:
+        yield client, root, faults
 
 
 def copy_sample(root: Path, name: str) -> Path:

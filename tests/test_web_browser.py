@@ -1,7 +1,8 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests.support.web_data are parameters here)
 """The search page in headless Chromium, served by a real Airflow deployment on 127.0.0.1.
 
-api-server, scheduler, dag-processor and triggerer run from `AirflowServices`; the browser logs
+api-server, scheduler, dag-processor and triggerer are the session's shared deployment (its
+indices emptied for this module: `SharedDeployment.use`); the browser logs
 in with a token from Airflow's own `/auth/token` (the UI's `_token` cookie). Debian's
 /usr/bin/chromium is driven by Playwright (never a downloaded browser). Screenshots of every
 view are written to tests/artifacts/.
@@ -19,7 +20,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from tests.support.web_data import XSS, analysed_sample, own_indices, web_data  # noqa: F401 (fixtures)
+from tests.support.web_data import XSS, analysed_sample, web_data  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -27,27 +28,18 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def deployment(opensearch_url, web_data, tmp_path_factory):
-    """The four services, sharing this session's index prefix and storage root with the test."""
-    from reko.localdev.airflow_services import AirflowServices, opensearch_connection
-    from reko.localdev.opensearch import free_port
+def own_indices(shared_airflow):
+    """The shared deployment's indices, emptied first and this module's alone while it runs: other
+    modules index copies of the sample too, and the page's counts (hits, videos, pages) must be the
+    sample's only. The page (api-server) and video_clips (task processes) use the same prefix."""
+    with shared_airflow.use(["video_clips"], own_indices=True):
+        yield shared_airflow.index_prefix
 
-    root = tmp_path_factory.mktemp("web")
-    services = AirflowServices(
-        root / "airflow",
-        free_port(),
-        extra_env={
-            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": opensearch_connection(opensearch_url),
-            "REKO_WORK_URI": os.environ["REKO_WORK_URI"],
-            "REKO_INDEX_PREFIX": os.environ["REKO_INDEX_PREFIX"],
-        },
-    )
-    services.start()
-    try:
-        services.client().wait_for_dag("video_clips")
-        yield services
-    finally:
-        services.stop()
+
+@pytest.fixture(scope="module")
+def deployment(shared_airflow, own_indices, web_data):
+    """The shared deployment's four services, with this session's storage root."""
+    return shared_airflow.services
 
 
 @pytest.fixture(scope="module")

@@ -139,13 +139,15 @@ def run_scan(
     max_videos: int = 1000,
     service_pids: dict[str, int] | None = None,
     interval: tuple[datetime, datetime] = (DAY_START, DAY_END),
+    prefix: str | None = None,
 ) -> ScanOutcome:
     """Trigger one scan run over the `interval` (the archive's day by default) and wait for it (it
     ends when every analysis it started has).
 
     Each `attempt` is its own run (a DAG's runs need distinct ids and logical dates) over the same
     data interval. With `service_pids` (name -> pid of each Airflow service), the CPU each used is
-    measured too.
+    measured too. `prefix` (a folder's URI or an s3:// prefix) replaces the deployment's archive
+    (REKO_ARCHIVE_URI) for this run, so one deployment can scan archives of several tests.
     """
     start, end = interval
     sampler = CpuSampler(service_pids or {})
@@ -155,7 +157,7 @@ def run_scan(
         "logical_date": (start + timedelta(seconds=attempt - 1)).isoformat(),
         "data_interval_start": start.isoformat(),
         "data_interval_end": end.isoformat(),
-        "conf": {"max_videos": max_videos},
+        "conf": {"max_videos": max_videos, **({"prefix": prefix} if prefix else {})},
     }
     started = time.perf_counter()
     run_id = client.call("POST", f"/dags/{SCAN_DAG_ID}/dagRuns", body)["dag_run_id"]

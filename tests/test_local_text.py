@@ -303,3 +303,38 @@ def test_korean_line_with_digits_is_not_cut_to_the_digits(analyser):
     lines = [d for d in resp["TextDetections"] if d["Type"] == "LINE"]
     best = max(lines, key=lambda d: _iou(_px_box(d), line.box))
     assert "".join(best["DetectedText"].split()) == "결승선까지5킬로미터", best["DetectedText"]
+
+
+def test_runaway_symbol_box_is_clipped_at_the_next_symbol():
+    """Tesseract's LSTM can give a word's first syllable a box to the end of the word ("료"
+    over "료 지원 텐트"); the gap after it must still be measurable."""
+    from reko.analysis.local_text import _clip_symbols
+
+    symbols = [
+        ("의", 23, 54, 0, 90.0),
+        ("료", 60, 272, 0, 90.0),
+        ("지", 121, 159, 1, 90.0),
+        ("원", 158, 182, 1, 90.0),
+    ]
+    clipped = _clip_symbols(symbols)
+    assert [s[1:3] for s in clipped] == [(23, 54), (60, 121), (121, 158), (158, 182)]
+    assert [s[0] for s in clipped] == ["의", "료", "지", "원"]
+
+
+def test_kiwi_spacing_marks_word_starts():
+    """Kiwi's Korean spacing settles gaps the ink cannot; its breaks are symbol indexes."""
+    from reko.analysis.local_text import _kiwi_breaks
+
+    assert _kiwi_breaks(list("의료지원텐트")) == {2, 4}
+    assert _kiwi_breaks(list("결승선까지5킬로미터")) == {5}
+
+
+@pytest.mark.parametrize(("seed", "text"), [(203, "의료 지원 텐트"), (205, "서울 국제 마라톤 대회")])
+def test_hangul_word_breaks(analyser, seed, text):
+    """Tune-set lines the ink-gap rule alone spaced wrong ("의 료지원 텐트": a runaway symbol box;
+    "서울국제": a narrow space, 0.28 x the ink height)."""
+    frame = render_frames.render_frame(seed)
+    line = next(ln for ln in frame.lines if ln.text == text)
+    lines = [d for d in analyser.detect_text(frame.jpeg())["TextDetections"] if d["Type"] == "LINE"]
+    best = max(lines, key=lambda d: _iou(_px_box(d), line.box))
+    assert _norm(best["DetectedText"]) == text

@@ -42,7 +42,9 @@ _LINE_HEIGHT = 56  # recognition crops are scaled to this height (px) ...
 _MAX_UPSCALE = 4.0  # ... but never enlarged more than this ...
 _PAD = 12  # ... and padded by this many white pixels on every side
 _GOOD_SCORE = 80.0  # mean confidence x ink coverage that ends the search over variants
-_HANGUL_SPACE = 0.29  # ink-free gap (x ink height) that separates two Hangul words
+_HANGUL_SPACE = 0.29  # ink-free gap (x ink height) that separates two Hangul words, without Kiwi;
+_HANGUL_SPACE_SURE = 0.33  # with Kiwi's spacing model: a gap this wide is a space whatever it says,
+_HANGUL_SPACE_MAYBE = 0.2  # one this wide is a space where it puts one, a narrower one never is
 _MIN_WORD_CONFIDENCE = 10.0  # Tesseract word confidence (0-100) below which a word is dropped
 _DET_BOX_THRESH = 0.5  # PP-OCR DB detector box score threshold (RapidOCR default)
 _ORT_THREADS = 1  # onnxruntime intra-op threads; frames are parallelised by Airflow tasks
@@ -59,8 +61,8 @@ _SMALL_PAD = 0.5  # the detector sees it padded by this x its shorter side (text
 
 # Bumped when the reading itself changes with the same models, so that results stored by an older
 # reader are not served as today's (they are cached by model version). 2: issue 13's small crops,
-# accent folding and unread-ink check.
-_READER_REVISION = 2
+# accent folding and unread-ink check. 3: Hangul word breaks from clipped symbol boxes and Kiwi.
+_READER_REVISION = 3
 
 _TESSDATA_CANDIDATES = (
     "/usr/share/tesseract-ocr/5/tessdata",
@@ -551,33 +553,99 @@ def _strip_edge_marks(group):
     return group
 
 
+def _clip_symbols(symbols):
+    """Tesseract's LSTM sometimes gives a word's first symbol a box reaching to the word's end
+    ("료" over "료 지원 텐트"), which hides the gaps after it: clip a box at the next symbol's start."""
+    out = list(symbols)
+    for i in range(len(out) - 1):
+        text, x0, x1, word, conf = out[i]
+        if x0 < out[i + 1][1] < x1:
+            out[i] = (text, x0, out[i + 1][1], word, conf)
+    return out
+
+
+_KIWI: Any = None
+_KIWI_LOCK = threading.Lock()
+
+
+def _kiwi():
+    """Kiwi (kiwipiepy, Apache-2.0, its model ships in kiwipiepy_model): a Korean language model
+    whose spacing settles the gaps the image cannot (~1.5 CPU-s and ~300 MB to load, once per
+    process, on the first doubtful Hangul gap). None when it is not installed."""
+    global _KIWI
+    with _KIWI_LOCK:
+        if _KIWI is None:
+            try:
+                from kiwipiepy import Kiwi
+            except ImportError:
+                _KIWI = False
+            else:
+                _KIWI = Kiwi(num_workers=0, load_typo_dict=False, load_multi_dict=False)
+        return _KIWI or None
+
+
+def _kiwi_breaks(texts: list[str]) -> set[int] | None:
+    """Indexes i of the symbols ``texts`` before which Kiwi's spacing puts a space (None when
+    Kiwi is missing or changes more than the spaces)."""
+    kiwi = _kiwi()
+    if kiwi is None:
+        return None
+    squashed = "".join(texts)
+    spaced = kiwi.space(squashed)
+    if spaced.replace(" ", "") != squashed:
+        return None
+    starts, pos = {}, 0
+    for i, t in enumerate(texts):
+        starts[pos] = i
+        pos += len(t)
+    breaks, pos = set(), 0
+    for ch in spaced:
+        if ch == " ":
+            if pos in starts:
+                breaks.add(starts[pos])
+        else:
+            pos += 1
+    return breaks
+
+
 def _words(symbols, img):
     """Group Tesseract symbols into words with tight ink boxes.
 
     Tesseract's Korean model often puts a space between every syllable; next to a Hangul
-    symbol a word break is decided from the image instead: an ink-free gap of at least
-    ``_HANGUL_SPACE`` x the line's ink height. Other breaks are Tesseract's.
+    symbol a word break is decided from the image instead, with Kiwi's spacing for the doubtful
+    gaps: an ink-free gap of at least ``_HANGUL_SPACE_SURE`` x the line's ink height is a break,
+    one of ``_HANGUL_SPACE_MAYBE`` is a break where Kiwi spaces the line's text (without Kiwi:
+    ``_HANGUL_SPACE``). Other breaks are Tesseract's.
     Returns [(text, confidence, (x0, y0, x1, y1))] in image pixels.
     """
     import numpy as np
 
     if not symbols:
         return []
+    symbols = _clip_symbols(symbols)
     ink = img < 128
     cols = ink.any(axis=0)
     rows = np.flatnonzero(ink.sum(axis=1) > 0.01 * img.shape[1])
     ink_h = float(rows[-1] - rows[0] + 1) if len(rows) else float(img.shape[0])
-    groups = [[symbols[0]]]
-    for prev, cur in zip(symbols, symbols[1:], strict=False):
+    gaps: dict[int, float] = {}  # symbol index -> ink-free gap (x ink height) before it, next to Hangul
+    for i, (prev, cur) in enumerate(zip(symbols, symbols[1:], strict=False), 1):
         if _is_hangul(prev[0]) or _is_hangul(cur[0]):
             a, b = (prev[1] + prev[2]) // 2, (cur[1] + cur[2]) // 2
             run = best = 0
             for v in cols[max(0, a) : max(a, b)]:
                 run = 0 if v else run + 1
                 best = max(best, run)
-            new_word = best >= _HANGUL_SPACE * ink_h
-        else:
+            gaps[i] = best / ink_h
+    doubtful = any(_HANGUL_SPACE_MAYBE <= g < _HANGUL_SPACE_SURE for g in gaps.values())
+    kiwi = _kiwi_breaks([s[0] for s in symbols]) if doubtful else None
+    groups = [[symbols[0]]]
+    for i, (prev, cur) in enumerate(zip(symbols, symbols[1:], strict=False), 1):
+        if i not in gaps:
             new_word = cur[3] != prev[3]
+        elif kiwi is None:
+            new_word = gaps[i] >= _HANGUL_SPACE
+        else:
+            new_word = gaps[i] >= _HANGUL_SPACE_SURE or (gaps[i] >= _HANGUL_SPACE_MAYBE and i in kiwi)
         if new_word:
             groups.append([cur])
         else:

@@ -269,9 +269,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         lines += _table(header, rows)
         if r["false"]:
-            false = ", ".join(
-                f"{f['number']} (frames {f['start_frame']}-{f['end_frame']})" for f in r["false"]
-            )
+            false = ", ".join(f"{f['number']} ({f['start_s']}-{f['end_s']} s)" for f in r["false"])
             lines += ["", f"False passes: {false}"]
     return "\n".join(lines) + "\n"
 

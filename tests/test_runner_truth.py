@@ -58,7 +58,7 @@ def test_found_ranges_are_seconds_at_every_interval():
     # At 0.5 s, sampled frames 4-16 are 2.0-8.0 s: the table must not print frame indexes.
     result = score(TRUTH, [found("4172", 4, 16), found("9999", 30, 31)], interval_ms=500)
     (row,) = [r for r in result.rows if r["bib"] == "4172"]
-    assert (row["first_s"], row["last_s"], row["found"]) == (2.0, 8.0, [(2.0, 8.0)])
+    assert (row["first_s"], row["last_s"], row["found"]) == (2.0, 8.0, [[2.0, 8.0]])
     assert (result.false_passes[0]["start_s"], result.false_passes[0]["end_s"]) == (15.0, 15.5)
 
 

@@ -170,7 +170,7 @@ def score(
                 # Seconds, like the truth's columns, whatever the interval (frame indexes at 0.5 s
                 # read as twice the time).
                 "found": [
-                    (_seconds(p["start_frame"], interval_ms), _seconds(p["end_frame"], interval_ms))
+                    [_seconds(p["start_frame"], interval_ms), _seconds(p["end_frame"], interval_ms)]
                     for p in mine
                 ],
                 "whole": whole,

@@ -41,7 +41,9 @@ def test_whole_passes_fragments_and_false_passes():
     assert by_bib["4172"]["whole"] and by_bib["4172"]["visible"] == 6  # 2, 3, 4, 6, 7, 8
     assert not by_bib["5021"]["whole"] and by_bib["5021"]["attributed"] == 4  # 12, 13, 15, 16 of 12-16
     assert result.whole == 1 and result.frame_recall == round(10 / 11, 3)
-    assert result.false_passes == [{"number": "3172", "start_frame": 3, "end_frame": 4}]
+    assert result.false_passes == [
+        {"number": "3172", "start_frame": 3, "end_frame": 4, "start_s": 3.0, "end_s": 4.0}
+    ]
     assert result.false_per_10_min == 30.0
 
 
@@ -50,6 +52,14 @@ def test_an_end_may_reach_as_far_as_the_runner_is_on_screen_and_no_further():
     assert score(TRUTH, [found("4172", 1, 8)], interval_ms=1000).whole == 1  # one interval early
     assert score(TRUTH, [found("4172", 2, 11)], interval_ms=1000).whole == 0  # gone at 9.5 s
     assert score(TRUTH, [found("4172", 4, 8)], interval_ms=1000).whole == 0  # starts two late
+
+
+def test_found_ranges_are_seconds_at_every_interval():
+    # At 0.5 s, sampled frames 4-16 are 2.0-8.0 s: the table must not print frame indexes.
+    result = score(TRUTH, [found("4172", 4, 16), found("9999", 30, 31)], interval_ms=500)
+    (row,) = [r for r in result.rows if r["bib"] == "4172"]
+    assert (row["first_s"], row["last_s"], row["found"]) == (2.0, 8.0, [[2.0, 8.0]])
+    assert (result.false_passes[0]["start_s"], result.false_passes[0]["end_s"]) == (15.0, 15.5)
 
 
 def test_read_recall_counts_only_the_readers_own_confident_reads():

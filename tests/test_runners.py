@@ -232,6 +232,25 @@ def test_occlusion_of_2_5_s_by_a_nearer_runner_at_half_second_sampling_stays_one
     assert result.rejected == []
 
 
+def test_a_runner_hidden_behind_a_nearer_runner_longer_than_max_gap_stays_one_pass():
+    # 6439 is read once, then hidden 4 s (frames 1-4, 5 s between reads) behind 512, who runs
+    # over its path nearer the camera; it comes out moving on the same line at the same pace.
+    hidden = dict.fromkeys(range(1, 5))
+    runner = bib("6439", x0=0.05, speed=0.13, frames=range(0, 8), texts=hidden)
+    nearer = bib("512", x0=0.12, speed=0.15, frames=range(1, 6), y=0.54, w=0.04)
+    assert sorted(summary(find_passes(runner + nearer, ONE_S))) == [("512", 1, 5, 5), ("6439", 0, 7, 4)]
+    # Unseen as long with nothing over its path, the runner is gone: the lone read stays alone.
+    assert summary(find_passes(runner, ONE_S)) == [("6439", 5, 7, 3)]
+    # And a cover does not stretch the gap without end (COVERED_MAX_FACTOR).
+    slow = bib("6439", x0=0.05, speed=0.06, frames=range(0, 13), texts=dict.fromkeys(range(2, 11)))
+    slow_cover = bib("512", x0=0.14, speed=0.06, frames=range(2, 11), y=0.54, w=0.04)
+    assert sorted(summary(find_passes(slow + slow_cover, ONE_S))) == [
+        ("512", 2, 10, 9),
+        ("6439", 0, 1, 2),
+        ("6439", 11, 12, 2),
+    ]
+
+
 def test_gap_longer_than_max_gap_is_two_passes_and_laps_are_separate():
     # unseen 4 s (frames 3-6) is more than the 3 s gap; unseen 3 s (frames 3-5) would be one pass
     reads = bib("4172", x0=0.1, speed=0.1, frames=range(0, 9), texts={3: None, 4: None, 5: None, 6: None})
@@ -462,6 +481,22 @@ def test_roster_not_on_roster_is_rejected_and_exact_single_read_is_accepted():
     result = find_passes(reads, ONE_S, roster)
     assert summary(result) == [("4172", 10, 10, 1)]
     assert [(r["text"], r["reason"]) for r in result.rejected] == [("9905", "not on roster")]
+
+
+def test_roster_snap_of_a_single_read_is_refused_but_an_exact_single_read_is_not():
+    # A lone low "22" (text beside the course) is one edit from bib 522: a snap is a correction,
+    # and a correction on one read is a guess. Two reads of it would be a runner.
+    roster = Roster.parse("bib\n512\n522\n")
+    lone = bib("22", x0=0.12, speed=0.2, frames=range(7, 8), confidence=60.0)
+    result = find_passes(lone, ONE_S, roster)
+    assert result.passes == []
+    assert [r["reason"] for r in result.rejected] == ["snapped to 522 from 22 on too few reads (1 < 2)"]
+    assert summary(find_passes(bib("22", x0=0.12, speed=0.2, frames=range(7, 9)), ONE_S, roster)) == [
+        ("522", 7, 8, 2)
+    ]
+    assert summary(find_passes(bib("522", x0=0.12, speed=0.2, frames=range(7, 8)), ONE_S, roster)) == [
+        ("522", 7, 7, 1)
+    ]
 
 
 def test_roster_runner_up_is_tried_when_the_winner_is_ambiguous():
@@ -717,6 +752,30 @@ def test_a_tracks_gap_and_ends_are_read_where_the_track_predicts_the_bib():
         assert abs(r.left * FRAME_W - x0) < 8 and abs((r.left + r.width) * FRAME_W - x1) < 8
     assert stats.gap_reads == 3
     assert summary(find_passes(reads + added, ONE_S)) == [("4172", 0, 5, 6)]
+
+
+def test_a_pass_is_followed_past_its_ends_with_its_own_size_when_its_boxes_jitter():
+    # Search reads' boxes jitter in height (a blob's rows): 4172's ink is 19 px tall, read at
+    # frame 2 as 15 px and at frame 3 as 24 px. Carried on at that rate, the box at frame 1 is
+    # 6 px tall and the crop unreadable; with the pass's own size, frames 0-1 are read too.
+    from reko.analysis.local_text import read_crop
+    from reko.runners.reread import RereadStats, fill_gaps
+
+    jpegs, boxes = race_frames(running("4172", range(0, 6), x0=80, step=90), 6)
+    jitter = {2: (-2, -2), 3: (2, 3)}  # rows added (top, bottom) to the ink box
+    reads = []
+    for i, (dt, db) in jitter.items():
+        x0, y0, x1, y1 = boxes[(i, "4172")]
+        reads.append(detector_read(i, "4172", (x0, y0 - dt, x1, y1 + db)))
+    first = find_passes(reads, ONE_S)
+    assert summary(first) == [("4172", 2, 3, 2)]
+    added = fill_gaps(first.passes, frame_images(jpegs), read_crop, RereadStats())
+    assert sorted((r.frame_index, number_candidate(r.text)) for r in added) == [
+        (0, "4172"),
+        (1, "4172"),
+        (4, "4172"),
+        (5, "4172"),
+    ]
 
 
 def test_a_bib_the_detector_never_saw_is_found_in_the_rows_where_runners_are_read():

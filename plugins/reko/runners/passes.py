@@ -16,7 +16,9 @@ All boxes are normalised to the frame; distances are measured in the track's own
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -58,6 +60,10 @@ STATIC_MIN_SPAN_MS = 2000
 RIDES_MAX_DY = 2.0  # in the bigger box's heights
 RIDES_MAX_HEIGHT_RATIO = 0.65  # the year is printed at well under half the number's height
 RIDES_MIN_FIT = 0.75  # share of the shared frames where the smaller box sits on the bigger one
+# Occlusion: a runner unseen while another runner's box is over its path is hidden, not gone.
+COVER_DX = 2.0  # hidden bib's box widths between its path and the other box's centre
+COVER_DY = 3.0  # its box heights: a nearer runner's body spans well above and below its own bib
+COVERED_MAX_FACTOR = 2.0  # a split joined across a cover: at most this many times max_step_ms
 UBIQUITOUS_MIN_TRACKS = 3
 UBIQUITOUS_SHARE = 0.25
 # Vote and roster
@@ -508,10 +514,11 @@ def _mean_vx(track: _Track) -> float | None:
     return (track.last.x - track.obs[0].x) / (track.end_ms - track.start_ms)
 
 
-def _continues(a: _Track, b: _Track, settings: PassSettings) -> bool:
-    """Whether b, starting after a ended, is a's runner seen again (an occlusion the tracker split)."""
+def _continues(a: _Track, b: _Track) -> bool:
+    """Whether b, starting after a ended, moves on from where a's runner would be (an occlusion
+    the tracker split); how long the gap may be is the caller's rule."""
     gap = b.start_ms - a.end_ms
-    if gap <= 0 or gap > settings.max_step_ms:
+    if gap <= 0:
         return False
     w, h = a.size()
     if not _height_fits(h, b.obs[0].h) or abs(b.obs[0].y - a.last.y) > 1.5 * h:
@@ -526,19 +533,60 @@ def _continues(a: _Track, b: _Track, settings: PassSettings) -> bool:
     return True
 
 
+class _Covers:
+    """Every observation by capture time, to ask whether a runner was behind another one then."""
+
+    def __init__(self, tracks: Sequence[_Track]):
+        self.at: dict[int, list[tuple[int, _Obs]]] = defaultdict(list)
+        for track in tracks:
+            for o in track.obs:
+                self.at[o.t].append((track.id, o))
+        self.times = sorted(self.at)
+
+    def hidden(self, a: _Track, b: _Track, max_step_ms: float, own: set[int]) -> bool:
+        """Whether a's runner, moving straight from a's last box to b's first, was behind another
+        runner whenever it went unseen longer than max_step_ms: at the captures in between, a box of
+        another track sits over the path (a nearer runner's body hides a band around its bib)."""
+        start, end = a.end_ms, b.start_ms
+        first, last = a.last, b.obs[0]
+        w, h = a.size()
+        seen = [start]
+        for t in self.times[bisect.bisect_right(self.times, start) : bisect.bisect_left(self.times, end)]:
+            k = (t - start) / (end - start)
+            x, y = first.x + k * (last.x - first.x), first.y + k * (last.y - first.y)
+            if any(
+                tid not in own and abs(o.x - x) <= COVER_DX * w and abs(o.y - y) <= COVER_DY * h
+                for tid, o in self.at[t]
+            ):
+                seen.append(t)
+        seen.append(end)
+        return all(later - earlier <= max_step_ms for earlier, later in itertools.pairwise(seen))
+
+
 def merge_fragments(tracks: list[_Track], settings: PassSettings) -> list[_Track]:
     """Join tracks of one number split by a long occlusion or a bad prediction (never laps: the
-    gap is at most max_gap_s)."""
+    gap is at most max_gap_s of time unseen, not counting time behind another runner, and at most
+    COVERED_MAX_FACTOR times that in all)."""
     max_gap_ms = settings.max_step_ms
+    covers = _Covers(tracks)
     merged: list[_Track] = []
     numbers: dict[int, str] = {}
+    pieces: dict[int, set[int]] = {}  # ids of the fragments each merged track is made of
     for track in sorted(tracks, key=lambda tr: (tr.start_ms, tr.id)):
         number = vote(track.obs).number
         target = None
         for earlier in reversed(merged):
-            if not 0 < track.start_ms - earlier.end_ms <= max_gap_ms:
+            gap = track.start_ms - earlier.end_ms
+            if not 0 < gap <= COVERED_MAX_FACTOR * max_gap_ms:
                 continue
-            if like_numbers(number, numbers[earlier.id]) and _continues(earlier, track, settings):
+            if (
+                like_numbers(number, numbers[earlier.id])
+                and _continues(earlier, track)
+                and (
+                    gap <= max_gap_ms
+                    or covers.hidden(earlier, track, max_gap_ms, pieces[earlier.id] | {track.id})
+                )
+            ):
                 target = earlier
                 break
         if target is None:
@@ -547,6 +595,7 @@ def merge_fragments(tracks: list[_Track], settings: PassSettings) -> list[_Track
         else:
             for o in track.obs:
                 target.add(o)
+        pieces.setdefault(target.id, set()).add(track.id)
         numbers[target.id] = vote(target.obs).number
     return sorted(merged, key=lambda tr: tr.id)
 
@@ -679,6 +728,16 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
             if entry.bib != result.number:
                 snapped_from = result.number
                 result = vote(track.obs, number=entry.bib, also_absorb=result.number)
+                # A snap corrects the reads, so it needs the evidence a pass without a roster
+                # needs: one read one edit from a bib is as likely a fragment of other text (a
+                # "22" beside the course) as that bib. An exact bib may stand on one read.
+                if result.read_count < settings.min_reads:
+                    reject(
+                        track,
+                        f"snapped to {entry.bib} from {snapped_from} on too few reads"
+                        f" ({result.read_count} < {settings.min_reads})",
+                    )
+                    continue
         elif result.read_count < settings.min_reads:
             reject(track, f"too few reads ({result.read_count} < {settings.min_reads})")
             continue

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -193,7 +194,6 @@ def search_frames(
     stats: RereadStats,
 ) -> list[Read]:
     """Reads of bib-sized numbers in every frame, in the rows where this video's runners were read."""
-    import statistics
 
     import cv2
 
@@ -237,8 +237,12 @@ def search_frames(
 
 
 def _predict(frames_doc: list[dict], t: int) -> tuple[float, float, float, float] | None:
-    """The pass's normalised box (x0, y0, x1, y1) at time t: interpolated between the observations
-    around it, or carried on at the velocity of the last two at either end."""
+    """The pass's normalised box (x0, y0, x1, y1) at time t: its centre interpolated between the
+    observations around it, or carried on at the velocity of the last two at either end.
+
+    The box keeps the pass's median size: a bib's size hardly changes within a pass, while the
+    boxes of reads jitter (a search read's rows are its blob's), and a size extrapolated from
+    two of them can shrink a 25 px bib to a 7 px crop that nothing can be read in."""
     obs = sorted(frames_doc, key=lambda f: f["timestamp_ms"])
     before = [f for f in obs if f["timestamp_ms"] < t]
     after = [f for f in obs if f["timestamp_ms"] > t]
@@ -255,11 +259,13 @@ def _predict(frames_doc: list[dict], t: int) -> tuple[float, float, float, float
         return None
     k = (t - ta) / (tb - ta)
 
-    def at(key: str) -> float:
-        return a["bbox"][key] + k * (b["bbox"][key] - a["bbox"][key])
+    def centre(key: str, size: str) -> float:
+        at_a = a["bbox"][key] + a["bbox"][size] / 2
+        return at_a + k * (b["bbox"][key] + b["bbox"][size] / 2 - at_a)
 
-    w, h = max(at("width"), 1e-6), max(at("height"), 1e-6)
-    cx, cy = at("left") + w / 2, at("top") + h / 2
+    w = max(statistics.median(f["bbox"]["width"] for f in obs), 1e-6)
+    h = max(statistics.median(f["bbox"]["height"] for f in obs), 1e-6)
+    cx, cy = centre("left", "width"), centre("top", "height")
     if not (0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0):
         return None  # the runner has left the frame
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2

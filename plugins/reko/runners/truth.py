@@ -162,12 +162,17 @@ def score(
         rows.append(
             {
                 "bib": t.bib,
-                "first_s": round(t.first * interval_ms / 1000, 2),
-                "last_s": round(t.last * interval_ms / 1000, 2),
+                "first_s": _seconds(t.first, interval_ms),
+                "last_s": _seconds(t.last, interval_ms),
                 "visible": len(t.visible),
                 "read": sum(read_at.get((i, t.bib), 0.0) >= read_confidence for i in t.visible),
                 "attributed": len(covered),
-                "found": [(p["start_frame"], p["end_frame"]) for p in mine],
+                # Seconds, like the truth's columns, whatever the interval (frame indexes at 0.5 s
+                # read as twice the time).
+                "found": [
+                    [_seconds(p["start_frame"], interval_ms), _seconds(p["end_frame"], interval_ms)]
+                    for p in mine
+                ],
                 "whole": whole,
                 **{
                     k: t.props[k]
@@ -177,11 +182,22 @@ def score(
             }
         )
     false_passes = [
-        {"number": p["number"], "start_frame": p["start_frame"], "end_frame": p["end_frame"]}
+        {
+            "number": p["number"],
+            "start_frame": p["start_frame"],
+            "end_frame": p["end_frame"],
+            "start_s": _seconds(p["start_frame"], interval_ms),
+            "end_s": _seconds(p["end_frame"], interval_ms),
+        }
         for p in found
         if not any(t.bib == p["number"] and _overlaps(p, t.first, t.last) for t in expected)
     ]
     return Score(interval_ms, float(truth["duration_s"]), rows, false_passes)
+
+
+def _seconds(frame: int, interval_ms: int) -> float:
+    """Capture time of sampled frame `frame` (capture i is at i x interval)."""
+    return round(frame * interval_ms / 1000, 2)
 
 
 def _overlaps(found: Mapping[str, Any], first: int, last: int) -> bool:

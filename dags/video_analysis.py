@@ -12,7 +12,7 @@ from reko.assets import VIDEO_ANALYSED, VIDEO_ANALYSED_BY_PROBE
 from reko.config import REPO_ROOT, max_active_analyses, mediaconvert_poll_s, rekognition_pool
 from reko.operators import ExtractFramesOperator, ProbeVideoOperator
 from reko.params import analysis_settings_params, runner_params, video_wait_param
-from reko.run_summary import SHORT_TASK_ID
+from reko.run_summary import PROBE_TASK_ID, SHORT_TASK_ID
 
 DOC_MD = """
 ### video_analysis
@@ -171,7 +171,8 @@ def video_analysis() -> None:
         from reko.pipeline import Job, load_job_detections
 
         ti = get_current_context()["ti"]
-        job, manifest = ti.xcom_pull(task_ids="probe", key="job"), ti.xcom_pull(task_ids="extract_frames")
+        job = ti.xcom_pull(task_ids=PROBE_TASK_ID, key="job")
+        manifest = ti.xcom_pull(task_ids="extract_frames")
         if not job or not manifest:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -247,7 +248,7 @@ def video_analysis() -> None:
         raise AirflowFailException(f"{len(frames)} frames have no result: {frames[:50]}")
 
     probed = ProbeVideoOperator(
-        task_id="probe",
+        task_id=PROBE_TASK_ID,
         video_uri="{{ params.video_uri }}",
         wait_s="{{ params.video_wait_s }}",
         poke_interval=30,

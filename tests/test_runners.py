@@ -449,6 +449,26 @@ def test_too_few_reads_without_roster():
     ]
 
 
+def test_evidence_is_counted_in_seconds_not_reads():
+    # Two reads of noise in adjacent frames are 0.5 s apart at 0.5 s sampling: too brief to be a
+    # runner, whose bib is in view for seconds. The same two reads at 1 s span 1 s and stand.
+    two_half = bib("0099", x0=0.3, speed=0.2, frames=range(60, 62), interval_ms=500)
+    result = find_passes(two_half, HALF_S)
+    assert result.passes == []
+    assert [r["reason"] for r in result.rejected] == ["reads too brief (0.5 s < 1 s)"]
+    three_half = bib("0099", x0=0.3, speed=0.2, frames=range(60, 63), interval_ms=500)
+    assert summary(find_passes(three_half, HALF_S)) == [("0099", 60, 62, 3)]
+    two_one = bib("0099", x0=0.3, speed=0.2, frames=range(30, 32))
+    assert summary(find_passes(two_one, ONE_S)) == [("0099", 30, 31, 2)]
+    # A roster snap is a correction and needs the same evidence; an exact bib does not.
+    roster = Roster.parse("bib\n0098\n")
+    refused = find_passes(two_half, HALF_S, roster)
+    reasons = [r["reason"] for r in refused.rejected]
+    assert reasons == ["snapped to 0098 from 0099 on reads too brief (0.5 s < 1 s)"]
+    exact = bib("0098", x0=0.3, speed=0.2, frames=range(60, 62), interval_ms=500)
+    assert summary(find_passes(exact, HALF_S, roster)) == [("0098", 60, 61, 2)]
+
+
 def test_low_confidence_reads_are_ignored():
     reads = bib("4172", x0=0.3, speed=0.2, frames=range(0, 3), confidence=40.0)
     assert find_passes(reads, ONE_S) == find_passes([], ONE_S)

@@ -78,6 +78,10 @@ class PassSettings:
     interval_ms: int  # capture interval of the frames
     max_gap_s: float = 3.0  # a track survives this long unseen (occlusion, unreadable frames)
     min_reads: int = 2  # without a roster: consistent reads a track needs to become a pass
+    # ... and the time those reads must span, first to last: evidence is counted in seconds, so
+    # 0.5 s sampling does not halve it (two reads of noise in adjacent frames are 0.5 s apart,
+    # a runner's bib is in view for seconds; at 1 s two adjacent reads already span 1 s).
+    min_read_span_s: float = 1.0
     min_confidence: float = 50.0  # reads below are ignored
 
     @property
@@ -456,6 +460,7 @@ class _Vote:
     margin: float
     overruled: list[dict]
     weights: dict[str, float]
+    read_span_ms: int  # first to last read counted for the number
 
 
 def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None = None) -> _Vote:
@@ -495,6 +500,8 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
     overruled = sorted(
         ({"text": c, "count": counts[c]} for c in absorbed), key=lambda o: (-o["count"], o["text"])
     )
+    counted = {number, *absorbed}
+    times = [o.t for o in obs if o.number in counted]
     return _Vote(
         number=number,
         read_count=counts[number] + sum(counts[c] for c in absorbed),
@@ -502,6 +509,7 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
         margin=(winner_weight - max(rivals, default=0.0)) / total,
         overruled=overruled,
         weights=dict(weights),
+        read_span_ms=max(times) - min(times) if times else 0,
     )
 
 
@@ -731,15 +739,11 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
                 # A snap corrects the reads, so it needs the evidence a pass without a roster
                 # needs: one read one edit from a bib is as likely a fragment of other text (a
                 # "22" beside the course) as that bib. An exact bib may stand on one read.
-                if result.read_count < settings.min_reads:
-                    reject(
-                        track,
-                        f"snapped to {entry.bib} from {snapped_from} on too few reads"
-                        f" ({result.read_count} < {settings.min_reads})",
-                    )
+                if (short := too_little_evidence(result, settings)) is not None:
+                    reject(track, f"snapped to {entry.bib} from {snapped_from} on {short}")
                     continue
-        elif result.read_count < settings.min_reads:
-            reject(track, f"too few reads ({result.read_count} < {settings.min_reads})")
+        elif (short := too_little_evidence(result, settings)) is not None:
+            reject(track, short)
             continue
         elif (sign := event_text(result.number)) is not None:
             reject(track, f"the scene's own text ({sign} stands still in the frame)")
@@ -749,6 +753,16 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
     passes.sort(key=lambda p: (p.start_ms, p.number, p.track_id))
     rejected.sort(key=lambda r: r["track_id"])
     return PassResult(passes=passes, rejected=rejected)
+
+
+def too_little_evidence(result: _Vote, settings: PassSettings) -> str | None:
+    """Why a vote's reads are too few or too brief to stand without a roster, or None."""
+    if result.read_count < settings.min_reads:
+        return f"too few reads ({result.read_count} < {settings.min_reads})"
+    # a quarter capture of slack: capture timestamps may jitter by a few milliseconds
+    if result.read_span_ms < settings.min_read_span_s * 1000 - settings.interval_ms / 4:
+        return f"reads too brief ({result.read_span_ms / 1000:g} s < {settings.min_read_span_s:g} s)"
+    return None
 
 
 def _without_nested(passes: list[RunnerPass], rejected: list[dict]) -> list[RunnerPass]:

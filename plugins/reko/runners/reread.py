@@ -13,7 +13,8 @@ searches over the frame images add reads, and the tracker runs again on all of t
    way; a read is kept only when it could be the pass's own number, so no new number appears.
 
 Both only add reads: the tracker, the vote, the roster and the not-a-runner rules decide as before
-(a search read of a number nobody else read still needs `min_reads` or the roster to be a pass).
+(a search read of a number nobody else read still needs `min_reads` reads over `min_read_span_s`,
+or the roster, to be a pass).
 A backend without a local recogniser (Rekognition) has no crop reader and skips this step.
 """
 

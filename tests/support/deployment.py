@@ -133,10 +133,10 @@ class SharedDeployment:
             finally:
                 client = self.services.client()  # a fresh token: the module may have run long
                 for dag_id in dag_ids:
-                    _retrying(client, "PATCH", f"/dags/{dag_id}", {"is_paused": True})
+                    client.call("PATCH", f"/dags/{dag_id}", {"is_paused": True})
                 self.end_unfinished(client)
                 for key in variables or {}:
-                    _retrying(client, "DELETE", f"/variables/{quote(key, safe='')}")
+                    client.call("DELETE", f"/variables/{quote(key, safe='')}")
 
     @staticmethod
     def unfinished(client: AirflowClient) -> list[dict]:
@@ -173,19 +173,6 @@ class SharedDeployment:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task instances still running after {timeout_s}s")
             time.sleep(2)
-
-
-def _retrying(client: AirflowClient, method: str, path: str, body: dict | None = None) -> None:
-    """A write the api-server answered 500 (SQLite busy while the scheduler wrote: seen once in CI
-    when a module handed the deployment back) is tried again, a few times, before it fails."""
-    for attempt in range(5):
-        try:
-            client.call(method, path, body)
-            return
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == 4:
-                raise
-            time.sleep(2 * (attempt + 1))
 
 
 @contextmanager

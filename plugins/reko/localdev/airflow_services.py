@@ -224,6 +224,25 @@ class AirflowClient:
     token: str
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One API call. A call that is safe to repeat (not POST) is tried again, a few times,
+        when the api-server answers 5xx (SQLite busy while the scheduler writes) or does not
+        answer within 30 s (a loaded machine): both were seen on this shared 2-core machine."""
+        attempts = 1 if method == "POST" else 4
+        for attempt in range(attempts):
+            try:
+                return self._call_once(method, path, body)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404 and method == "DELETE" and attempt:
+                    return {}  # the earlier attempt deleted it before its answer was lost
+                if exc.code < 500 or attempt == attempts - 1:
+                    raise
+            except (TimeoutError, urllib.error.URLError):
+                if attempt == attempts - 1:
+                    raise
+            time.sleep(2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, path: str, body: dict | None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
             f"{self.url}/api/v2{path}",

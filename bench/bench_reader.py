@@ -12,7 +12,7 @@ run (this machine's 2 cores are shared). For one frame per second of VIDEO it re
   (by confidence band too, so one can see whether the score means something);
 * what skipping near-duplicate frames (``REKO_NEAR_DUPLICATE_BITS``) would cost in recall;
 * CPU-s per frame (process time) of ``LocalTextAnalyser.detect_text`` next to the floor:
-  decoding the frame and running rapidocr's detector alone (the reader's own detector), on
+  decoding the frame and running the PP-OCR detector alone (the reader's own detector), on
   the same frames (and the same ``REKO_TEXT_DET_SIDE`` / ``REKO_TEXT_ROI``).
 
 Frames are extracted once (ffmpeg, frames 0, fps, 2 fps, ...) into ``--frames`` and reused.

@@ -13,14 +13,13 @@ import itertools
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from reko.storage import video_id_for
 from tests.conftest import REPO, snapshot
+from tests.support.finish import finish_s1_video
 
 pytestmark = pytest.mark.slow
 FINISH = REPO / "include" / "sample" / "finish-s1.mp4"
@@ -36,15 +35,7 @@ MIN_FRAME_RECALL = 0.95
 
 @pytest.fixture(scope="module")
 def finish_video() -> Path:
-    """The tuning seed's video, generated once (about a minute) and kept, gitignored, beside its truth."""
-    if not FINISH.exists():
-        generator = FINISH.parent / "make_finish.py"
-        out = FINISH.parent / "generated"
-        subprocess.run([sys.executable, str(generator), "--seed", "1", "--out-dir", str(out)], check=True)
-        assert json.loads((out / TRUTH.name).read_text()) == json.loads(TRUTH.read_text())
-        (out / FINISH.name).replace(FINISH)
-        shutil.rmtree(out)
-    return FINISH
+    return finish_s1_video()
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ detector input reko makes (whole frame, region of interest, padded small crop).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,29 +23,13 @@ cv2 = pytest.importorskip("cv2")
 from reko.analysis import local_text  # noqa: E402
 from reko.config import TEXT_DET_SIDE  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
+from tests.support.finish import finish_s1_video  # noqa: E402
 
 RACE = REPO / "include" / "sample" / "race.mp4"
-FINISH = REPO / "include" / "sample" / "finish-s1.mp4"
-RACE_FRAMES = (100, 400, 700)  # riders with bibs, the caption, the clock
-FINISH_FRAMES = (250, 800, 1200)  # bibs in three depth rows, clock, banner, sign
+RACE_FRAMES = (100, 700)  # riders with bibs, the caption, the clock
+FINISH_FRAMES = (250, 1200)  # bibs in three depth rows, clock, banner, sign
 REGION = (0.0, 0.33, 1.0, 1.0)  # REKO_TEXT_ROI's documented example: skip the sky
 OTHER_SIDE = 640  # a non-default REKO_TEXT_DET_SIDE (test_local_text uses it too)
-
-
-def _finish_video() -> Path:
-    """Seed 1's video, generated once (about a minute) and kept, gitignored, beside its truth
-    (as tests/test_runner_passes.py does)."""
-    if not FINISH.exists():
-        out = FINISH.parent / "generated"
-        subprocess.run(
-            [sys.executable, str(FINISH.parent / "make_finish.py"), "--seed", "1", "--out-dir", str(out)],
-            check=True,
-        )
-        truth = FINISH.with_suffix(".truth.json")
-        assert json.loads((out / truth.name).read_text()) == json.loads(truth.read_text())
-        (out / FINISH.name).replace(FINISH)
-        shutil.rmtree(out)
-    return FINISH
 
 
 def _frames(path: Path, indices: tuple[int, ...]) -> list[np.ndarray]:
@@ -83,7 +65,7 @@ def _rapidocr(side: int):
 @pytest.fixture(scope="module")
 def frames() -> list[tuple[str, np.ndarray]]:
     race = [(f"race@{i}", f) for i, f in zip(RACE_FRAMES, _frames(RACE, RACE_FRAMES), strict=True)]
-    finish = _frames(_finish_video(), FINISH_FRAMES)
+    finish = _frames(finish_s1_video(), FINISH_FRAMES)
     return race + [(f"finish-s1@{i}", f) for i, f in zip(FINISH_FRAMES, finish, strict=True)]
 
 
@@ -141,7 +123,7 @@ def test_reko_detector_gives_rapidocr_boxes_bit_for_bit(frames, engine):
                 padded_found += bool(pad)
     assert not mismatches, mismatches
     # not vacuous: the inputs had text, including padded crops
-    assert compared >= 20 and found >= compared - 4 and padded_found >= 3, (compared, found, padded_found)
+    assert compared >= 14 and found >= compared - 3 and padded_found >= 3, (compared, found, padded_found)
 
 
 def test_reading_text_loads_no_rapidocr_machinery_or_omegaconf():

@@ -217,9 +217,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Benchmark `bench/bench_runners.py`, {results['when']}, {results['machine']}.",
         "",
-        "Tracker + vote + roster over today's local reader (the PP-OCRv6 detector and recogniser from rapidocr's wheel for"
-        " Latin text, tesseract for Korean and doubtful lines); frame results are today's reader's (a result"
-        " of another model is made again), and the analysis cost is the batches' wall time when made.",
+        "Tracker + vote + roster over today's local reader (the PP-OCRv6 detector and recogniser from"
+        " rapidocr's wheel for Latin text, tesseract for Korean and doubtful lines); frame results are"
+        " today's reader's (a result of another model is made again), and the analysis cost is the"
+        " batches' wall time when made.",
         "Re-read (`reko.runners.reread`): bibs the detector missed are searched for in the rows where"
         " runners were read and read again in a pass's gaps and past its ends, by the recogniser alone;"
         " its cost is process CPU time.",

@@ -429,6 +429,17 @@ def test_year_riding_below_every_bib_is_rejected():
         assert int(rejected["reason"].split()[3]) in by_id
 
 
+def test_roster_refuses_a_snap_when_the_read_may_be_a_longer_bib_cut_off():
+    # "34" is one edit from 384, and also the start of 3488 half hidden behind another runner.
+    roster = Roster.parse("bib\n384\n3488\n")
+    assert roster.snap("34") == (None, "ambiguous: 384, 3488")
+    only_384 = Roster.parse("bib\n384\n")
+    assert only_384.snap("34") == (only_384.entries["384"], "snapped from 34")
+    # a cut of one digit is itself one edit: the unique neighbour, snapped
+    assert roster.snap("348") == (roster.entries["3488"], "snapped from 348")
+    assert roster.snap("488") == (roster.entries["3488"], "snapped from 488")
+
+
 def test_number_in_many_concurrent_tracks_is_not_a_runner():
     # Five runners whose numbers are unreadable; only the year on each bib is read.
     reads: list[Read] = []

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,7 +187,7 @@ def measure(
                 "frames": manifest["frame_count"],
                 "analyse_cpu_s": round(analyse_s, 1),
                 "track_s": round(track_s, 3),
-                "rejected": found["rejected"],
+                "rejected_by_reason": dict(Counter(r["reason"].split(" (")[0] for r in found["rejected"])),
                 **result.summary(),
                 "per_bib": result.rows,
             }

@@ -8,6 +8,7 @@ that is nowhere near the roster is not a runner (a sign, a clock, a spectator's 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import unicodedata
@@ -56,7 +57,6 @@ class Roster:
 
     def __init__(self, entries: dict[str, RosterEntry]):
         self.entries = entries
-        self._cuts: dict[str, list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -116,24 +116,23 @@ class Roster:
         near = sorted(n for n in one_edit_neighbours(number) if n in self.entries)
         # A short read may be a longer bib cut off at an edge (half hidden behind a runner, or
         # at the frame's side): a snap to its one-edit neighbour is then a guess between them.
-        cut_from = sorted(b for b in self._cut_off_from(number) if b not in near)
+        cut_from = sorted(self._cut_off_from.get(number, frozenset()) - set(near))
         if len(near) == 1 and not cut_from:
             return self.entries[near[0]], f"snapped from {number}"
         if near:
             return None, "ambiguous: " + ", ".join(near + cut_from)
         return None, "not on roster"
 
-    def _cut_off_from(self, number: str) -> list[str]:
-        """Bibs that `number` is the start or the end of, two digits or more (an index built on
-        first use: a roster of 50,000 bibs is scanned once, not once per track)."""
-        if self._cuts is None:
-            cuts: dict[str, list[str]] = {}
-            for bib in self.entries:
-                for k in range(2, len(bib)):
-                    cuts.setdefault(bib[:k], []).append(bib)
-                    cuts.setdefault(bib[-k:], []).append(bib)
-            self._cuts = cuts
-        return sorted(set(self._cuts.get(number, ())))
+    @functools.cached_property
+    def _cut_off_from(self) -> dict[str, frozenset[str]]:
+        """Bibs by each start and end of two digits or more that they have (built on first use:
+        a roster of 50,000 bibs is scanned once, not once per track)."""
+        cuts: dict[str, set[str]] = {}
+        for bib in self.entries:
+            for k in range(2, len(bib)):
+                cuts.setdefault(bib[:k], set()).add(bib)
+                cuts.setdefault(bib[-k:], set()).add(bib)
+        return {cut: frozenset(bibs) for cut, bibs in cuts.items()}
 
     def search_names(self, query: str) -> list[RosterEntry]:
         """Entries whose name has every token of the query (case- and accent-insensitive)."""

@@ -7,6 +7,7 @@ test states the scene it models: race pace at 1 s sampling, an occlusion, a cros
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -478,6 +479,28 @@ def test_evidence_is_counted_in_seconds_not_reads():
     assert reasons == ["snapped to 0098 from 0099 on reads too brief (0.5 s < 1 s)"]
     exact = bib("0098", x0=0.3, speed=0.2, frames=range(60, 62), interval_ms=500)
     assert summary(find_passes(exact, HALF_S, roster)) == [("0098", 60, 61, 2)]
+
+
+def test_without_a_roster_a_number_never_read_surely_is_no_runner():
+    # Two unsure reads of noise a capture apart ("0000" of a shirt's pattern) meet the count and
+    # the span, but a runner's number is read clearly somewhere in its pass.
+    unsure = bib("0000", x0=0.3, speed=0.2, frames=range(50, 52), confidence=61.0)
+    result = find_passes(unsure, ONE_S)
+    assert result.passes == []
+    assert [r["reason"] for r in result.rejected] == ["never read surely (61 % < 80 %)"]
+    # One sure read of the number itself is enough; a sure read of another number is not.
+    once_sure = bib("6620", x0=0.3, speed=0.2, frames=range(50, 52), confidence=61.0)
+    once_sure[1] = replace(once_sure[1], confidence=97.0)
+    assert summary(find_passes(once_sure, ONE_S)) == [("6620", 50, 51, 2)]
+    other_sure = bib("6620", x0=0.3, speed=0.2, frames=range(50, 53), confidence=61.0, texts={51: "6628"})
+    other_sure[1] = replace(other_sure[1], confidence=97.0)
+    result = find_passes(other_sure, ONE_S)
+    assert result.passes == []
+    reasons = [(r["text"], r["reason"]) for r in result.rejected]
+    assert reasons == [("6620", "never read surely (61 % < 80 %)")]
+    # With a roster the roster is the corroboration: an exact bib read unsurely stands.
+    roster = Roster.parse("bib\n0000\n")
+    assert summary(find_passes(unsure, ONE_S, roster)) == [("0000", 50, 51, 2)]
 
 
 def test_low_confidence_reads_are_ignored():

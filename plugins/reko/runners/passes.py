@@ -82,6 +82,10 @@ class PassSettings:
     # 0.5 s sampling does not halve it (two reads of noise in adjacent frames are 0.5 s apart,
     # a runner's bib is in view for seconds; at 1 s two adjacent reads already span 1 s).
     min_read_span_s: float = 1.0
+    # ... and one read of the number itself at least this sure: noise read twice (a "0000" of a
+    # shirt's pattern, "623" of a blurred bib) stays unsure, while every runner's number is read
+    # clearly somewhere in its pass. 80 % is what the search page and the frame recall call a read.
+    min_sure_confidence: float = 80.0
     min_confidence: float = 50.0  # reads below are ignored
 
     @property
@@ -461,6 +465,7 @@ class _Vote:
     overruled: list[dict]
     weights: dict[str, float]
     read_span_ms: int  # first to last read counted for the number
+    surest: float  # the highest confidence of a read of the number itself (not of a misread)
 
 
 def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None = None) -> _Vote:
@@ -510,6 +515,7 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
         overruled=overruled,
         weights=dict(weights),
         read_span_ms=max(times) - min(times) if times else 0,
+        surest=max((o.read.confidence for o in obs if o.number == number), default=0.0),
     )
 
 
@@ -744,6 +750,9 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
                     continue
         elif (short := too_little_evidence(result, settings)) is not None:
             reject(track, short)
+            continue
+        elif result.surest < settings.min_sure_confidence:
+            reject(track, f"never read surely ({result.surest:.0f} % < {settings.min_sure_confidence:g} %)")
             continue
         elif (sign := event_text(result.number)) is not None:
             reject(track, f"the scene's own text ({sign} stands still in the frame)")

@@ -15,9 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opensearchpy import OpenSearch
@@ -27,6 +31,8 @@ from reko.index.client import ensure_templates, get_client, get_hook
 from reko.localdev.synthetic import detection_actions
 from tests.support.loopback_opensearch import FaultyProxy, RecordingServer, parse_bulk
 from tests.support.same_index import doc_versions
+
+REPO = Path(__file__).resolve().parents[1]
 
 ACCESS_KEY = "AKIDEXAMPLE0TEST"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -153,6 +159,24 @@ def test_basic_connection_keeps_the_providers_hook(monkeypatch):
     hook = get_hook("os_basic_test")
     assert type(hook).__name__ == "OpenSearchHook"
     assert get_client("os_basic_test").transport.connection_pool.connection.session.auth == ("u", "p")
+
+
+def test_a_cold_process_talks_to_opensearch_without_importing_aiohttp(os_client):
+    """reko's client leaves out opensearch-py's asyncio half (aiohttp: ~0.16 CPU-s of every cold
+    task process); the sync client works against the real node, and aiohttp stays importable."""
+    probe = """
+import sys
+from reko.index.client import get_client
+info = get_client().info()
+cold = ("aiohttp" in sys.modules, "opensearchpy._async.client" in sys.modules)
+import aiohttp
+from aiohttp import ClientSession
+print(info["version"]["distribution"], cold, aiohttp.__name__)
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "opensearch (False, False) aiohttp"
 
 
 @pytest.mark.parametrize(

@@ -255,14 +255,25 @@ def test_a_runners_name_finds_their_passes_and_frames(page, deployment, web_data
 
 
 def test_a_partial_number_offers_bibs_and_several_bibs_are_found_at_once(page, deployment, web_data):
+    # The search for "104" is held until the chip's own search is shown: a chip clicked while the
+    # first search is still on its way must search at once, and the late answer must not replace it.
+    held = []
+    page.route(re.compile(r".*/reko/api/search\?text=104&.*"), lambda route: held.append(route))
     page.goto(f"{deployment.url}/reko/?view=search&text=104")
     chip = page.locator('#suggest button.chip[data-text="1042"]')
     chip.wait_for()
     assert page.locator("#suggest").inner_text().startswith("Bibs starting with 104:")
+    page.wait_for_function("() => document.querySelector('#search-status').textContent === 'Searching…'")
+    assert len(held) == 1
     chip.click()
     page.wait_for_url(re.compile(r".*text=1042(&|$)"))
     page.wait_for_selector(".video-result .frame")
     assert page.locator("#q").input_value() == "1042" and page.locator("#suggest").is_hidden()
+    status = page.locator("#search-status").inner_text()
+    assert "of “1042”" in status
+    held[0].continue_()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#search-status").inner_text() == status
     page.goto(f"{deployment.url}/reko/?view=search&text=1042%20257")
     page.wait_for_selector(".video-result .frame")
     labels = {label.split(" (")[0] for label in page.locator(".frame .box .label").all_text_contents()}

@@ -247,7 +247,8 @@ function shot(frame) {
 }
 
 // --- search -----------------------------------------------------------------------------------
-const searchState = { key: null, next: null, videos: new Map(), loading: false };
+// `loading` is the key of the search whose page is on its way: a new search never waits for an old one
+const searchState = { key: null, next: null, videos: new Map(), loading: null };
 let videoOptions = null;
 
 // The video filter's options; also every video's name, so results can tell same names apart.
@@ -326,13 +327,13 @@ function showExport(p, any) {
 }
 
 async function loadPage() {
-  if (searchState.loading) return;
-  const p = params();
   const key = searchState.key;
+  if (searchState.loading === key) return;  // this search's next page is already on its way
+  const p = params();
   const q = new URLSearchParams({ text: p.get("text") || "", min_confidence: p.get("min") || "80", max_confidence: p.get("max") || "100", size: pageSize(p) });
   if (p.get("video")) q.set("video_id", p.get("video"));
   if (searchState.next) q.set("after", searchState.next);
-  searchState.loading = true;
+  searchState.loading = key;
   $("load-more").disabled = true;
   setStatus($("search-status"), searchState.next ? "Loading more…" : "Searching…");
   try {
@@ -360,10 +361,12 @@ async function loadPage() {
       setStatus($("search-status"), `${found} of “${p.get("text")}” in ${plural(searchState.videos.size, "video")} · ${plural(shown, "frame")} shown` + (page.next ? " · more below" : ""));
     }
   } catch (err) {
-    setStatus($("search-status"), err.message, true);
+    if (key === searchState.key) setStatus($("search-status"), err.message, true);
   } finally {
-    searchState.loading = false;
-    $("load-more").disabled = false;
+    if (searchState.loading === key) {  // else a newer search is loading and owns the button
+      searchState.loading = null;
+      $("load-more").disabled = false;
+    }
   }
 }
 

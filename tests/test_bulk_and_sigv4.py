@@ -162,7 +162,7 @@ def test_basic_connection_keeps_the_providers_hook(monkeypatch):
 
 
 def test_a_cold_process_talks_to_opensearch_without_importing_aiohttp(os_client):
-    """reko's client leaves out opensearch-py's asyncio half (aiohttp: ~0.16 CPU-s of every cold
+    """reko's client leaves out opensearch-py's asyncio half (aiohttp: ~0.13 CPU-s of every cold
     task process); the sync client works against the real node, and aiohttp stays importable."""
     probe = """
 import sys

@@ -192,6 +192,7 @@ def markdown(r: dict[str, Any]) -> str:
         " calls), not the analysis, is the cost of a short clip. 'scheduler children' are the executor"
         " workers and the task processes.",
         "",
+        *_machine_lines(a.get("machine") or {}),
         f"Slowest stage (most time inside task instances): `{s['slowest_stage']}`.",
         "",
         "| task | instances | total | mean |",
@@ -199,6 +200,21 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     lines += [f"| {t} | {v['count']} | {v['total_s']} s | {v['mean_s']} s |" for t, v in a["stages"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _machine_lines(m: dict[str, Any]) -> list[str]:
+    """Idle cores during the Airflow run, split at the first analysis run's start and the last's end."""
+    if not m:
+        return []
+    return [
+        f"The machine's cores (every process, OpenSearch and this benchmark too) were busy"
+        f" {m['busy_core_s']} core-s and idle {m['idle_core_s']} core-s during the Airflow run:"
+        f" {m['idle_core_s_before_first_run']} idle in the {m['before_first_run_s']} s before the first"
+        f" analysis run started (the scan listing and triggering), {m['idle_core_s_while_runs']} while"
+        f" analysis runs went on, {m['idle_core_s_after_last_run']} in the {m['after_last_run_s']} s after"
+        " the last one ended (the scan's wait and summary).",
+        "",
+    ]
 
 
 def main() -> int:

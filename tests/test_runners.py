@@ -553,6 +553,27 @@ def test_roster_snap_of_a_single_read_is_refused_but_an_exact_single_read_is_not
     ]
 
 
+def test_roster_snap_needs_one_sure_read_of_what_it_snaps_from():
+    # Seed 24's false 751: an unsure "55" and an unsure "75" (runner 751 entering at the edge)
+    # in one track. The runner-up "75" starts only bib 751, but two unsure reads of two numbers
+    # are a guess; one sure read of the number snapped from, or of the bib, makes it a correction.
+    roster = Roster.parse("bib\n751\n312\n")
+    texts = {42: "55", 43: "75"}
+    unsure = bib("x", x0=0.28, speed=0.2, frames=range(42, 44), texts=texts, confidence=76.0)
+    unsure[1] = replace(unsure[1], confidence=70.0)
+    result = find_passes(unsure, ONE_S, roster)
+    assert result.passes == []
+    reasons = [r["reason"] for r in result.rejected]
+    assert reasons == ["snapped to 751 from 75, never read surely (70 % < 80 %)"]
+    sure = bib("x", x0=0.28, speed=0.2, frames=range(42, 44), texts=texts, confidence=76.0)
+    sure[1] = replace(sure[1], confidence=92.0)
+    (runner,) = find_passes(sure, ONE_S, roster).passes
+    assert (runner.number, runner.read_count) == ("751", 2)
+    # The exact bib read unsurely needs no sure read: the roster is the corroboration.
+    exact = bib("751", x0=0.28, speed=0.2, frames=range(42, 44), confidence=60.0)
+    assert summary(find_passes(exact, ONE_S, roster)) == [("751", 42, 43, 2)]
+
+
 def test_roster_runner_up_is_tried_when_the_winner_is_ambiguous():
     roster = Roster.parse("bib\n5830\n9831\n")  # 9830 is one edit from both
     texts = {0: "9830", 1: "5830", 2: "9830", 3: "5830", 4: "9830"}

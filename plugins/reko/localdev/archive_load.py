@@ -14,7 +14,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,18 @@ class ScanOutcome:
     scan_tis: list[dict[str, Any]]
     analysis_tis: list[dict[str, Any]]
     cpu_s: dict[str, float]
+    # (unix time, busy core-seconds, all core-seconds) of the whole machine, every half second:
+    # idle cores show where the run waits on Airflow rather than on work
+    machine: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def idle_core_s(self, start: float | None = None, end: float | None = None) -> float:
+        """Core-seconds the machine's cores were idle between `start` and `end` (unix times)."""
+        lo, hi = start or 0.0, end or float("inf")
+        inside = [m for m in self.machine if lo <= m[0] <= hi]
+        if len(inside) < 2:
+            return 0.0
+        (_, busy0, all0), (_, busy1, all1) = inside[0], inside[-1]
+        return (all1 - all0) - (busy1 - busy0)
 
     def accounting(self) -> dict[str, Any]:
         """Where the wall time went: inside tasks (by task), between tasks, and per video."""
@@ -106,6 +118,19 @@ class ScanOutcome:
             gaps.append(end - start - per_run_task_s[run["dag_run_id"]])
             queued.append(start - queued_at)
         videos = len(self.analysis_runs)
+        first_run = min((_ts(r["start_date"]) for r in self.analysis_runs), default=None)
+        last_run = max((_ts(r["end_date"]) for r in self.analysis_runs), default=None)
+        machine = {}
+        if len(self.machine) >= 2:
+            machine = {
+                "busy_core_s": round(self.machine[-1][1] - self.machine[0][1], 1),
+                "idle_core_s": round(self.idle_core_s(), 1),
+                "idle_core_s_before_first_run": round(self.idle_core_s(end=first_run), 1),
+                "idle_core_s_while_runs": round(self.idle_core_s(first_run, last_run), 1),
+                "idle_core_s_after_last_run": round(self.idle_core_s(start=last_run), 1),
+                "before_first_run_s": round(first_run - self.machine[0][0], 1) if first_run else None,
+                "after_last_run_s": round(self.machine[-1][0] - last_run, 1) if last_run else None,
+            }
         in_task_s = sum(s["total_s"] for s in stages.values())
         waiting = [d for task in WAITING_TASKS for d in by_task.get(task, [])]
         slowest = next(iter(stages), None)
@@ -124,6 +149,7 @@ class ScanOutcome:
             "slowest_stage": slowest,
             "cpu_s_by_service": self.cpu_s,
             "cpu_s_per_video": round(sum(self.cpu_s.values()) / videos, 3) if videos else None,
+            "machine": machine,
             "stages": stages,
         }
 
@@ -184,6 +210,7 @@ def run_scan(
         scan_tis=scan_tis,
         analysis_tis=tis,
         cpu_s=cpu_s,
+        machine=sampler.machine,
     )
 
 
@@ -200,6 +227,7 @@ class CpuSampler(threading.Thread):
         self.services, self.stop_event = services, threading.Event()
         self.seen: dict[tuple[str, int, float], float] = {}  # (label, pid, created) -> CPU seconds
         self.initial: dict[tuple[str, int, float], float] = {}
+        self.machine: list[tuple[float, float, float]] = []  # see ScanOutcome.machine
 
     def start(self) -> None:
         self.sample()
@@ -213,6 +241,9 @@ class CpuSampler(threading.Thread):
     def sample(self) -> None:
         import psutil
 
+        cores = psutil.cpu_times()._asdict()
+        busy = sum(cores.get(k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+        self.machine.append((time.time(), busy, busy + cores["idle"] + cores.get("iowait", 0.0)))
         for name, pid in self.services.items():
             try:
                 root = psutil.Process(pid)

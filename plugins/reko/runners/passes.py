@@ -85,6 +85,8 @@ class PassSettings:
     # ... and one read of the number itself at least this sure: noise read twice (a "0000" of a
     # shirt's pattern, "623" of a blurred bib) stays unsure, while every runner's number is read
     # clearly somewhere in its pass. 80 % is what the search page and the frame recall call a read.
+    # With a roster an exact bib needs no sure read, but a snap does (of the number snapped from
+    # or of the bib): a snap corrects reads, and correcting unsure reads is a guess.
     min_sure_confidence: float = 80.0
     min_confidence: float = 50.0  # reads below are ignored
 
@@ -730,12 +732,13 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
         entry, snapped_from = None, None
         if roster is not None:
             entry, why = roster.snap(result.number)
+            snapped_number = result.number
             if entry is None:
                 runner_up = _runner_up(result)
                 if runner_up is not None:
                     up_entry, up_why = roster.snap(runner_up)
                     if up_entry is not None:
-                        entry, why = up_entry, up_why
+                        entry, why, snapped_number = up_entry, up_why, runner_up
             if entry is None:
                 reject(track, why.replace("ambiguous:", "ambiguous on roster:"))
                 continue
@@ -744,9 +747,22 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
                 result = vote(track.obs, number=entry.bib, also_absorb=result.number)
                 # A snap corrects the reads, so it needs the evidence a pass without a roster
                 # needs: one read one edit from a bib is as likely a fragment of other text (a
-                # "22" beside the course) as that bib. An exact bib may stand on one read.
+                # "22" beside the course) as that bib, and two unsure reads of different numbers
+                # ("55" and "75" of a runner entering at the edge) are a guess between bibs.
+                # An exact bib may stand on one read.
+                sure = max(
+                    (o.read.confidence for o in track.obs if o.number in (snapped_number, entry.bib)),
+                    default=0.0,
+                )
                 if (short := too_little_evidence(result, settings)) is not None:
                     reject(track, f"snapped to {entry.bib} from {snapped_from} on {short}")
+                    continue
+                if sure < settings.min_sure_confidence:
+                    reject(
+                        track,
+                        f"snapped to {entry.bib} from {snapped_number}, never read surely"
+                        f" ({sure:.0f} % < {settings.min_sure_confidence:g} %)",
+                    )
                     continue
         elif (short := too_little_evidence(result, settings)) is not None:
             reject(track, short)

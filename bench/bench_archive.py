@@ -193,6 +193,7 @@ def markdown(r: dict[str, Any]) -> str:
         " workers and the task processes.",
         "",
         *_machine_lines(a.get("machine") or {}),
+        *_timeline_lines(a.get("timeline_s") or {}),
         f"Slowest stage (most time inside task instances): `{s['slowest_stage']}`.",
         "",
         "| task | instances | total | mean |",
@@ -213,6 +214,18 @@ def _machine_lines(m: dict[str, Any]) -> list[str]:
         f" analysis run started (the scan listing and triggering), {m['idle_core_s_while_runs']} while"
         f" analysis runs went on, {m['idle_core_s_after_last_run']} in the {m['after_last_run_s']} s after"
         " the last one ended (the scan's wait and summary).",
+        "",
+    ]
+
+
+def _timeline_lines(marks: dict[str, float]) -> list[str]:
+    """The scan's steps in order, seconds after its trigger."""
+    if not marks:
+        return []
+    return [
+        "Timeline (seconds after the scan was triggered): "
+        + "; ".join(f"{name} {t:g}" for name, t in marks.items())
+        + ".",
         "",
     ]
 

@@ -11,7 +11,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from reko.assets import VIDEO_ANALYSED, VIDEO_ANALYSED_BY_PROBE
 from reko.config import REPO_ROOT, max_active_analyses, mediaconvert_poll_s, rekognition_pool
 from reko.operators import ExtractFramesOperator, ProbeVideoOperator
-from reko.params import analysis_settings_params, runner_params, video_wait_param
+from reko.params import analysis_settings_params, probed_param, runner_params, video_wait_param
 from reko.run_summary import PROBE_TASK_ID, SHORT_TASK_ID
 
 DOC_MD = """
@@ -21,7 +21,8 @@ Turns one video into searchable frames.
 1. **probe** waits (deferred, up to `video_wait_s`) for an `s3://` video to land (a `file://`
    video is there or not at once), checks the Params, takes the video's lease (one run per video
    at a time: a second run of the same video waits, rescheduled, until the first ends) and reads
-   the video (duration, fps, size); anything that is not a readable video fails here, before
+   the video (duration, fps, size; a run started by `video_archive_scan` reuses the scan's probe
+   while the video is the version it probed); anything that is not a readable video fails here, before
    anything is written. It then chooses the path: a video of at most one batch of frames whose
    frames are cut in the task (backend `local`) takes the **short path**, every other video the
    mapped path (steps 2-5).
@@ -97,6 +98,7 @@ def _fail_on_failed_frames(report: dict[str, Any]) -> None:
             minLength=8,
         ),
         "video_wait_s": video_wait_param(),
+        "probed": probed_param(),
         **analysis_settings_params(""),
         **runner_params(),
         "batch_size": Param(

@@ -39,7 +39,8 @@ run's failed tasks to retry them.
 
 **Tasks**: `list_new_videos` lists the prefix once (one paginated listing on S3), skips videos already
 analysed (one `mget`), rejects corrupt inputs with a reason (zero bytes, not a video, truncated; checked
-by ffprobe on the file, or on a presigned S3 URL with range reads, never a full download) and caps the
+by ffprobe on the file, or on a presigned S3 URL with range reads, never a full download; each run is
+handed that probe and reuses it while the video is unchanged, so no video is probed twice) and caps the
 run at `max_videos`, oldest first. `analyse_video` (mapped, one per video, named by its URI) triggers
 `video_analysis` and returns; `wait_for_analyses` waits, deferred, for all of those runs at once
 (one trigger, not one task resumed per video). `summarise_scan` writes the report (listed, in interval,

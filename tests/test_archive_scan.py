@@ -112,6 +112,45 @@ def test_listing_fingerprint_equals_the_one_the_analysis_records(tmp_path, clips
     assert obj.modified == T0 and obj.size == clips["good"].stat().st_size
 
 
+def test_a_run_reuses_the_scans_probe_while_the_video_is_unchanged(
+    tmp_path, clips, opensearch_url, os_client, index_names, monkeypatch
+):
+    from reko import media
+    from reko.pipeline import RunConfig, probe_video
+
+    root = archive(tmp_path / "handed", clips, {"a.mp4": ("good", T0)})
+    (new,) = scan(root.as_uri(), T0, T0 + HOUR, os_client, index_names).new
+    video, probed = root / "a.mp4", new["conf"]["probed"]
+    assert probed == {"fingerprint": source_fingerprint(parse_uri(new["uri"])), "info": probe_info(video)}
+    ran: list[str] = []
+    real_run = media._run
+
+    def counted(cmd: list[str], timeout_s: float | None = None):
+        ran.append(cmd[0])
+        return real_run(cmd, timeout_s)
+
+    monkeypatch.setattr(media, "_run", counted)
+    cfg, work = RunConfig.from_params(new["conf"]), (tmp_path / "work").as_uri()
+    assert probe_video(cfg, work, probed).info.as_dict() == probed["info"]
+    assert ran == []  # neither ffprobe nor the tail decode ran again
+    # a hand-over that does not fit is not trusted: the run reads the video itself
+    malformed = {**probed, "info": {**probed["info"], "fps": 0}}
+    assert probe_video(cfg, work, malformed).info.as_dict() == probed["info"]
+    assert ran == ["ffprobe", "ffmpeg"]
+    set_mtime(video, T0 + timedelta(seconds=5))  # the video changed after the scan
+    assert probe_video(cfg, work, probed).info.as_dict() == probed["info"]
+    assert ran == ["ffprobe", "ffmpeg"] * 2
+    video.unlink()
+    with pytest.raises(media.InvalidVideoError, match="video not found"):
+        probe_video(cfg, work, probed)
+
+
+def probe_info(video: Path) -> dict:
+    from reko.media import probe
+
+    return probe(video, video.as_uri()).as_dict()
+
+
 def test_runs_ids_are_fixed_by_video_settings_and_source_version():
     video_id = video_id_for("s3://bucket/races/2024/race.mp4")
     run_id = analysis_run_id(video_id, SETTINGS.key, "100:etag1")

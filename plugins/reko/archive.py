@@ -5,7 +5,8 @@ prefix (on S3 a paginated ListObjectsV2, no request per object), then the object
 modification time lies in [start, end), minus those already analysed with the same settings (one
 `mget` on the videos index per 1,000 candidates), minus corrupt inputs (checked with ffprobe: the
 local file itself, or for S3 a presigned URL that ffprobe reads with HTTP range requests, so no
-object is downloaded whole). What is left, oldest first and capped, becomes one `video_analysis`
+object is downloaded whole; the run is handed this probe, and reuses it while the video is
+unchanged). What is left, oldest first and capped, becomes one `video_analysis`
 run each, under a run id fixed by (video, settings, source version), so a second scan of the same
 interval, a second backfill, or two scans racing never start a second analysis.
 """
@@ -21,8 +22,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reko.config import scan_probe_timeout_s
-from reko.media import InvalidVideoError
-from reko.pipeline import RunConfig, settings_key
+from reko.media import InvalidVideoError, VideoInfo
+from reko.pipeline import RunConfig, probed_conf, settings_key
 from reko.storage import fingerprint_of, parse_uri, presigned_url, split_s3_uri, video_id_for
 
 if TYPE_CHECKING:
@@ -191,20 +192,19 @@ def analysed_already(
     return found
 
 
-def problem_with(obj: ArchiveObject) -> str | None:
-    """Why this object cannot be analysed (empty, not a video, truncated), or None if it can."""
+def probe_object(obj: ArchiveObject) -> VideoInfo | str:
+    """The video's facts, or why this object cannot be analysed (empty, not a video, truncated)."""
     if obj.size == 0:
         return f"video is empty (0 bytes): {obj.uri}"
     from reko.media import probe
 
+    wait = scan_probe_timeout_s()
     try:
         if obj.uri.startswith("s3://"):
-            probe(presigned_url(obj.uri), obj.uri, size_bytes=obj.size, timeout_s=scan_probe_timeout_s())
-        else:
-            probe(Path(parse_uri(obj.uri).path), obj.uri, timeout_s=scan_probe_timeout_s())
+            return probe(presigned_url(obj.uri), obj.uri, size_bytes=obj.size, timeout_s=wait)
+        return probe(Path(parse_uri(obj.uri).path), obj.uri, timeout_s=wait)
     except InvalidVideoError as exc:
         return str(exc)
-    return None
 
 
 def scan_archive(
@@ -269,9 +269,9 @@ def scan_archive(
         while pending and len(report.new) < max_videos:
             room = max_videos - len(report.new)
             chunk, pending = pending[:room], pending[room:]
-            for obj, reason in zip(chunk, pool.map(problem_with, chunk), strict=True):
-                if reason:
-                    report.rejected.append({"uri": obj.uri, "reason": reason})
+            for obj, probed in zip(chunk, pool.map(probe_object, chunk), strict=True):
+                if isinstance(probed, str):
+                    report.rejected.append({"uri": obj.uri, "reason": probed})
                     continue
                 video_id = video_id_for(obj.uri)
                 report.new.append(
@@ -282,7 +282,8 @@ def scan_archive(
                         "size": obj.size,
                         "fingerprint": obj.fingerprint,
                         "trigger_run_id": analysis_run_id(video_id, key, obj.fingerprint),
-                        "conf": settings.conf(obj.uri),
+                        # the run reuses this probe while the video is unchanged: read once, not twice
+                        "conf": {**settings.conf(obj.uri), "probed": probed_conf(probed, obj.fingerprint)},
                         "note": f"{note}, interval {report.interval_start} to {report.interval_end}",
                     }
                 )

@@ -93,6 +93,20 @@ def video_wait_param(default_s: int = 3600) -> Param:
     )
 
 
+def probed_param() -> Param:
+    """The archive scan's probe of the video, handed to the run it starts (reko.pipeline.reuse_probe)."""
+    return Param(
+        None,
+        type=["null", "object"],
+        properties={"fingerprint": {"type": "string"}, "info": {"type": "object"}},
+        required=["fingerprint", "info"],
+        title="Probe from the archive scan",
+        description="Set by video_archive_scan: the video's duration, frame rate and size as the scan"
+        " read them, and the version (size and ETag or modification time) it read. Used only while the"
+        " video is that version; empty: the run reads the video itself.",
+    )
+
+
 def face_subject_params() -> dict[str, Param]:
     """A person as a clip subject (`video_clips`): a reference photo or a face of the faces index,
     and the similarity a face must reach to be theirs."""

@@ -154,8 +154,32 @@ class Job:
         return cls(RunConfig(**data["cfg"]), VideoStore(**data["store"]), VideoInfo(**data["info"]))
 
 
-def probe_video(cfg: RunConfig, work_uri: str) -> Job:
-    """Read the video's facts; a clear error for anything that is not a readable video."""
+def probed_conf(info: VideoInfo, fingerprint: str) -> dict[str, Any]:
+    """A probe to hand to a run (the `probed` Param): the facts and the version they were read from."""
+    return {"fingerprint": fingerprint, "info": info.as_dict()}
+
+
+def reuse_probe(video_uri: str, probed: dict[str, Any] | None) -> VideoInfo | None:
+    """The handed-over probe's facts while the video is the version probed, else None (probe again).
+
+    One stat (a HEAD on S3) instead of ffprobe and a tail decode; a changed, missing or malformed
+    hand-over is simply probed again, so it can never make a run read a video it would refuse."""
+    if not probed:
+        return None
+    try:
+        if source_fingerprint(parse_uri(video_uri)) != probed.get("fingerprint"):
+            return None
+        info = VideoInfo(**probed["info"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return info if info.duration_s > 0 and info.fps > 0 and info.size_bytes > 0 else None
+
+
+def probe_video(cfg: RunConfig, work_uri: str, probed: dict[str, Any] | None = None) -> Job:
+    """Read the video's facts; a clear error for anything that is not a readable video.
+
+    `probed` is the archive scan's probe of the same video (`probed_conf`), reused while the video
+    is unchanged."""
     if traits(cfg.backend).needs_s3 and not (
         cfg.video_uri.startswith("s3://") and work_uri.startswith("s3://")
     ):
@@ -166,10 +190,13 @@ def probe_video(cfg: RunConfig, work_uri: str) -> Job:
     if cfg.roster_uri:
         load_roster(cfg.roster_uri)  # a bad roster fails the run here, before anything is written
     store = VideoStore.for_video(work_uri, cfg.video_uri, cfg.frame_interval_s)
-    direct = local_path(parse_uri(cfg.video_uri))
-    # an S3 video is probed through a presigned URL with range reads, never downloaded
-    source = direct if direct is not None else presigned_url(cfg.video_uri)
-    return Job(cfg, store, probe(source, cfg.video_uri))
+    info = reuse_probe(cfg.video_uri, probed)
+    if info is None:
+        direct = local_path(parse_uri(cfg.video_uri))
+        # an S3 video is probed through a presigned URL with range reads, never downloaded
+        source = direct if direct is not None else presigned_url(cfg.video_uri)
+        info = probe(source, cfg.video_uri)
+    return Job(cfg, store, info)
 
 
 def pass_settings(cfg: RunConfig, interval_ms: int) -> PassSettings:
@@ -942,7 +969,7 @@ def claim_and_probe(params: dict[str, Any], me: Any) -> tuple[dict[str, Any] | N
     if holder is not None:
         return None, holder, False
     try:
-        job = probe_video(cfg, work_uri())
+        job = probe_video(cfg, work_uri(), params.get("probed"))
     except Exception:
         release(client, names, video_id, me)
         raise

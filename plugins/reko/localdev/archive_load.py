@@ -94,6 +94,38 @@ class ScanOutcome:
         (_, busy0, all0), (_, busy1, all1) = inside[0], inside[-1]
         return (all1 - all0) - (busy1 - busy0)
 
+    def timeline(self) -> dict[str, float]:
+        """Seconds from the scan's trigger to the first and last moments of each step: where the
+        fixed cost of a scan (before the first analysis starts, after the last ends) goes."""
+        t0 = self.machine[0][0]
+        marks: dict[str, float] = {}
+
+        def mark(name: str, value: str | None) -> None:
+            if (t := _ts(value)) is not None:
+                marks[name] = round(t - t0, 2)
+
+        mark("scan run started", self.scan_run.get("start_date"))
+        by_task = defaultdict(list)
+        for ti in self.scan_tis + self.analysis_tis:
+            by_task[ti["task_id"]].append(ti)
+        for task_id, tis in by_task.items():
+            ran = [ti for ti in tis if ti.get("start_date")]
+            if not ran:
+                continue
+            first = min(ran, key=lambda ti: ti["start_date"])
+            last = max(ran, key=lambda ti: ti.get("end_date") or "")
+            mark(f"{task_id}: first queued", first.get("queued_dttm") or first.get("queued_when"))
+            mark(f"{task_id}: first started", first["start_date"])
+            mark(f"{task_id}: first ended", first.get("end_date"))
+            mark(f"{task_id}: last ended", last.get("end_date"))
+        if self.analysis_runs:
+            first_run = min(self.analysis_runs, key=lambda r: r["queued_at"])
+            mark("first analysis run: queued", first_run["queued_at"])
+            mark("first analysis run: started", first_run["start_date"])
+            mark("last analysis run: ended", max(r["end_date"] for r in self.analysis_runs))
+        mark("scan run ended", self.scan_run.get("end_date"))
+        return dict(sorted(marks.items(), key=lambda kv: kv[1]))
+
     def accounting(self) -> dict[str, Any]:
         """Where the wall time went: inside tasks (by task), between tasks, and per video."""
         by_task: dict[str, list[float]] = defaultdict(list)
@@ -131,6 +163,7 @@ class ScanOutcome:
                 "before_first_run_s": round(first_run - self.machine[0][0], 1) if first_run else None,
                 "after_last_run_s": round(self.machine[-1][0] - last_run, 1) if last_run else None,
             }
+        timeline = self.timeline() if self.machine else {}
         in_task_s = sum(s["total_s"] for s in stages.values())
         waiting = [d for task in WAITING_TASKS for d in by_task.get(task, [])]
         slowest = next(iter(stages), None)
@@ -150,6 +183,7 @@ class ScanOutcome:
             "cpu_s_by_service": self.cpu_s,
             "cpu_s_per_video": round(sum(self.cpu_s.values()) / videos, 3) if videos else None,
             "machine": machine,
+            "timeline_s": timeline,
             "stages": stages,
         }
 

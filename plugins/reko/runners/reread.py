@@ -14,7 +14,8 @@ searches over the frame images add reads, and the tracker runs again on all of t
 
 Both only add reads: the tracker, the vote, the roster and the not-a-runner rules decide as before
 (a search read of a number nobody else read still needs `min_reads` reads over `min_read_span_s`,
-one of them at `min_sure_confidence`, or the roster, to be a pass).
+one of them at `min_sure_confidence` (also when it is snapped to the roster), or to be an exact
+bib of the roster, to be a pass).
 A backend without a local recogniser (Rekognition) has no crop reader and skips this step.
 """
 

@@ -109,7 +109,7 @@ class ScanOutcome:
         for ti in self.scan_tis + self.analysis_tis:
             by_task[ti["task_id"]].append(ti)
         for task_id, tis in by_task.items():
-            ran = [ti for ti in tis if ti.get("start_date")]
+            ran = [ti for ti in tis if ti.get("start_date") and ti.get("state") != "skipped"]
             if not ran:
                 continue
             first = min(ran, key=lambda ti: ti["start_date"])

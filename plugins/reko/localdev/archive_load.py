@@ -114,7 +114,7 @@ class ScanOutcome:
                 continue
             first = min(ran, key=lambda ti: ti["start_date"])
             last = max(ran, key=lambda ti: ti.get("end_date") or "")
-            mark(f"{task_id}: first queued", first.get("queued_dttm") or first.get("queued_when"))
+            mark(f"{task_id}: first queued", first.get("queued_when"))
             mark(f"{task_id}: first started", first["start_date"])
             mark(f"{task_id}: first ended", first.get("end_date"))
             mark(f"{task_id}: last ended", last.get("end_date"))

@@ -470,6 +470,11 @@ class _Vote:
     surest: float  # the highest confidence of a read of the number itself (not of a misread)
 
 
+def surest_read(obs: Sequence[_Obs], numbers: Sequence[str]) -> float:
+    """The highest confidence of a read of one of `numbers` themselves (a misread does not count)."""
+    return max((o.read.confidence for o in obs if o.number in numbers), default=0.0)
+
+
 def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None = None) -> _Vote:
     """Confidence-weighted vote; the winner absorbs reads one edit away and truncations of it.
 
@@ -517,7 +522,7 @@ def vote(obs: Sequence[_Obs], number: str | None = None, also_absorb: str | None
         overruled=overruled,
         weights=dict(weights),
         read_span_ms=max(times) - min(times) if times else 0,
-        surest=max((o.read.confidence for o in obs if o.number == number), default=0.0),
+        surest=surest_read(obs, (number,)),
     )
 
 
@@ -750,10 +755,7 @@ def find_passes(reads: Iterable[Read], settings: PassSettings, roster: Roster | 
                 # "22" beside the course) as that bib, and two unsure reads of different numbers
                 # ("55" and "75" of a runner entering at the edge) are a guess between bibs.
                 # An exact bib may stand on one read.
-                sure = max(
-                    (o.read.confidence for o in track.obs if o.number in (snapped_number, entry.bib)),
-                    default=0.0,
-                )
+                sure = surest_read(track.obs, (snapped_number, entry.bib))
                 if (short := too_little_evidence(result, settings)) is not None:
                     reject(track, f"snapped to {entry.bib} from {snapped_from} on {short}")
                     continue

@@ -117,6 +117,40 @@ def direct_baseline(videos: list[Path], work_root: Path, os_url: str) -> dict[st
     }
 
 
+# a task process forked from a LocalExecutor worker has Airflow's core (models, SQLAlchemy) loaded
+# already; a fresh interpreter (a Celery or Kubernetes worker's first task) has only what it imports
+_PARSE_PROBE = (
+    "import sys, time, runpy; sys.path.insert(0, 'plugins'); import airflow.sdk;{preload}"
+    " t = time.process_time(); runpy.run_path({path!r}); print(time.process_time() - t)"
+)
+
+
+def dag_parse_cpu_s(repeats: int = 3) -> dict[str, dict[str, float]]:
+    """CPU-s to parse each DAG file (the median of `repeats` fresh interpreters), cold and with the
+    scheduler's models preloaded as in a LocalExecutor task process: what every task process pays first."""
+    import statistics
+    import subprocess
+
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted((REPO / "dags").glob("*.py")):
+        cases = {
+            "fresh interpreter": "",
+            "core preloaded": " import airflow.models.dagrun, airflow.models.serialized_dag;",
+        }
+        for case, preload in cases.items():
+            code = _PARSE_PROBE.format(preload=preload, path=str(path))
+            runs = [
+                float(
+                    subprocess.run(
+                        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+                    ).stdout.split()[-1]
+                )
+                for _ in range(repeats)
+            ]
+            out.setdefault(path.name, {})[case] = round(statistics.median(runs), 3)
+    return out
+
+
 def run(args: argparse.Namespace, os_url: str, root: Path) -> dict[str, Any]:
     log(f"making {args.videos} one-second videos")
     videos = make_archive(root / "archive", args.videos)
@@ -131,6 +165,8 @@ def run(args: argparse.Namespace, os_url: str, root: Path) -> dict[str, Any]:
         "parallelism": args.parallelism,
         "max_active_analyses": args.max_active_analyses,
     }
+    results["dag_parse_cpu_s"] = dag_parse_cpu_s()
+    log(f"  DAG file parse, CPU-s: {results['dag_parse_cpu_s']}")
     log("baseline (before): the pipeline functions called directly")
     before = direct_baseline(videos, root / "direct-before", os_url)
     log(f"  {before}")
@@ -222,6 +258,7 @@ def markdown(r: dict[str, Any]) -> str:
         " workers and the task processes.",
         "",
         *_machine_lines(a.get("machine") or {}),
+        *_parse_lines(r.get("dag_parse_cpu_s") or {}),
         *_timeline_lines(a.get("timeline_s") or {}),
         f"Slowest stage (most time inside task instances): `{s['slowest_stage']}`.",
         "",
@@ -230,6 +267,16 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     lines += [f"| {t} | {v['count']} | {v['total_s']} s | {v['mean_s']} s |" for t, v in a["stages"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _parse_lines(parse: dict[str, dict[str, float]]) -> list[str]:
+    if not parse:
+        return []
+    cells = "; ".join(
+        f"`{name}` {c['fresh interpreter']} fresh, {c['core preloaded']} with the scheduler's models loaded"
+        for name, c in parse.items()
+    )
+    return [f"Parsing a DAG file, which every task process does first (CPU-s, median of 3): {cells}.", ""]
 
 
 def _machine_lines(m: dict[str, Any]) -> list[str]:

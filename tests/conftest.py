@@ -42,7 +42,21 @@ SAMPLE_VIDEO = REPO / "include" / "sample" / "race.mp4"
 SAMPLE_TRUTH = REPO / "include" / "sample" / "race.truth.json"
 
 
+# the modules that need the generated finish-line video (tests/support/finish.py)
+NEEDS_FINISH_VIDEO = ("test_runner_passes.py", "test_text_detector.py")
+
+
+def pytest_collection_finish(session):
+    if any(item.path.name in NEEDS_FINISH_VIDEO for item in session.items):
+        from tests.support.finish import start_in_background
+
+        start_in_background()
+
+
 def pytest_sessionfinish(session, exitstatus):
+    from tests.support.finish import stop_background
+
+    stop_background()
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 

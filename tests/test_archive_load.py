@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,10 @@ def test_every_video_of_the_archive_is_analysed_exactly_once(scanned, os_client,
         expected[analysis_run_id(video_id_for(path.as_uri()), settings.key, fingerprint)] = path
     assert {r["dag_run_id"] for r in first.analysis_runs} == expected.keys()
     assert {r["state"] for r in first.analysis_runs} == {"success"}
+    # the waiter was ended by its trigger in the triggerer: never queued again to resume in a process
+    (waiter,) = [ti for ti in first.scan_tis if ti["task_id"] == "wait_for_analyses"]
+    last_run_end = max(datetime.fromisoformat(r["end_date"]) for r in first.analysis_runs)
+    assert waiter["state"] == "success" and datetime.fromisoformat(waiter["queued_when"]) < last_run_end
 
     ids = [video_id_for(p.as_uri()) for p in videos]
     docs = os_client.mget(index=index_names.videos, body={"ids": ids})["docs"]

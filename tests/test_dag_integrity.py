@@ -1,4 +1,4 @@
-"""Every DAG imports cleanly and quickly, and carries what operators rely on."""
+"""Every DAG imports cleanly and lightly, and carries what operators rely on."""
 
 from __future__ import annotations
 
@@ -38,25 +38,24 @@ def test_every_dag_is_documented_owned_tagged_and_retried(dagbag):
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_dag_files_import_fast_without_heavy_modules(dag_file):
-    """Parsing must not pull in models, ffmpeg wrappers or clients: measured in a fresh interpreter,
-    in CPU time (a wall-clock bound failed on a loaded 2-core machine while nothing had changed).
+def test_dag_files_import_without_heavy_modules(dag_file):
+    """Parsing must not pull in models, ffmpeg wrappers or clients, checked in a fresh interpreter.
 
     Every task process parses its DAG file first, so boto3 and the amazon provider count too
     (~0.1-0.25 CPU-s a process): the media operators and the probe load them only when they run
-    on AWS or wait for an `s3://` video.
+    on AWS or wait for an `s3://` video. How long a parse takes is the benchmarks' to measure
+    (`bench/bench_archive.py` prints it per DAG file); a CPU-time bound here failed on a loaded
+    2-core machine at 1.01 s against a quiet 0.65 s, with nothing changed.
     """
     probe = (
-        "import sys, time, runpy; sys.path.insert(0, 'plugins'); import airflow.sdk; t = time.process_time();"
-        f"runpy.run_path({str(dag_file)!r}); print(time.process_time() - t);"
+        "import sys, runpy; sys.path.insert(0, 'plugins'); import airflow.sdk;"
+        f"runpy.run_path({str(dag_file)!r});"
         "heavy = ('rapidocr', 'onnxruntime', 'cv2', 'opensearchpy', 'reko.pipeline', 'reko.media',"
         " 'boto3', 'botocore', 'airflow.providers.amazon.aws.hooks.base_aws', 'reko.aws.operators');"
         "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-    seconds, heavy = out.stdout.strip().splitlines()[-2:]
-    assert float(seconds) < 1.0
-    assert heavy == "[]"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_benchmarks_import_nothing_from_the_tests():

@@ -51,11 +51,20 @@ def map_states(client, run_id: str) -> dict[str, dict[int, str]]:
     return states
 
 
-def test_triggered_through_the_rest_api_the_run_succeeds(deployment, os_client, index_names):
+@pytest.fixture(scope="module")
+def plain_run(deployment) -> tuple[Path, str, str]:
+    """The sample copy triggered once through the REST API with default settings: the video, the run
+    id and the run's end state. The clips test reuses it (one analysis under the scheduler, not two)."""
     client, root, _ = deployment
     video = copy_sample(root, "plain")
     run_id = client.trigger(DAG_ID, {"video_uri": video.as_uri()})
-    assert client.wait_for_run(DAG_ID, run_id) == "success"
+    return video, run_id, client.wait_for_run(DAG_ID, run_id)
+
+
+def test_triggered_through_the_rest_api_the_run_succeeds(deployment, plain_run, os_client, index_names):
+    client, _, _ = deployment
+    video, run_id, state = plain_run
+    assert state == "success"
     states = map_states(client, run_id)
     assert set(states["analyse_frames"].values()) == {"success"} and len(states["analyse_frames"]) > 1
     assert states["fail_run_on_failed_frames"] == {-1: "skipped"}
@@ -130,11 +139,13 @@ def wait_for_clips(os_client, index: str, video_id: str, timeout_s: float = 300)
     return clips
 
 
-def test_clips_follow_every_analysis_through_the_asset_and_on_request(deployment, os_client, index_names):
-    client, root, _ = deployment
-    video = copy_sample(root, "clips")
+def test_clips_follow_every_analysis_through_the_asset_and_on_request(
+    deployment, plain_run, os_client, index_names
+):
+    client, _, _ = deployment
+    video, _, state = plain_run
     video_id = video_id_for(video.as_uri())
-    assert client.wait_for_run(DAG_ID, client.trigger(DAG_ID, {"video_uri": video.as_uri()})) == "success"
+    assert state == "success"
 
     clips = wait_for_clips(os_client, index_names.clips, video_id)
     assert sorted({c["subject_norm"] for c in clips.values()}) == sorted(WATCHLIST)

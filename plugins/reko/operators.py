@@ -238,7 +238,8 @@ class WaitForRunsOperator(BaseOperator):
     Wait, deferred, until every run this scan started (or found already there) has ended.
 
     One trigger for all of a scan's runs: the trigger tasks return as soon as their run exists,
-    instead of each deferring and coming back in a task process of its own when its run ends.
+    instead of each deferring and coming back in a task process of its own when its run ends. The
+    trigger ends this task too (`reko.triggers.RunsEndedTrigger`): it never resumes in a process.
     Runs whose trigger did not succeed (not created) are not waited for.
 
     :param trigger_task_id: The mapped task that triggers the runs.
@@ -259,10 +260,10 @@ class WaitForRunsOperator(BaseOperator):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> None:
-        from airflow.providers.standard.triggers.external_task import DagStateTrigger
         from airflow.utils.state import DagRunState
 
         from reko.archive import trigger_states
+        from reko.triggers import RunsEndedTrigger
 
         outcomes = trigger_states(context["ti"], self.trigger_task_id)
         created = ("success", "skipped")  # started now, or there already
@@ -271,7 +272,8 @@ class WaitForRunsOperator(BaseOperator):
         if not run_ids:
             return
         self.log.info("Waiting for %d %s runs to end", len(run_ids), self.waited_dag_id)
-        trigger = DagStateTrigger(
+        # ends this task in the triggerer: no task process comes back only to return
+        trigger = RunsEndedTrigger(
             dag_id=self.waited_dag_id,
             states=[DagRunState.SUCCESS, DagRunState.FAILED],
             run_ids=run_ids,
@@ -280,4 +282,6 @@ class WaitForRunsOperator(BaseOperator):
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def execute_complete(self, context: Context, event: Any = None) -> None:
+        """Only dag.test() comes back here (it resumes a task after any event); under a scheduler
+        the triggerer ends the task on the trigger's TaskSuccessEvent."""
         self.log.info("Every %s run this scan waited for has ended", self.waited_dag_id)

@@ -18,9 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -267,8 +269,23 @@ class AirflowClient:
             time.sleep(2)
 
     def trigger(self, dag_id: str, conf: dict) -> str:
-        run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
-        return run["dag_run_id"]
+        """Start a run under an id chosen here, so the POST can be tried again when the api-server
+        answers 5xx (SQLite busy) or not at all: a 409 then says the first attempt made the run."""
+        run_id = f"manual__{datetime.now(UTC).isoformat()}_{uuid.uuid4().hex[:6]}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        for attempt in range(4):
+            try:
+                return self._call_once("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+            except urllib.error.HTTPError as exc:
+                if exc.code == 409 and attempt:
+                    return run_id
+                if exc.code < 500 or attempt == 3:
+                    raise
+            except (TimeoutError, urllib.error.URLError):
+                if attempt == 3:
+                    raise
+            time.sleep(2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900, poll_s: float = 2) -> str:
         """Poll until the run ends; return its final state."""

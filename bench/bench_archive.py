@@ -129,26 +129,25 @@ def dag_parse_cpu_s(repeats: int = 3) -> dict[str, dict[str, float]]:
     """CPU-s to parse each DAG file (the median of `repeats` fresh interpreters), cold and with the
     scheduler's models preloaded as in a LocalExecutor task process: what every task process pays first."""
     import statistics
-    import subprocess
 
+    cases = {
+        "fresh interpreter": "",
+        "core preloaded": " import airflow.models.dagrun, airflow.models.serialized_dag;",
+    }
     out: dict[str, dict[str, float]] = {}
     for path in sorted((REPO / "dags").glob("*.py")):
-        cases = {
-            "fresh interpreter": "",
-            "core preloaded": " import airflow.models.dagrun, airflow.models.serialized_dag;",
-        }
         for case, preload in cases.items():
             code = _PARSE_PROBE.format(preload=preload, path=str(path))
-            runs = [
-                float(
-                    subprocess.run(
-                        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-                    ).stdout.split()[-1]
-                )
-                for _ in range(repeats)
-            ]
+            runs = [_cpu_s_printed_by(code) for _ in range(repeats)]
             out.setdefault(path.name, {})[case] = round(statistics.median(runs), 3)
     return out
+
+
+def _cpu_s_printed_by(code: str) -> float:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
 
 
 def run(args: argparse.Namespace, os_url: str, root: Path) -> dict[str, Any]:

@@ -36,15 +36,14 @@ def start_in_background() -> None:
 
 
 def finish_s1_video() -> Path:
+    """The video, generated first (or waited for, if it is on its way) when it is not there yet."""
     global _background
     if not FINISH.exists():
-        if _background is not None:
-            code, _background = _background.wait(), None
-            log = SAMPLE / "generated.log"
-            assert code == 0, f"make_finish.py --seed 1 failed ({code}): {log.read_text()[-2000:]}"
-            log.unlink()
-        else:
-            subprocess.run(_COMMAND, check=True)
+        start_in_background()
+        code, _background = _background.wait(), None
+        log = SAMPLE / "generated.log"
+        assert code == 0, f"make_finish.py --seed 1 failed ({code}): {log.read_text()[-2000:]}"
+        log.unlink()
         assert json.loads((GENERATED / TRUTH.name).read_text()) == json.loads(TRUTH.read_text())
         (GENERATED / FINISH.name).replace(FINISH)
         shutil.rmtree(GENERATED)

@@ -218,6 +218,10 @@ class AirflowServices:
         self.procs.clear()
 
 
+# what a repeated call is answered when the earlier attempt, whose answer was lost, did it
+_DONE_BEFORE = {"DELETE": 404, "POST": 409}
+
+
 @dataclass
 class AirflowClient:
     """The few REST API v2 calls reko's demo, tests and benchmarks make, with a bearer token."""
@@ -225,17 +229,21 @@ class AirflowClient:
     url: str
     token: str
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One API call. A call that is safe to repeat (not POST) is tried again, a few times,
-        when the api-server answers 5xx (SQLite busy while the scheduler writes) or does not
-        answer within 30 s (a loaded machine): both were seen on this shared 2-core machine."""
-        attempts = 1 if method == "POST" else 4
+    def call(
+        self, method: str, path: str, body: dict | None = None, *, repeat_safe: bool | None = None
+    ) -> dict:
+        """One API call. A call that is safe to repeat is tried again, a few times, when the
+        api-server answers 5xx (SQLite busy while the scheduler writes) or does not answer within
+        30 s (a loaded machine): both were seen on this shared 2-core machine. Every method but POST
+        is; a POST only when the caller says so (`repeat_safe`: a repeat of one that was done is
+        refused with 409, as a DELETE's is with 404, and either then counts as done)."""
+        attempts = 4 if (method != "POST" if repeat_safe is None else repeat_safe) else 1
         for attempt in range(attempts):
             try:
                 return self._call_once(method, path, body)
             except urllib.error.HTTPError as exc:
-                if exc.code == 404 and method == "DELETE" and attempt:
-                    return {}  # the earlier attempt deleted it before its answer was lost
+                if attempt and exc.code == _DONE_BEFORE.get(method):
+                    return {}  # the earlier attempt did it before its answer was lost
                 if exc.code < 500 or attempt == attempts - 1:
                     raise
             except (TimeoutError, urllib.error.URLError):
@@ -269,23 +277,15 @@ class AirflowClient:
             time.sleep(2)
 
     def trigger(self, dag_id: str, conf: dict) -> str:
-        """Start a run under an id chosen here, so the POST can be tried again when the api-server
-        answers 5xx (SQLite busy) or not at all: a 409 then says the first attempt made the run."""
+        """Start a run under an id chosen here, which makes the POST safe to repeat."""
         run_id = f"manual__{datetime.now(UTC).isoformat()}_{uuid.uuid4().hex[:6]}"
-        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
-        for attempt in range(4):
-            try:
-                return self._call_once("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"]
-            except urllib.error.HTTPError as exc:
-                if exc.code == 409 and attempt:
-                    return run_id
-                if exc.code < 500 or attempt == 3:
-                    raise
-            except (TimeoutError, urllib.error.URLError):
-                if attempt == 3:
-                    raise
-            time.sleep(2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        self.call(
+            "POST",
+            f"/dags/{dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": None, "conf": conf},
+            repeat_safe=True,
+        )
+        return run_id
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900, poll_s: float = 2) -> str:
         """Poll until the run ends; return its final state."""

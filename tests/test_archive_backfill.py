@@ -1,6 +1,6 @@
 """`airflow backfill create` over an archive, under the real scheduler: every good video analysed
 exactly once, corrupt files reported, the bound on analysis runs at once held, and a second
-backfill (from the UI's REST call, re-running completed scans) a no-op."""
+backfill (re-running completed scans) a no-op."""
 
 from __future__ import annotations
 
@@ -103,14 +103,6 @@ def backfill(services, client, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def backfill_from_the_ui(client, **options: object) -> None:
-    """The same three days through REST API v2, as the UI's "Run backfill" sends it: the scheduler
-    keeps running (the api-server is the writer). Safe to repeat on a "database is locked" 5xx: a
-    repeat while the first backfill runs is refused with 409."""
-    body = {"dag_id": SCAN_DAG_ID, "from_date": DAY1.isoformat(), "to_date": (DAY1 + 2 * DAY).isoformat()}
-    client.call("POST", "/backfills", body | options, repeat_safe=True)
-
-
 def wait_for_backfill(client, count: int, timeout_s: float = 600) -> list[dict]:
     """Wait until `count` backfills of the scan DAG exist and all have completed."""
     deadline = time.monotonic() + timeout_s
@@ -119,7 +111,22 @@ def wait_for_backfill(client, count: int, timeout_s: float = 600) -> list[dict]:
         if len(backfills) >= count and all(b["completed_at"] for b in backfills):
             return backfills
         time.sleep(2)
-    raise TimeoutError(f"backfills not complete after {timeout_s}s: {backfills}")
+    raise TimeoutError(f"backfills not complete after {timeout_s}s: {backfills}; {unfinished_scans(client)}")
+
+
+def unfinished_scans(client) -> dict[str, tuple]:
+    """What a stuck backfill waits on: each unfinished scan run's state and its unfinished tasks."""
+    stuck = {}
+    for run in scan_runs(client):
+        tis = client.task_instances(SCAN_DAG_ID, run["dag_run_id"])
+        pending = [
+            (ti["task_id"], ti["map_index"], ti["state"])
+            for ti in tis
+            if ti["state"] not in ("success", "skipped")
+        ]
+        if run["state"] != "success" or pending:
+            stuck[run["dag_run_id"]] = (run["state"], pending)
+    return stuck
 
 
 class InFlightSampler(threading.Thread):
@@ -210,7 +217,7 @@ def test_backfilling_an_archive_analyses_every_good_video_exactly_once(deploymen
     assert 1 <= max(sampler.samples) <= MAX_IN_FLIGHT
 
     # the same backfill again, re-running the finished scans: nothing is analysed a second time
-    backfill_from_the_ui(client, reprocess_behavior="completed")
+    backfill(services, client, "--reprocess-behavior", "completed")
     wait_for_backfill(client, 2)
     assert analysis_runs(client).keys() == runs.keys()
     assert calls.read_text().split() == logged

@@ -16,7 +16,6 @@ import io
 import json
 import shutil
 import struct
-import subprocess
 import zlib
 from collections.abc import Iterator
 from datetime import timedelta
@@ -35,6 +34,7 @@ from tests.support.same_index import (
     index_differences,
     index_state,
 )
+from tests.support.short_videos import cut_of
 
 CLIP_START_S, CLIP_FRAMES = 4, 4  # bibs 1042 and 257 are in view
 BATCH = 2  # two mapped batches: frames 0-1 and 2-3
@@ -45,13 +45,7 @@ RETRY_S = 3  # retry_delay of the copy of the DAG these tests run (the real one 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """A 4-second cut of the sample (re-encoded, so it starts on a key frame)."""
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-ss", str(CLIP_START_S), "-i", str(SAMPLE_VIDEO), "-t", str(CLIP_FRAMES)]
-        + ["-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)],
-        check=True,
-    )
-    return path
+    return cut_of(SAMPLE_VIDEO, tmp_path_factory.mktemp("clip") / "clip.mp4", CLIP_START_S, CLIP_FRAMES)
 
 
 @pytest.fixture(scope="module")

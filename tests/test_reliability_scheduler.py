@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ import pytest
 from reko.media import extract_frames
 from tests.conftest import SAMPLE_VIDEO
 from tests.support.same_index import assert_same_index, index_state
+from tests.support.short_videos import cut_of
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
@@ -38,13 +38,7 @@ BAD_FRAME, BAD_BATCH = 1, 2  # frame 1 spoils map index 0 (frames 0-1)
 
 def cut(tmp_path_factory, start_s: int, seconds: int) -> Path:
     """A cut of the sample (re-encoded, so it starts on a key frame)."""
-    path = tmp_path_factory.mktemp(f"clip-{start_s}") / "clip.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-ss", str(start_s), "-i", str(SAMPLE_VIDEO), "-t", str(seconds)]
-        + ["-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)],
-        check=True,
-    )
-    return path
+    return cut_of(SAMPLE_VIDEO, tmp_path_factory.mktemp(f"clip-{start_s}") / "clip.mp4", start_s, seconds)
 
 
 def digests(frames: Path) -> list[str]:

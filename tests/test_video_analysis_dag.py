@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO, snapshot
 
 pytestmark = pytest.mark.slow
@@ -29,21 +28,10 @@ def run(dag, **conf):
     return dag_run, dag_run.state == DagRunState.SUCCESS
 
 
-@pytest.fixture(scope="module")
-def first_run(analysis_dag, os_client):
-    from reko.index.client import IndexNames
-
-    dag_run, ok = run(analysis_dag)
-    assert ok, f"video_analysis ended {dag_run.state}"
-    names = IndexNames.current()
-    video_id = video_id_for(SAMPLE_VIDEO.as_uri())
-    return {
-        "video_id": video_id,
-        "detections": snapshot(os_client, names.detections, video_id),
-        "segments": snapshot(os_client, names.segments, video_id),
-        "passes": snapshot(os_client, names.passes, video_id),
-        "video": os_client.get(index=names.videos, id=video_id)["_source"],
-    }
+@pytest.fixture
+def first_run(clean_sample) -> dict:
+    """The session's clean analysis of the sample (shared with the modules that compare to it)."""
+    return clean_sample
 
 
 def test_every_bib_is_found_with_segments_at_the_true_times(first_run, sample_truth):

@@ -4,11 +4,23 @@ use them too); broken ones, for the rejection tests, are made here.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from reko.localdev.short_videos import FONT, make_video, set_mtime
 
-__all__ = ["FONT", "empty_file", "make_video", "not_a_video", "set_mtime", "truncated_copy"]
+__all__ = ["FONT", "cut_of", "empty_file", "make_video", "not_a_video", "set_mtime", "truncated_copy"]
+
+
+def cut_of(source: Path, target: Path, start_s: float, seconds: float) -> Path:
+    """`seconds` of `source` from `start_s`, re-encoded so that it starts on a key frame."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-ss", str(start_s), "-i", str(source), "-t", str(seconds)]
+        + ["-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(target)],
+        check=True,
+    )
+    return target
 
 
 def truncated_copy(source: Path, target: Path, fraction: float = 0.6) -> Path:

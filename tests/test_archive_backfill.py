@@ -103,15 +103,34 @@ def backfill(services, client, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def wait_for_backfill(client, count: int, timeout_s: float = 600) -> list[dict]:
-    """Wait until `count` backfills of the scan DAG exist and all have completed."""
+def wait_for_scans(client, since: datetime, timeout_s: float = 600) -> list[dict]:
+    """Wait until the three days' scan runs, queued by a backfill made at `since` or later, have ended.
+
+    Not the backfill's own `completed_at`: the scheduler sets it on a fixed 30-s timer
+    (`_mark_backfills_complete`), up to 30 s after its last run ended: the test checks the first
+    backfill's results meanwhile.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = scan_runs(client)
+        queued = [r for r in runs if r["queued_at"] and datetime.fromisoformat(r["queued_at"]) >= since]
+        if len(queued) == len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        time.sleep(2)
+    backfills = client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"]
+    raise TimeoutError(f"scans not ended after {timeout_s}s: {backfills}; {unfinished_scans(client)}")
+
+
+def wait_for_backfill_completed(client, timeout_s: float = 120) -> None:
+    """Wait for the scheduler to mark every backfill complete: Airflow refuses a second backfill of a
+    DAG while one is running (`AlreadyRunningBackfill`), and marks them on its 30-s timer."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         backfills = client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"]
-        if len(backfills) >= count and all(b["completed_at"] for b in backfills):
-            return backfills
-        time.sleep(2)
-    raise TimeoutError(f"backfills not complete after {timeout_s}s: {backfills}; {unfinished_scans(client)}")
+        if all(b["completed_at"] for b in backfills):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"backfills not marked complete after {timeout_s}s: {backfills}")
 
 
 def unfinished_scans(client) -> dict[str, tuple]:
@@ -163,10 +182,10 @@ def test_backfilling_an_archive_analyses_every_good_video_exactly_once(deploymen
     services, client, archive, calls = deployment
     sampler = InFlightSampler(client)
     sampler.start()
-    started = time.monotonic()
+    started, since = time.monotonic(), datetime.now(UTC)
     try:
         backfill(services, client, "--max-active-runs", "3")
-        wait_for_backfill(client, 1)
+        wait_for_scans(client, since)
     finally:
         sampler.stop.set()
         sampler.join()
@@ -217,8 +236,11 @@ def test_backfilling_an_archive_analyses_every_good_video_exactly_once(deploymen
     assert 1 <= max(sampler.samples) <= MAX_IN_FLIGHT
 
     # the same backfill again, re-running the finished scans: nothing is analysed a second time
+    wait_for_backfill_completed(client)
+    since = datetime.now(UTC)
     backfill(services, client, "--reprocess-behavior", "completed")
-    wait_for_backfill(client, 2)
+    wait_for_scans(client, since)
+    assert len(client.call("GET", f"/backfills?dag_id={SCAN_DAG_ID}")["backfills"]) == 2
     assert analysis_runs(client).keys() == runs.keys()
     assert calls.read_text().split() == logged
     scans = scan_runs(client)

@@ -12,8 +12,10 @@ from reko.maintenance import VideoBusyError, delete_video
 from reko.storage import video_id_for
 from tests.conftest import REPO, SAMPLE_VIDEO, snapshot
 from tests.support.same_index import assert_same_index, index_state
+from tests.support.short_videos import cut_of
 
 pytestmark = pytest.mark.slow
+CUT_S = 13  # the sample's first 13 s: frames at 0, 6 and 12 s, or 0, 4, 8 and 12 s (1042 in 2.2-7.6 s)
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +27,16 @@ def own_analysis_dag(airflow_db, opensearch_url):
     return DagBag(dag_folder=str(REPO / "dags" / "video_analysis.py")).dags["video_analysis"]
 
 
-def copy_of(root: Path, name: str) -> Path:
+@pytest.fixture(scope="module")
+def short_race(tmp_path_factory) -> Path:
+    """Reprocessing and deleting do not depend on a video's length: a cut keeps each run short."""
+    return cut_of(SAMPLE_VIDEO, tmp_path_factory.mktemp("maintenance") / "race.mp4", 0, CUT_S)
+
+
+def copy_of(source: Path, root: Path, name: str) -> Path:
     target = root / name / "race.mp4"
     target.parent.mkdir(parents=True)
-    shutil.copy2(SAMPLE_VIDEO, target)
+    shutil.copy2(source, target)
     return target
 
 
@@ -40,9 +48,9 @@ def maintenance_dag(airflow_db, opensearch_url):
 
 
 def test_reprocessing_with_a_new_interval_replaces_every_old_document(
-    own_analysis_dag, os_client, index_names, tmp_path
+    own_analysis_dag, os_client, index_names, short_race, tmp_path
 ):
-    video, clean = copy_of(tmp_path, "reprocessed"), copy_of(tmp_path, "clean")
+    video, clean = copy_of(short_race, tmp_path, "reprocessed"), copy_of(short_race, tmp_path, "clean")
     for uri, conf in (
         (video.as_uri(), {"frame_interval_s": 4.0, "analyses": ["text"]}),
         (video.as_uri(), {"frame_interval_s": 6.0}),
@@ -58,16 +66,16 @@ def test_reprocessing_with_a_new_interval_replaces_every_old_document(
     stamps = {d["timestamp_ms"] for d in snapshot(os_client, index_names.detections, vid).values()}
     assert stamps and all(t % 6000 == 0 for t in stamps)  # nothing left from the 4 s interval
     doc = os_client.get(index=index_names.videos, id=vid)["_source"]
-    assert doc["frame_interval_ms"] == 6000 and doc["frame_count"] == 7
+    assert doc["frame_interval_ms"] == 6000 and doc["frame_count"] == 3
 
 
 def test_delete_removes_documents_frames_and_clips_and_nothing_else(
-    own_analysis_dag, maintenance_dag, os_client, index_names, tmp_path
+    own_analysis_dag, maintenance_dag, os_client, index_names, short_race, tmp_path
 ):
     from reko.config import work_uri
     from reko.storage import local_path, parse_uri
 
-    doomed, kept = copy_of(tmp_path, "doomed"), copy_of(tmp_path, "kept")
+    doomed, kept = copy_of(short_race, tmp_path, "doomed"), copy_of(short_race, tmp_path, "kept")
     for video in (doomed, kept):
         conf = {"video_uri": video.as_uri(), "frame_interval_s": 6.0}
         assert own_analysis_dag.test(run_conf=conf).state == "success"

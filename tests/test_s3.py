@@ -20,9 +20,11 @@ from reko.storage import (
     write_json,
 )
 from tests.conftest import SAMPLE_VIDEO
+from tests.support.short_videos import cut_of
 
 BUCKET_VIDEOS, BUCKET_WORK = "reko-videos", "reko-work"
 LANDS_AFTER_S = 8  # the late video is uploaded this long after its run is started
+CUT_S = 10  # the late video: the sample's first 10 s (bib 1042 runs through 2.2-7.6 s)
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +70,10 @@ def test_storage_round_trips_through_s3(s3):
 
 @pytest.mark.slow
 def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
-    s3, analysis_dag, os_client, index_names, monkeypatch
+    s3, analysis_dag, os_client, index_names, monkeypatch, tmp_path
 ):
-    """The video lands after the run started: probe defers until it is there, then reads it."""
+    """The video lands after the run started: probe defers until it is there, then reads it. Two
+    batches, so the mapped path's extract, analyses and load all go through S3."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
@@ -83,18 +86,21 @@ def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
     uploaded_at: list[datetime] = []
 
     def upload() -> None:
-        s3.upload_file(str(SAMPLE_VIDEO), BUCKET_VIDEOS, "landing/race.mp4")
+        s3.upload_file(str(late_video), BUCKET_VIDEOS, "landing/race.mp4")
         uploaded_at.append(datetime.now(UTC))
 
+    late_video = cut_of(SAMPLE_VIDEO, tmp_path / "race.mp4", 0, CUT_S)
     timer = threading.Timer(LANDS_AFTER_S, upload)
     timer.start()
     try:
-        dag_run = dag.test(run_conf={"video_uri": uri, "video_wait_s": 120})
+        dag_run = dag.test(run_conf={"video_uri": uri, "video_wait_s": 120, "batch_size": CUT_S // 2})
     finally:
         timer.cancel()
     assert dag_run.state == DagRunState.SUCCESS
     (probe,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == "probe"]
     assert probe.start_date < uploaded_at[0] < probe.end_date  # one task that waited, then probed
+    batches = [ti.map_index for ti in dag_run.get_task_instances() if ti.task_id == "analyse_frames"]
+    assert sorted(batches) == [0, 1]  # the mapped path, not the short one
 
     video_id = video_id_for(uri)
     keys = [
@@ -105,10 +111,10 @@ def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
         for o in page.get("Contents", [])
     ]
     frames = sorted(k for k in keys if k.endswith(".jpg"))
-    assert frames == [f"runs/{video_id}/i1000ms/frames/race.{i:07d}.jpg" for i in range(38)]
-    assert sum(1 for k in keys if "/results/local/text/" in k and k.endswith(".json")) == 38
+    assert frames == [f"runs/{video_id}/i1000ms/frames/race.{i:07d}.jpg" for i in range(CUT_S)]
+    assert sum(1 for k in keys if "/results/local/text/" in k and k.endswith(".json")) == CUT_S
     doc = os_client.get(index=index_names.videos, id=video_id)["_source"]
-    assert doc["status"] == "complete" and doc["source_uri"] == uri and doc["frame_count"] == 38
+    assert doc["status"] == "complete" and doc["source_uri"] == uri and doc["frame_count"] == CUT_S
     assert doc["frames_uri"].startswith(f"s3://aws_default@{BUCKET_WORK}/runs/{video_id}/")
     hits = os_client.search(
         index=index_names.segments,

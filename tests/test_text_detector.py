@@ -26,8 +26,8 @@ from tests.conftest import REPO  # noqa: E402
 from tests.support.finish import finish_s1_video  # noqa: E402
 
 RACE = REPO / "include" / "sample" / "race.mp4"
-RACE_FRAMES = (100, 700)  # riders with bibs, the caption, the clock
-FINISH_FRAMES = (250, 1200)  # bibs in three depth rows, clock, banner, sign
+RACE_FRAMES = (700,)  # riders with bibs, the caption, the clock (one frame a video: ~25 s each)
+FINISH_FRAMES = (250,)  # bibs in three depth rows, clock, banner, sign
 REGION = (0.0, 0.33, 1.0, 1.0)  # REKO_TEXT_ROI's documented example: skip the sky
 OTHER_SIDE = 640  # a non-default REKO_TEXT_DET_SIDE (test_local_text uses it too)
 
@@ -123,7 +123,7 @@ def test_reko_detector_gives_rapidocr_boxes_bit_for_bit(frames, engine):
                 padded_found += bool(pad)
     assert not mismatches, mismatches
     # not vacuous: the inputs had text, including padded crops
-    assert compared >= 14 and found >= compared - 3 and padded_found >= 3, (compared, found, padded_found)
+    assert compared >= 8 and found >= compared - 2 and padded_found >= 3, (compared, found, padded_found)
 
 
 def test_reading_text_loads_no_rapidocr_machinery_or_omegaconf():

@@ -19,7 +19,7 @@ from reko.storage import video_id_for
 from tests.conftest import REPO, SAMPLE_VIDEO
 from tests.support.short_videos import cut_of
 
-FRAMES = 12  # the summarised runs' cut of the sample: seconds, and frames at 1 a second
+FRAMES = 8  # the summarised runs' cut of the sample: seconds, and frames at 1 a second
 
 A = Holder("video_analysis", "run-a")
 B = Holder("video_analysis", "run-b")
@@ -100,7 +100,7 @@ def test_merge_note_keeps_a_persons_text_and_replaces_an_old_summary():
 
 @pytest.fixture(scope="module")
 def summarised(own_analysis_dag, tmp_path_factory, os_client):
-    """One dag.test() run of a 12-second cut of the sample in two batches, and a second one with
+    """One dag.test() run of an 8-second cut of the sample in two batches, and a second one with
     reanalyse (what is checked is the note and the counts, not what was read)."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from reko.maintenance import VideoBusyError, delete_video
 from reko.storage import video_id_for
 from tests.conftest import REPO, SAMPLE_VIDEO, snapshot
 from tests.support.same_index import assert_same_index, index_state
-from tests.support.short_videos import cut_of
+from tests.support.short_videos import copy_under, cut_of
 
 pytestmark = pytest.mark.slow
 CUT_S = 13  # the sample's first 13 s: frames at 0, 6 and 12 s, or 0, 4, 8 and 12 s (1042 in 2.2-7.6 s)
@@ -33,13 +32,6 @@ def short_race(tmp_path_factory) -> Path:
     return cut_of(SAMPLE_VIDEO, tmp_path_factory.mktemp("maintenance") / "race.mp4", 0, CUT_S)
 
 
-def copy_of(source: Path, root: Path, name: str) -> Path:
-    target = root / name / "race.mp4"
-    target.parent.mkdir(parents=True)
-    shutil.copy2(source, target)
-    return target
-
-
 @pytest.fixture(scope="module")
 def maintenance_dag(airflow_db, opensearch_url):
     from airflow.dag_processing.dagbag import DagBag
@@ -50,7 +42,7 @@ def maintenance_dag(airflow_db, opensearch_url):
 def test_reprocessing_with_a_new_interval_replaces_every_old_document(
     own_analysis_dag, os_client, index_names, short_race, tmp_path
 ):
-    video, clean = copy_of(short_race, tmp_path, "reprocessed"), copy_of(short_race, tmp_path, "clean")
+    video, clean = copy_under(short_race, tmp_path, "reprocessed"), copy_under(short_race, tmp_path, "clean")
     for uri, conf in (
         (video.as_uri(), {"frame_interval_s": 4.0, "analyses": ["text"]}),
         (video.as_uri(), {"frame_interval_s": 6.0}),
@@ -75,7 +67,7 @@ def test_delete_removes_documents_frames_and_clips_and_nothing_else(
     from reko.config import work_uri
     from reko.storage import local_path, parse_uri
 
-    doomed, kept = copy_of(short_race, tmp_path, "doomed"), copy_of(short_race, tmp_path, "kept")
+    doomed, kept = copy_under(short_race, tmp_path, "doomed"), copy_under(short_race, tmp_path, "kept")
     for video in (doomed, kept):
         conf = {"video_uri": video.as_uri(), "frame_interval_s": 6.0}
         assert own_analysis_dag.test(run_conf=conf).state == "success"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import struct
 import zlib
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from tests.support.same_index import (
     index_differences,
     index_state,
 )
-from tests.support.short_videos import cut_of
+from tests.support.short_videos import copy_under, cut_of
 
 CLIP_START_S, CLIP_FRAMES = 4, 4  # bibs 1042 and 257 are in view
 BATCH = 2  # two mapped batches: frames 0-1 and 2-3
@@ -69,14 +68,6 @@ def dag(analysis_dag, module_env):
     return copy
 
 
-def place(clip: Path, root: Path, name: str) -> str:
-    """A copy of the clip under its own URI (same bytes and mtime: the same source fingerprint)."""
-    target = root / name / "clip.mp4"
-    target.parent.mkdir(parents=True)
-    shutil.copy2(clip, target)
-    return target.as_uri()
-
-
 @pytest.fixture
 def faults(module_env, tmp_path, monkeypatch) -> SimpleNamespace:
     calls, fail = tmp_path / "calls.log", tmp_path / "fail.json"
@@ -102,7 +93,7 @@ def clean(dag, clip, module_env, os_client) -> IndexState:
 
     from reko.index.client import IndexNames
 
-    uri = place(clip, module_env, "clean")
+    uri = copy_under(clip, module_env, "clean").as_uri()
     assert run(dag, uri).state == DagRunState.SUCCESS
     state = index_state(os_client, IndexNames.current(), uri)
     assert len(state.docs["detections"]) > 5 and state.docs["segments"] and len(state.docs["videos"]) == 1
@@ -160,7 +151,7 @@ def test_first_bulk_lost_the_loader_resends_it_and_the_index_equals_a_clean_run(
     # the client re-sends a dropped request 3 times by itself: drop all four attempts, so the
     # loader sees the connection error and backs off before sending the batch again
     proxy.faults.drop_requests = 4
-    uri = place(clip, module_env, "bulk-dropped")
+    uri = copy_under(clip, module_env, "bulk-dropped").as_uri()
     dag_run = run(dag, uri)
 
     assert dag_run.state == DagRunState.SUCCESS
@@ -178,7 +169,7 @@ def test_opensearch_down_for_seconds_airflow_retries_and_the_index_equals_a_clea
     from airflow.utils.state import DagRunState
 
     proxy.faults.down_for_s = RETRY_S  # from the run's first request: its retry comes after it
-    uri = place(clip, module_env, "node-down")
+    uri = copy_under(clip, module_env, "node-down").as_uri()
     dag_run = run(dag, uri)
 
     assert dag_run.state == DagRunState.SUCCESS
@@ -198,7 +189,7 @@ def test_bulk_429s_are_waited_out_and_the_index_equals_a_clean_run_each_document
 ):
     from airflow.utils.state import DagRunState
 
-    uri = place(clip, module_env, f"bulk-429-{mode}")
+    uri = copy_under(clip, module_env, f"bulk-429-{mode}").as_uri()
     vid = video_id_for(uri)
     if mode == "whole-requests":
         proxy.faults.reject_for_s = 3.0
@@ -252,7 +243,7 @@ def test_a_bad_frame_fails_alone_with_its_reason_and_after_the_fix_the_index_equ
     from reko.storage import local_path
 
     action, reason = FRAME_FAULTS[case]
-    uri = place(clip, module_env, f"frame-{case}")
+    uri = copy_under(clip, module_env, f"frame-{case}").as_uri()
     # cut the frames first (the run reuses them), then spoil one of them
     job = probe_video(RunConfig.from_params({**dag.params.dump(), "video_uri": uri}), work_uri())
     extract(job.cfg, job.store, job.info)

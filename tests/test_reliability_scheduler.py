@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ import pytest
 from reko.media import extract_frames
 from tests.conftest import SAMPLE_VIDEO
 from tests.support.same_index import assert_same_index, index_state
-from tests.support.short_videos import cut_of
+from tests.support.short_videos import copy_under, cut_of
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
@@ -59,14 +58,6 @@ def deployment(shared_airflow, tmp_path_factory):
         yield client, root, faults, shared_airflow.work_uri
 
 
-def place(clip: Path, root: Path, name: str) -> str:
-    """A copy under its own URI (same bytes and mtime: the same source fingerprint)."""
-    target = root / name / "clip.mp4"
-    target.parent.mkdir(parents=True)
-    shutil.copy2(clip, target)
-    return target.as_uri()
-
-
 @pytest.fixture(scope="module")
 def runs(deployment, tmp_path_factory, os_client):
     """Clean runs of both clips, then both faulted runs at once, then the clear of the bad batch."""
@@ -83,7 +74,8 @@ def runs(deployment, tmp_path_factory, os_client):
         out.extend(digests(root / f"frames-{clip.parent.name}"))
         assert len(set(out)) == len(out)  # no frame is skipped as identical to the one before it
 
-    clean = {"kill": place(kill_clip, root, "clean-kill"), "bad": place(bad_clip, root, "clean-bad")}
+    clips = {"kill": kill_clip, "bad": bad_clip}
+    clean = {k: copy_under(clip, root, f"clean-{k}").as_uri() for k, clip in clips.items()}
     clean_runs = {k: client.trigger(DAG_ID, {"video_uri": uri}) for k, uri in clean.items()}
     assert {k: client.wait_for_run(DAG_ID, r) for k, r in clean_runs.items()} == {
         "kill": "success",
@@ -91,7 +83,7 @@ def runs(deployment, tmp_path_factory, os_client):
     }
 
     # the bad clip's frames are cut before its run (the run reuses them); one is then spoilt
-    bad_uri = place(bad_clip, root, "bad-frame")
+    bad_uri = copy_under(bad_clip, root, "bad-frame").as_uri()
     cfg = RunConfig.from_params(
         {"video_uri": bad_uri, "backend": "local", "frame_interval_s": 1.0, "analyses": ["text"]}
         | {"min_confidence": 50.0}
@@ -103,7 +95,7 @@ def runs(deployment, tmp_path_factory, os_client):
     bad_frame.write_bytes(b"\x00\x13garbage, not a JPEG\n" * 100)
     faults["kill"].write_text(json.dumps([kill_digest[KILL_AT]]))
     faults["calls"].write_text("")
-    kill_uri = place(kill_clip, root, "killed")
+    kill_uri = copy_under(kill_clip, root, "killed").as_uri()
     kill_run = client.trigger(DAG_ID, {"video_uri": kill_uri})  # one batch: the short path, one task
     bad_run = client.trigger(DAG_ID, {"video_uri": bad_uri, "batch_size": BAD_BATCH})
     assert client.wait_for_run(DAG_ID, bad_run) == "failed"

@@ -84,12 +84,12 @@ def test_video_analysis_reads_the_video_from_s3_and_keeps_its_work_in_s3(
     # the run's probe starts within a few seconds, finds no video and defers; the trigger sees
     # the upload (a probe that did not wait fails: there is no video to read)
     uploaded_at: list[datetime] = []
+    late_video = cut_of(SAMPLE_VIDEO, tmp_path / "race.mp4", 0, CUT_S)
 
     def upload() -> None:
         s3.upload_file(str(late_video), BUCKET_VIDEOS, "landing/race.mp4")
         uploaded_at.append(datetime.now(UTC))
 
-    late_video = cut_of(SAMPLE_VIDEO, tmp_path / "race.mp4", 0, CUT_S)
     timer = threading.Timer(LANDS_AFTER_S, upload)
     timer.start()
     try:

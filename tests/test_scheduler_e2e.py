@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from reko.media import extract_frames
 from reko.storage import video_id_for
 from tests.conftest import SAMPLE_VIDEO, snapshot
 from tests.support.same_index import assert_same_index, index_state
-from tests.support.short_videos import cut_of
+from tests.support.short_videos import copy_under, cut_of
 
 pytestmark = pytest.mark.slow
 DAG_ID = "video_analysis"
@@ -37,14 +36,6 @@ def deployment(shared_airflow, tmp_path_factory):
         yield client, root, faults
 
 
-def copy_sample(root: Path, name: str) -> Path:
-    """A copy under its own URI, so its frames and results are not shared with other tests."""
-    target = root / name / "race.mp4"
-    target.parent.mkdir(parents=True)
-    shutil.copy(SAMPLE_VIDEO, target)
-    return target
-
-
 def map_states(client, run_id: str) -> dict[str, dict[int, str]]:
     states: dict[str, dict[int, str]] = {}
     for ti in client.task_instances(DAG_ID, run_id):
@@ -57,7 +48,7 @@ def plain_run(deployment) -> tuple[Path, str, str]:
     """The sample copy triggered once through the REST API with default settings: the video, the run
     id and the run's end state. The clips test reuses it (one analysis under the scheduler, not two)."""
     client, root, _ = deployment
-    video = copy_sample(root, "plain")
+    video = copy_under(SAMPLE_VIDEO, root, "plain")
     run_id = client.trigger(DAG_ID, {"video_uri": video.as_uri()})
     return video, run_id, client.wait_for_run(DAG_ID, run_id)
 
@@ -175,8 +166,7 @@ def test_the_same_video_triggered_twice_at_once_is_analysed_once(deployment, os_
     faults["fail"].write_text("[]")
     faults["calls"].write_text("")
     video = cut_of(SAMPLE_VIDEO, root / "twice" / "race.mp4", 0, 13)
-    (root / "twice-reference").mkdir()
-    reference = Path(shutil.copy(video, root / "twice-reference" / "race.mp4"))
+    reference = copy_under(video, root, "twice-reference")
     conf = {"video_uri": video.as_uri(), "frame_interval_s": 4.0}
     first, second = client.trigger(DAG_ID, conf), client.trigger(DAG_ID, conf)
     assert client.wait_for_run(DAG_ID, first) == "success"

@@ -4,12 +4,22 @@ use them too); broken ones, for the rejection tests, are made here.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 from reko.localdev.short_videos import FONT, make_video, set_mtime
 
-__all__ = ["FONT", "cut_of", "empty_file", "make_video", "not_a_video", "set_mtime", "truncated_copy"]
+__all__ = [
+    "FONT",
+    "copy_under",
+    "cut_of",
+    "empty_file",
+    "make_video",
+    "not_a_video",
+    "set_mtime",
+    "truncated_copy",
+]
 
 
 def cut_of(source: Path, target: Path, start_s: float, seconds: float) -> Path:
@@ -21,6 +31,14 @@ def cut_of(source: Path, target: Path, start_s: float, seconds: float) -> Path:
         check=True,
     )
     return target
+
+
+def copy_under(source: Path, root: Path, name: str) -> Path:
+    """A copy at `root/name/` under its own URI, so that no other test shares its frames and results;
+    same bytes and mtime, so the same source fingerprint."""
+    target = root / name / source.name
+    target.parent.mkdir(parents=True)
+    return Path(shutil.copy2(source, target))
 
 
 def truncated_copy(source: Path, target: Path, fraction: float = 0.6) -> Path:

@@ -68,8 +68,12 @@ compose-plugin:
 		bash include/docker/install-compose-plugin.sh; \
 	fi
 
+# two test processes (pytest-xdist): much of the suite waits on Airflow or runs one task at a time
+# in-process, which leaves a core idle. tests/conftest.py keeps each costly shared fixture's users
+# on one worker and the workers on one OpenSearch node.
+TEST_WORKERS ?= 2
 test: install compose-plugin
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
 
 # test-fast runs the compose tests too, so it needs the compose plugin as much as `make test` does
 MARKERS ?= not slow

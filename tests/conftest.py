@@ -44,6 +44,71 @@ SAMPLE_TRUTH = REPO / "include" / "sample" / "race.truth.json"
 
 # the modules that need the generated finish-line video (tests/support/finish.py)
 NEEDS_FINISH_VIDEO = ("test_runner_passes.py", "test_text_detector.py")
+# Under `pytest -n` (make test), each module is a unit of work for one worker, except that the
+# users of a costly session fixture form one unit, so it starts once. The controller sees only test
+# ids, so the units are declared here by module; collection checks them against the fixtures.
+ONE_WORKER_MODULES = {
+    "shared_airflow": ("test_archive_load.py", "test_reliability_scheduler.py", "test_scheduler_e2e.py")
+    + ("test_web_browser.py",),
+    "clean_sample": ("test_failures.py", "test_runner_truth.py", "test_video_analysis_dag.py"),
+}
+_controller_node = None  # the OpenSearch node the workers of `pytest -n` share
+
+
+def work_unit(module: str) -> str:
+    """The unit of work a test module belongs to (its file name, or the fixture it shares)."""
+    return next((fixture for fixture, modules in ONE_WORKER_MODULES.items() if module in modules), module)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Schedule by `work_unit`, in collection order (`pytest_collection_modifyitems` puts the
+    slow units first, so a long one does not start last on one worker)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid.split("::")[0].rsplit("/", 1)[-1])
+
+    config.option.loadscopereorder = False
+    return ByWorkUnit(config, log)
+
+
+def pytest_configure(config):
+    """Under `pytest -n`, the controller starts the one OpenSearch node its workers use (each
+    worker still has its own index prefix, Airflow home and work root)."""
+    global _controller_node
+    distributed = bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+    if distributed and not config.option.collectonly and not os.environ.get("OPENSEARCH_URL"):
+        url, _controller_node = start_opensearch()
+        os.environ["OPENSEARCH_URL"] = url  # the workers start after this and inherit it
+
+
+def pytest_unconfigure(config):
+    global _controller_node
+    if _controller_node is not None:
+        from reko.localdev.opensearch import stop_node
+
+        stop_node(_controller_node)
+        del os.environ["OPENSEARCH_URL"]
+        _controller_node = None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Check `ONE_WORKER_MODULES` against the fixtures; in a worker, put the units with slow tests
+    first."""
+    for item in items:
+        shared = [fixture for fixture in ONE_WORKER_MODULES if fixture in item.fixturenames]
+        if shared and work_unit(item.path.name) != shared[0]:
+            raise pytest.UsageError(f"{item.path.name} uses {shared[0]}: add it to ONE_WORKER_MODULES")
+    if not hasattr(config, "workerinput"):  # one process: collection order as it is
+        return
+    slow_units = {work_unit(item.path.name) for item in items if item.get_closest_marker("slow")}
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_seen.setdefault(work_unit(item.path.name), index)
+    items.sort(
+        key=lambda item: (work_unit(item.path.name) not in slow_units, first_seen[work_unit(item.path.name)])
+    )
 
 
 def pytest_collection_finish(session):
@@ -60,29 +125,33 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def opensearch_url() -> Iterator[str]:
-    """A real OpenSearch 2.19 node started from Maven Central jars (or OPENSEARCH_URL if set)."""
-    from reko.localdev.airflow_services import opensearch_connection
+def start_opensearch():
+    """A real OpenSearch 2.19 node from Maven Central jars on a free loopback port: (url, process)."""
     from reko.localdev.opensearch import build_launcher, free_port, start_node, wait_for_health
 
-    url = os.environ.get("OPENSEARCH_URL")
-    proc = None
-    if not url:
-        build_launcher()
-        port = free_port()
-        home = _SESSION_DIR / "opensearch"
-        proc = start_node(port, home, log_file=_SESSION_DIR / "opensearch.log")
-        url = f"http://127.0.0.1:{port}"
-        wait_for_health(url, timeout_s=180)
+    build_launcher()
+    port = free_port()
+    home = _SESSION_DIR / "opensearch"
+    proc = start_node(port, home, log_file=_SESSION_DIR / "opensearch.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_for_health(url, timeout_s=180)
+    return url, proc
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """A real OpenSearch node: OPENSEARCH_URL if set (the controller's under `pytest -n`), else
+    started for this session."""
+    from reko.localdev.airflow_services import opensearch_connection
+    from reko.localdev.opensearch import stop_node
+
+    url, proc = (
+        (os.environ["OPENSEARCH_URL"], None) if os.environ.get("OPENSEARCH_URL") else start_opensearch()
+    )
     os.environ["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = opensearch_connection(url)
     yield url
     if proc is not None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_node(proc)
 
 
 @pytest.fixture(scope="session")

@@ -44,20 +44,31 @@ SAMPLE_TRUTH = REPO / "include" / "sample" / "race.truth.json"
 
 # the modules that need the generated finish-line video (tests/support/finish.py)
 NEEDS_FINISH_VIDEO = ("test_runner_passes.py", "test_text_detector.py")
-# Under `pytest -n` (make test), each module is a unit of work for one worker, except that the
-# users of a costly session fixture form one unit, so it starts once. The controller sees only test
-# ids, so the units are declared here by module; collection checks them against the fixtures.
-ONE_WORKER_MODULES = {
-    "shared_airflow": ("test_archive_load.py", "test_reliability_scheduler.py", "test_scheduler_e2e.py")
-    + ("test_web_browser.py",),
+# Under `pytest -n` (make test), each module is a unit of work for one worker, except these. The
+# controller sees only test ids, so they are declared by module; collection checks the fixtures.
+ONE_WORKER_UNITS = {
+    # every module that drives a real scheduler: the shared deployment's users, then the two that
+    # start their own. On 2 cores, two deployments at once slow each other down more than the
+    # overlap gains, while a deployment beside a CPU-bound `dag.test()` module does not.
+    "airflow": (
+        "test_archive_backfill.py",
+        "test_archive_load.py",
+        "test_demo.py",
+        "test_reliability_scheduler.py",
+        "test_scheduler_e2e.py",
+        "test_web_browser.py",
+    ),
+    # the users of the clean run of the sample
     "clean_sample": ("test_failures.py", "test_runner_truth.py", "test_video_analysis_dag.py"),
 }
+# the costly session fixtures, and the unit whose modules alone may use each, so it starts once
+UNIT_OF_FIXTURE = {"shared_airflow": "airflow", "clean_sample": "clean_sample"}
 _controller_node = None  # the OpenSearch node the workers of `pytest -n` share
 
 
 def work_unit(module: str) -> str:
-    """The unit of work a test module belongs to (its file name, or the fixture it shares)."""
-    return next((fixture for fixture, modules in ONE_WORKER_MODULES.items() if module in modules), module)
+    """The unit of work a test module belongs to: its `ONE_WORKER_UNITS` name, else its file name."""
+    return next((unit for unit, modules in ONE_WORKER_UNITS.items() if module in modules), module)
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -83,23 +94,15 @@ def pytest_configure(config):
         os.environ["OPENSEARCH_URL"] = url  # the workers start after this and inherit it
 
 
-def pytest_unconfigure(config):
-    global _controller_node
-    if _controller_node is not None:
-        from reko.localdev.opensearch import stop_node
-
-        stop_node(_controller_node)
-        del os.environ["OPENSEARCH_URL"]
-        _controller_node = None
-
-
 def pytest_collection_modifyitems(config, items):
-    """Check `ONE_WORKER_MODULES` against the fixtures; in a worker, put the units with slow tests
+    """Check `ONE_WORKER_UNITS` against the fixtures; in a worker, put the units with slow tests
     first."""
     for item in items:
-        shared = [fixture for fixture in ONE_WORKER_MODULES if fixture in item.fixturenames]
-        if shared and work_unit(item.path.name) != shared[0]:
-            raise pytest.UsageError(f"{item.path.name} uses {shared[0]}: add it to ONE_WORKER_MODULES")
+        for fixture, unit in UNIT_OF_FIXTURE.items():
+            if fixture in item.fixturenames and work_unit(item.path.name) != unit:
+                raise pytest.UsageError(
+                    f"{item.path.name} uses {fixture}: add it to ONE_WORKER_UNITS[{unit!r}]"
+                )
     if not hasattr(config, "workerinput"):  # one process: collection order as it is
         return
     slow_units = {work_unit(item.path.name) for item in items if item.get_closest_marker("slow")}
@@ -119,9 +122,16 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    global _controller_node
     from tests.support.finish import stop_background
 
     stop_background()
+    if _controller_node is not None:  # stopped before its data goes with the session folder
+        from reko.localdev.opensearch import stop_node
+
+        stop_node(_controller_node)
+        del os.environ["OPENSEARCH_URL"]
+        _controller_node = None
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
@@ -145,9 +155,8 @@ def opensearch_url() -> Iterator[str]:
     from reko.localdev.airflow_services import opensearch_connection
     from reko.localdev.opensearch import stop_node
 
-    url, proc = (
-        (os.environ["OPENSEARCH_URL"], None) if os.environ.get("OPENSEARCH_URL") else start_opensearch()
-    )
+    given = os.environ.get("OPENSEARCH_URL")
+    url, proc = (given, None) if given else start_opensearch()
     os.environ["AIRFLOW_CONN_OPENSEARCH_DEFAULT"] = opensearch_connection(url)
     yield url
     if proc is not None:

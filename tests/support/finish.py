@@ -49,7 +49,7 @@ def generate_once() -> None:
         return
     shutil.rmtree(GENERATED, ignore_errors=True)
     command = [sys.executable, str(SAMPLE / "make_finish.py"), "--seed", "1", "--out-dir", str(GENERATED)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert done.returncode == 0, f"make_finish.py --seed 1 failed ({done.returncode}): {done.stdout[-2000:]}"
     assert json.loads((GENERATED / TRUTH.name).read_text()) == json.loads(TRUTH.read_text())
     (GENERATED / FINISH.name).replace(FINISH)
@@ -85,7 +85,9 @@ def stop_background() -> None:
         if _background.poll() is None:
             os.killpg(_background.pid, signal.SIGTERM)
             _background.wait()
-            shutil.rmtree(GENERATED, ignore_errors=True)
+            with generation_lock(block=False) as mine:  # not while another process generates
+                if mine:
+                    shutil.rmtree(GENERATED, ignore_errors=True)
         _background = None
 
 

@@ -47,13 +47,11 @@ NEEDS_FINISH_VIDEO = ("test_runner_passes.py", "test_text_detector.py")
 # Under `pytest -n` (make test), each module is a unit of work for one worker, except these. The
 # controller sees only test ids, so they are declared by module; collection checks the fixtures.
 ONE_WORKER_UNITS = {
-    # every module that drives a real scheduler: the shared deployment's users, then the two that
-    # start their own. On 2 cores, two deployments at once slow each other down more than the
-    # overlap gains, while a deployment beside a CPU-bound `dag.test()` module does not.
-    "airflow": (
-        "test_archive_backfill.py",
+    # the shared deployment's users. The backfill and demo modules start deployments of their own
+    # and stay units of their own: with all six in one unit, that unit alone took most of the
+    # run's wall time (27 min 41 s of tests in CI against 26 min 20 s with them apart)
+    "shared_airflow": (
         "test_archive_load.py",
-        "test_demo.py",
         "test_reliability_scheduler.py",
         "test_scheduler_e2e.py",
         "test_web_browser.py",
@@ -62,7 +60,7 @@ ONE_WORKER_UNITS = {
     "clean_sample": ("test_failures.py", "test_runner_truth.py", "test_video_analysis_dag.py"),
 }
 # the costly session fixtures, and the unit whose modules alone may use each, so it starts once
-UNIT_OF_FIXTURE = {"shared_airflow": "airflow", "clean_sample": "clean_sample"}
+UNIT_OF_FIXTURE = {"shared_airflow": "shared_airflow", "clean_sample": "clean_sample"}
 _controller_node = None  # the OpenSearch node the workers of `pytest -n` share
 
 

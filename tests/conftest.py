@@ -48,8 +48,8 @@ NEEDS_FINISH_VIDEO = ("test_runner_passes.py", "test_text_detector.py")
 # controller sees only test ids, so they are declared by module; collection checks the fixtures.
 ONE_WORKER_UNITS = {
     # the shared deployment's users. The backfill and demo modules start deployments of their own
-    # and stay units of their own: with all six in one unit, that unit alone took most of the
-    # run's wall time (27 min 41 s of tests in CI against 26 min 20 s with them apart)
+    # and stay units of their own: all six in one unit measured no better (27 min 41 s of tests in
+    # one CI against 26 min 20 s apart, on a noisy machine), and one worker then holds every wait
     "shared_airflow": (
         "test_archive_load.py",
         "test_reliability_scheduler.py",

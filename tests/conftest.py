@@ -45,7 +45,8 @@ SAMPLE_TRUTH = REPO / "include" / "sample" / "race.truth.json"
 # the modules that need the generated finish-line video (tests/support/finish.py)
 NEEDS_FINISH_VIDEO = ("test_runner_passes.py", "test_text_detector.py")
 # Under `pytest -n` (make test), each module is a unit of work for one worker, except these. The
-# controller sees only test ids, so they are declared by module; collection checks the fixtures.
+# controller sees only test ids, so they are declared by module; each unit is named for the costly
+# session fixture its modules alone may use (collection checks it), so that fixture starts once.
 ONE_WORKER_UNITS = {
     # the shared deployment's users. The backfill and demo modules start deployments of their own
     # and stay units of their own: all six in one unit measured no better (27 min 41 s of tests in
@@ -59,8 +60,6 @@ ONE_WORKER_UNITS = {
     # the users of the clean run of the sample
     "clean_sample": ("test_failures.py", "test_runner_truth.py", "test_video_analysis_dag.py"),
 }
-# the costly session fixtures, and the unit whose modules alone may use each, so it starts once
-UNIT_OF_FIXTURE = {"shared_airflow": "shared_airflow", "clean_sample": "clean_sample"}
 _controller_node = None  # the OpenSearch node the workers of `pytest -n` share
 
 
@@ -96,20 +95,19 @@ def pytest_collection_modifyitems(config, items):
     """Check `ONE_WORKER_UNITS` against the fixtures; in a worker, put the units with slow tests
     first."""
     for item in items:
-        for fixture, unit in UNIT_OF_FIXTURE.items():
-            if fixture in item.fixturenames and work_unit(item.path.name) != unit:
+        for fixture in ONE_WORKER_UNITS:
+            if fixture in item.fixturenames and work_unit(item.path.name) != fixture:
                 raise pytest.UsageError(
-                    f"{item.path.name} uses {fixture}: add it to ONE_WORKER_UNITS[{unit!r}]"
+                    f"{item.path.name} uses {fixture}: add it to ONE_WORKER_UNITS[{fixture!r}]"
                 )
     if not hasattr(config, "workerinput"):  # one process: collection order as it is
         return
-    slow_units = {work_unit(item.path.name) for item in items if item.get_closest_marker("slow")}
+    unit = {item.nodeid: work_unit(item.path.name) for item in items}
+    slow_units = {unit[item.nodeid] for item in items if item.get_closest_marker("slow")}
     first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        first_seen.setdefault(work_unit(item.path.name), index)
-    items.sort(
-        key=lambda item: (work_unit(item.path.name) not in slow_units, first_seen[work_unit(item.path.name)])
-    )
+        first_seen.setdefault(unit[item.nodeid], index)
+    items.sort(key=lambda item: (unit[item.nodeid] not in slow_units, first_seen[unit[item.nodeid]]))
 
 
 def pytest_collection_finish(session):

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,8 @@ ONE_WORKER_UNITS = {
     "clean_sample": ("test_failures.py", "test_runner_truth.py", "test_video_analysis_dag.py"),
 }
 _controller_node = None  # the OpenSearch node the workers of `pytest -n` share
+_shared_airflow = ExitStack()  # the shared deployment, stopped once its last test is done
+_last_shared_airflow_test: str | None = None
 
 
 def work_unit(module: str) -> str:
@@ -111,10 +114,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
+    global _last_shared_airflow_test
+    users = [item.nodeid for item in session.items if "shared_airflow" in item.fixturenames]
+    _last_shared_airflow_test = users[-1] if users else None
     if any(item.path.name in NEEDS_FINISH_VIDEO for item in session.items):
         from tests.support.finish import start_in_background
 
         start_in_background()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the shared deployment after the last test that uses it (its unit's tests run one
+    after another), not at the end of the session: idle, its four services still cost CPU."""
+    yield
+    if item.nodeid == _last_shared_airflow_test:
+        _shared_airflow.close()
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -162,13 +177,15 @@ def opensearch_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def shared_airflow(opensearch_url, tmp_path_factory):
     """One real Airflow deployment for every module that can share it (`SharedDeployment.use`),
-    started when the first of them runs and stopped at the end of the session."""
+    started when the first of them runs and stopped after the last (`pytest_runtest_teardown`)."""
     from tests.support.deployment import shared_deployment
 
     root = tmp_path_factory.mktemp("shared-airflow")
     prefix = f"{os.environ['REKO_INDEX_PREFIX']}-airflow"
-    with shared_deployment(opensearch_url, root, prefix, os.environ["REKO_WORK_URI"]) as deployment:
-        yield deployment
+    yield _shared_airflow.enter_context(
+        shared_deployment(opensearch_url, root, prefix, os.environ["REKO_WORK_URI"])
+    )
+    _shared_airflow.close()  # when the session ends first (a test of it failed the run, -x)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from itertools import combinations
 from pathlib import Path
 
 import cv2
@@ -1085,23 +1086,15 @@ def _overlay_parts(overlay: np.ndarray) -> list[tuple[tuple[int, int, int, int],
 
     Outside them its alpha and colour are 0, where compositing multiplies by 1 and adds 0 (no
     change), so the frames are bit for bit those of the whole-frame composite, at a fraction of
-    the work. Drawn parts whose boxes overlap are merged, so no pixel is composited twice.
+    the work. If two parts' boxes overlap, one box around everything drawn is used instead, so no
+    pixel is composited twice.
     """
     drawn = (overlay[..., 3] > 0).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(drawn, connectivity=8)
     boxes = [(y, y + h, x, x + w) for x, y, w, h, _ in stats[1:count]]
-    merged = True
-    while merged:
-        merged = False
-        for i, a in enumerate(boxes):
-            for b in boxes[i + 1 :]:
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes.remove(b)
-                    boxes[i] = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-                    merged = True
-                    break
-            if merged:
-                break
+    if any(a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3] for a, b in combinations(boxes, 2)):
+        ys, xs = np.nonzero(drawn)
+        boxes = [(ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)]
     keep = 1.0 - overlay[..., 3:4] / 255.0
     return [
         ((ya, yb, xa, xb), keep[ya:yb, xa:xb].copy(), overlay[ya:yb, xa:xb, :3].copy())

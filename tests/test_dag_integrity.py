@@ -58,6 +58,25 @@ def test_dag_files_import_without_heavy_modules(dag_file):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_local_paths_load_no_provider_filesystem(tmp_path):
+    """A task on `file://` paths only must not import every provider's filesystem module first,
+    as Airflow's lookup by scheme does (the amazon provider's loads boto3: ~0.25 CPU-s a process)."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    probe = (
+        "import sys; sys.path.insert(0, 'plugins'); import airflow.sdk;"
+        "from reko.storage import parse_uri, source_fingerprint;"
+        f"path = parse_uri({video.as_uri()!r}); print(source_fingerprint(path));"
+        "(path.parent / 'report.json').write_text('{}'); assert path.read_bytes() == b'x';"
+        "print([m for m in ('boto3', 'botocore', 'airflow.providers.amazon.aws.fs.s3') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    fingerprint, loaded = out.stdout.strip().splitlines()[-2:]
+    assert fingerprint.startswith("1:")
+    assert (tmp_path / "report.json").read_text() == "{}"
+    assert loaded == "[]"
+
+
 def test_benchmarks_import_nothing_from_the_tests():
     """bench/ measures the shipped code: what it shares with the tests lives in reko.localdev."""
     import ast

@@ -338,3 +338,29 @@ def test_hangul_word_breaks(analyser, seed, text):
     lines = [d for d in analyser.detect_text(frame.jpeg())["TextDetections"] if d["Type"] == "LINE"]
     best = max(lines, key=lambda d: _iou(_px_box(d), line.box))
     assert _norm(best["DetectedText"]) == text
+
+
+def test_tesseract_is_set_up_only_for_a_line_the_recogniser_cannot_read(monkeypatch):
+    """Tesseract's set-up (~0.14 CPU-s) is paid once per task process: a frame of Latin text
+    and digits, all a short archive clip holds, does without it; a Hangul line gets it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from reko.analysis import local_text
+
+    monkeypatch.setattr(local_text, "_ENGINES", {})  # this process's models, made afresh
+    img = Image.new("RGB", (640, 360), "white")
+    ImageDraw.Draw(img).text(
+        (120, 120), "4172", fill="black", font=ImageFont.truetype(render_frames.BIB_FONTS[0], 96)
+    )
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92)
+    analyser = LocalTextAnalyser()
+    words = [d["DetectedText"] for d in analyser.detect_text(buf.getvalue())["TextDetections"]]
+    (engine,) = local_text._ENGINES.values()
+    assert "4172" in words
+    assert engine._combined is None
+
+    frame = render_frames.render_frame(1)  # "여자부 선두 그룹" among its lines
+    read = [d["DetectedText"] for d in analyser.detect_text(frame.jpeg())["TextDetections"]]
+    assert engine._combined is not None
+    assert "여자부" in read

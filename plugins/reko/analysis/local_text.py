@@ -206,7 +206,7 @@ class _Engine:
         self.tesserocr = tesserocr
         self.languages = languages
         self.tessdata = tessdata
-        self.tess = self._new_api(languages)
+        self._combined: Any = None
         self._single: list | None = None
         self.recogniser = _Recogniser()
         # The recogniser's dictionary has accented letters; in languages written without them
@@ -263,6 +263,14 @@ class _Engine:
         return quads
 
     # -- recognition ------------------------------------------------------------------------
+    @property
+    def tess(self):
+        """Tesseract for all the languages, created on first need: only lines the PP-OCR
+        recogniser cannot read come here, and its set-up (~0.14 CPU-s) is paid per process."""
+        if self._combined is None:
+            self._combined = self._new_api(self.languages)
+        return self._combined
+
     def single_language_apis(self) -> list:
         """For lines the combined model reads badly (e.g. it reads Hangul as Latin garbage):
         one API per language, created on first need."""

@@ -187,3 +187,17 @@ def test_the_same_video_triggered_twice_at_once_is_analysed_once(deployment, os_
         kinds=("detections", "segments"),
     )
     assert os_client.get(index=index_names.videos, id=video_id)["_source"]["run_id"] in (first, second)
+
+
+def test_task_processes_are_forked_with_the_task_modules_loaded(shared_airflow):
+    """The LocalExecutor's workers, which fork every task process, were forked from a scheduler
+    that had imported reko's task modules (`reko.preload`): the models' native libraries are
+    mapped in each of them, though a worker itself never imports anything for a task."""
+    import psutil
+
+    scheduler = psutil.Process(shared_airflow.services.procs["scheduler"].pid)
+    workers = [p for p in scheduler.children() if "LocalExecutor" in " ".join(p.cmdline())]
+    assert len(workers) == 8  # the deployment's parallelism
+    for worker in workers:
+        maps = Path(f"/proc/{worker.pid}/maps").read_text()
+        assert "onnxruntime" in maps and "cv2" in maps and "tesserocr" in maps, worker.pid

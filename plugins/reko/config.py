@@ -21,6 +21,12 @@ def default_backend() -> str:
     return backend
 
 
+def preload_task_modules() -> bool:
+    """Whether a LocalExecutor's scheduler imports what reko's tasks need before it forks its
+    workers (`REKO_PRELOAD_TASK_MODULES`, default on; `reko.preload`)."""
+    return os.environ.get("REKO_PRELOAD_TASK_MODULES", "true").lower() not in ("0", "false", "no")
+
+
 def work_uri() -> str:
     """Where frames and per-frame results are stored (`REKO_WORK_URI`)."""
     return os.environ.get("REKO_WORK_URI", (REPO_ROOT / ".data" / "work").as_uri())

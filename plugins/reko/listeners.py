@@ -1,5 +1,6 @@
 """Copies each `video_analysis` run's summary into the run's note when the run ends; links the
-probe's asset alias before the first run's tasks start (`_link_probe_alias`).
+probe's asset alias before the first run's tasks start (`_link_probe_alias`); has a LocalExecutor's
+scheduler import what reko's task processes need before it forks them (`reko.preload`).
 
 Airflow 3 tasks cannot write a DAG run's note (the execution API has no such call), but the
 scheduler calls plugin listeners with the finished run attached to its own database session:
@@ -135,6 +136,21 @@ def _link_probe_alias(session: Any) -> bool:
             session.flush()
         log.info("linked asset alias %s to %s", VIDEO_ANALYSED_BY_PROBE.name, VIDEO_ANALYSED.name)
     return True
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    """In a LocalExecutor's scheduler, before it forks its workers: import what reko's tasks
+    need, so every task process has it already (`reko.preload`). Nowhere else."""
+    try:
+        from reko.config import default_backend, preload_task_modules
+        from reko.preload import forks_task_processes
+        from reko.preload import preload_task_modules as preload
+
+        if preload_task_modules() and forks_task_processes(component):
+            preload(default_backend())
+    except Exception:  # a listener must never stop the scheduler from starting
+        log.exception("could not preload reko's task modules; each task process imports its own")
 
 
 @hookimpl

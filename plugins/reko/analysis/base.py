@@ -138,6 +138,9 @@ class BackendTraits:
     # [(text, confidence, x0, x1)] out), for re-reading bibs a runner's track predicts; None
     # where the backend has no local recogniser (Rekognition reads whole images only)
     crop_reader: str | None = None
+    # modules this backend's tasks import for their work (models, media, the cloud's SDK), which
+    # the process that forks task processes imports once for all of them (`reko.preload`)
+    task_modules: tuple[str, ...] = ()
 
 
 _TRAITS = {
@@ -149,6 +152,10 @@ _TRAITS = {
         photo_search="reko.faces.search:search_embeddings",
         face_store=None,
         crop_reader="reko.analysis.local_text:read_crop",
+        task_modules=(
+            *("numpy", "cv2", "onnxruntime", "shapely", "pyclipper", "PIL.Image", "tesserocr"),
+            *("reko.analysis.local_text", "reko.analysis.text_detector", "reko.stages.local"),
+        ),
     ),
     "aws": BackendTraits(
         frames_in_process=False,
@@ -157,6 +164,10 @@ _TRAITS = {
         stages="reko.aws.stages",
         photo_search="reko.aws.face_collection:search_collection",
         face_store="reko.aws.face_collection:delete_faces",
+        task_modules=(
+            *("boto3", "airflow.providers.amazon.aws.hooks.s3"),
+            *("reko.aws.rekognition", "reko.aws.stages", "reko.aws.mediaconvert"),
+        ),
     ),
 }
 

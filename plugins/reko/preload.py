@@ -22,8 +22,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# what every backend's tasks import: the pipeline, the short path and the index
+# what every backend's tasks import: what the DAG files import (each task process parses its
+# own), the pipeline, the short path and the index
 COMMON_TASK_MODULES = (
+    "airflow.providers.standard.decorators.python",
+    "airflow.providers.standard.operators.trigger_dagrun",
+    "reko.operators",
+    "reko.params",
     "reko.pipeline",
     "reko.short_path",
     "reko.run_summary",

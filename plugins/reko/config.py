@@ -21,7 +21,7 @@ def default_backend() -> str:
     return backend
 
 
-def preload_task_modules() -> bool:
+def preload_enabled() -> bool:
     """Whether a LocalExecutor's scheduler imports what reko's tasks need before it forks its
     workers (`REKO_PRELOAD_TASK_MODULES`, default on; `reko.preload`)."""
     return os.environ.get("REKO_PRELOAD_TASK_MODULES", "true").lower() not in ("0", "false", "no")

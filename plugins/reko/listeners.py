@@ -143,12 +143,11 @@ def on_starting(component: Any) -> None:
     """In a LocalExecutor's scheduler, before it forks its workers: import what reko's tasks
     need, so every task process has it already (`reko.preload`). Nowhere else."""
     try:
-        from reko.config import default_backend, preload_task_modules
-        from reko.preload import forks_task_processes
-        from reko.preload import preload_task_modules as preload
+        from reko.config import default_backend, preload_enabled
+        from reko.preload import forks_task_processes, preload_task_modules
 
-        if preload_task_modules() and forks_task_processes(component):
-            preload(default_backend())
+        if preload_enabled() and forks_task_processes(component):
+            preload_task_modules(default_backend())
     except Exception:  # a listener must never stop the scheduler from starting
         log.exception("could not preload reko's task modules; each task process imports its own")
 

@@ -224,7 +224,7 @@ class ProbeVideoOperator(BaseOperator, BranchMixIn):
         from reko.assets import VIDEO_ANALYSED, VIDEO_ANALYSED_BY_PROBE
         from reko.short_path import run_short_path
 
-        result = run_short_path(context, job, summary_if_failed=False)
+        result = run_short_path(context, job, summary_if_failed=False, lease_held=True)
         failed = result["report"]["failed"]
         if failed:
             self.log.warning("%d frames failed: %s tries them again", len(failed), self.short_task_id)

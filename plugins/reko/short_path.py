@@ -18,14 +18,17 @@ RESULT_KEY = "run"  # the run's result: pushed, because a task that fails return
 SUMMARY_KEY = "summary"  # the note the plugin copies into the run (reko.listeners)
 
 
-def run_short_path(context: Any, job: dict[str, Any], *, summary_if_failed: bool = True) -> dict[str, Any]:
+def run_short_path(
+    context: Any, job: dict[str, Any], *, summary_if_failed: bool = True, lease_held: bool = False
+) -> dict[str, Any]:
     """The run's result, pushed under `run`; its summary pushed under `summary` (not when frames
     failed and `summary_if_failed` is False: the probe then hands them on, and the task that tries
     them again writes the run's summary).
 
-    The lease is taken again first: it is already this run's (the probe took it) unless the task
-    was cleared after the run ended, when another run may hold it; then the task waits,
-    rescheduled. It is released whatever happens; a retry takes it again."""
+    The lease is taken again first, unless `lease_held` (the probe, which took it a moment ago in
+    this process): it is already this run's unless the task was cleared after the run ended, when
+    another run may hold it; then the task waits, rescheduled. It is released whatever happens; a
+    retry takes it again."""
     from airflow.sdk.exceptions import AirflowRescheduleException
 
     from reko.config import lease_wait_s
@@ -36,7 +39,7 @@ def run_short_path(context: Any, job: dict[str, Any], *, summary_if_failed: bool
 
     ti, me = context["ti"], Holder(context["dag"].dag_id, context["run_id"])
     client, names, video_id = get_client(), IndexNames.current(), job["store"]["video_id"]
-    holder = claim(client, names, video_id, me, airflow_run_is_live)
+    holder = None if lease_held else claim(client, names, video_id, me, airflow_run_is_live)
     if holder is not None:
         log.info("%s is being worked on by %s: waiting for it to end", video_id, holder)
         raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=lease_wait_s()))

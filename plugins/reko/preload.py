@@ -60,8 +60,8 @@ def forks_task_processes(component: Any) -> bool:
     return "LocalExecutor" in conf.get("core", "executor")
 
 
-def preload_task_modules(backend: str) -> dict[str, Any]:
-    """Imports `task_modules(backend)`; returns what was imported, what failed and the CPU-s.
+def preload_task_modules(backend: str) -> dict[str, str]:
+    """Imports `task_modules(backend)`; returns the modules that failed, with why.
 
     A module that fails to import is logged and skipped: the task that needs it fails then,
     with its own error, and the scheduler starts either way."""
@@ -69,14 +69,12 @@ def preload_task_modules(backend: str) -> dict[str, Any]:
 
     started = time.process_time()
     import_opensearch_sync_only()
-    done, failed = [], {}
+    failed = {}
     for name in task_modules(backend):
         try:
             importlib.import_module(name)
-            done.append(name)
         except ImportError as exc:  # an optional dependency missing on this machine
             failed[name] = f"{type(exc).__name__}: {exc}"
             log.warning("reko could not preload %s for task processes: %s", name, exc)
-    cpu_s = round(time.process_time() - started, 3)
-    log.info("reko preloaded %d modules for %s task processes in %.2f CPU-s", len(done), backend, cpu_s)
-    return {"imported": done, "failed": failed, "cpu_s": cpu_s}
+    log.info("reko preloaded %s task modules in %.2f CPU-s", backend, time.process_time() - started)
+    return failed
